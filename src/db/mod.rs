@@ -1,0 +1,178 @@
+//! The database layer: one [`Store`] trait, two implementations.
+//!
+//! [`sqlite::SqliteStore`] is the embedded default (one WAL file under the data directory);
+//! [`pg::PgStore`] is selected by a `postgres://` URL and lets several machines share one
+//! database. All SQL lives in those two files; code above this module only sees the trait, so it
+//! never knows which backend it runs on. Every hot-path method takes a batch: the pipeline never
+//! sends one query per unit.
+//!
+//! Visibility rule: a repository version is visible (listed, `latest`) only once `complete`; the
+//! pipeline writes memberships against an incomplete version and either
+//! [`Store::finalize_version`]s it or [`Store::discard_version`]s it.
+
+pub mod pg;
+pub mod sqlite;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::models::{
+    Artifact, Content, ContentArtifact, ContentToSave, NewArtifact, NewRemoteArtifact, Remote,
+    RemoteArtifact, Repository, RepositoryVersion, VersionCounts,
+};
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid database URL {0:?}: expected sqlite://PATH or postgres://...")]
+    BadUrl(String),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A shared handle to whichever backend is configured.
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the database named by `url` (`sqlite://path/to/file.db` or `postgres://...`), creating
+/// the SQLite file if missing, and runs the migrations.
+pub async fn connect(url: &str) -> DbResult<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = pg::PgStore::connect(url).await?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteStore::connect(url).await?;
+        Ok(Arc::new(store))
+    } else {
+        Err(DbError::BadUrl(url.to_string()))
+    }
+}
+
+/// Everything the core asks of a database.
+///
+/// Batched methods take and return slices in any order unless stated; implementations sort
+/// writes by a stable key (sha256, natural key) so concurrent syncs cannot deadlock, and
+/// tolerate a concurrent insert of the same natural key (the existing row wins).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for logs and reports only; never branch on it.
+    fn backend(&self) -> &'static str;
+
+    // ---- remotes -------------------------------------------------------------------------
+
+    /// Inserts a remote. A remote with the same name is [`DbError::Conflict`].
+    async fn create_remote(&self, remote: &Remote) -> DbResult<Remote>;
+    /// Replaces every option of the remote with this id (name included); bumps `pulp_last_updated`.
+    async fn update_remote(&self, remote: &Remote) -> DbResult<Remote>;
+    async fn get_remote(&self, id: Uuid) -> DbResult<Remote>;
+    async fn get_remote_by_name(&self, name: &str) -> DbResult<Option<Remote>>;
+
+    // ---- repositories and versions ---------------------------------------------------------
+
+    /// Inserts a repository and its empty, complete version 0; `next_version` becomes 1.
+    /// A repository with the same name is [`DbError::Conflict`].
+    async fn create_repository(
+        &self,
+        pulp_type: &str,
+        name: &str,
+        remote_id: Option<Uuid>,
+    ) -> DbResult<Repository>;
+    async fn get_repository(&self, id: Uuid) -> DbResult<Repository>;
+    async fn get_repository_by_name(&self, name: &str) -> DbResult<Option<Repository>>;
+    /// All repositories, by name.
+    async fn list_repositories(&self) -> DbResult<Vec<Repository>>;
+    /// Sets the repository's default remote.
+    async fn set_repository_remote(&self, repository_id: Uuid, remote_id: Option<Uuid>)
+        -> DbResult<()>;
+
+    /// Complete versions of a repository, by number ascending.
+    async fn list_versions(&self, repository_id: Uuid) -> DbResult<Vec<RepositoryVersion>>;
+    /// The complete version with this number, if any.
+    async fn get_version(&self, repository_id: Uuid, number: i64)
+        -> DbResult<Option<RepositoryVersion>>;
+    /// The complete version with the highest number (version 0 at least).
+    async fn latest_version(&self, repository_id: Uuid) -> DbResult<RepositoryVersion>;
+
+    /// Starts a new, incomplete version numbered `next_version`. A leftover incomplete version
+    /// of this repository (a crashed sync) is discarded first. Its content starts as the latest
+    /// complete version's.
+    async fn create_incomplete_version(&self, repository_id: Uuid) -> DbResult<RepositoryVersion>;
+
+    /// Undoes an incomplete version: deletes memberships it added, reopens memberships it
+    /// removed, deletes the version row. Idempotent. Never touches a complete version.
+    async fn discard_version(&self, version_id: Uuid) -> DbResult<()>;
+
+    /// Finishes an incomplete version in one transaction: for each (type, repo key) present
+    /// more than once, the units added by this version replace the older ones (two units added
+    /// by this version with the same repo key is [`DbError::Conflict`] naming the key); counts
+    /// are computed; if nothing was added or removed the version is deleted and `None` returned
+    /// (the latest version stays as it was); otherwise it is marked complete, the repository's
+    /// `next_version` becomes `number + 1`, and the completed version is returned.
+    async fn finalize_version(&self, version_id: Uuid) -> DbResult<Option<RepositoryVersion>>;
+
+    /// Content of a complete version, by (pulp_type, natural_key), paginated.
+    async fn version_content(
+        &self,
+        version_id: Uuid,
+        limit: u64,
+        offset: u64,
+    ) -> DbResult<Vec<Content>>;
+
+    // ---- pipeline, all batched ------------------------------------------------------------
+
+    /// Artifacts whose sha256 is in `sha256s` (others are simply absent from the answer).
+    async fn find_artifacts_by_sha256(&self, sha256s: &[String]) -> DbResult<Vec<Artifact>>;
+
+    /// Inserts artifacts whose files are already in place. An artifact whose sha256 exists
+    /// (inserted meanwhile by another sync) is not an error: the existing row is returned.
+    /// Returns one artifact per distinct input sha256.
+    async fn insert_artifacts(&self, artifacts: &[NewArtifact]) -> DbResult<Vec<Artifact>>;
+
+    /// Saved content of this type with any of these natural keys.
+    async fn find_content(&self, pulp_type: &str, natural_keys: &[String])
+        -> DbResult<Vec<Content>>;
+
+    /// Saves a batch of content in one transaction and returns the content ids in input order.
+    /// New units are inserted (a concurrent insert of the same natural key is tolerated: the
+    /// existing row is used) with their content artifacts. For units that exist, missing content
+    /// artifacts are added and a content artifact whose artifact is null gets the artifact now
+    /// known (an on_demand unit later synced immediate).
+    async fn save_content(&self, batch: &[ContentToSave]) -> DbResult<Vec<Uuid>>;
+
+    /// Records where each content artifact can be fetched from: one remote artifact per
+    /// (content artifact, remote); an existing one gets the new URL, size and digests.
+    async fn save_remote_artifacts(&self, batch: &[NewRemoteArtifact]) -> DbResult<()>;
+
+    /// Content artifacts of these units (with their artifact when downloaded).
+    async fn content_artifacts(
+        &self,
+        content_ids: &[Uuid],
+    ) -> DbResult<Vec<(ContentArtifact, Option<Artifact>)>>;
+
+    /// Remote artifacts of one content artifact.
+    async fn remote_artifacts(&self, content_artifact_id: Uuid) -> DbResult<Vec<RemoteArtifact>>;
+
+    /// Adds to the incomplete version every unit of `content_ids` not already present in it
+    /// (present = in the previous complete version and not removed, or added by this version).
+    /// Returns how many were added.
+    async fn associate(&self, version_id: Uuid, content_ids: &[Uuid]) -> DbResult<u64>;
+
+    /// Removes from the incomplete version every present unit whose id is not in `keep`
+    /// (mirror sync). Returns how many were removed. Works in pages: memory is bounded by `keep`.
+    async fn unassociate_except(&self, version_id: Uuid, keep: &HashSet<Uuid>) -> DbResult<u64>;
+
+    /// Counts of a version as they stand (complete or not).
+    async fn count_version(&self, version_id: Uuid) -> DbResult<VersionCounts>;
+}

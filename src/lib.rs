@@ -1,0 +1,30 @@
+//! pulp-rs: the core of Pulp 3 in Rust. Mirror repositories into a store you own, keep every
+//! change as a numbered repository version, and serve any version.
+//!
+//! # Layout
+//! - [`models`]: the data model as plain values (remotes, repositories, versions, content,
+//!   artifacts), shared by every layer.
+//! - [`stages`]: the sync pipeline: the `Stage` trait, bounded links, batching, per-stage
+//!   metrics, and the default stages from QueryExistingContents to ContentUnassociation.
+//! - [`declarative`]: what a first stage emits: unsaved content with its declarative
+//!   artifacts, and the future that resolves when the unit is saved.
+//! - [`downloader`]: HTTP(S) and `file://` downloads with validation, per-remote concurrency,
+//!   rate limits and retries; one factory per remote.
+//! - [`storage`]: content-addressed artifact files, adopted per batch with one `syncfs`.
+//! - [`db`]: the `Store` trait and its SQLite (default) and PostgreSQL backends.
+//! - [`sync`]: runs a pipeline against a new repository version and commits it only when every
+//!   stage returned Ok.
+//! - [`plugins`]: content types; the core never names one (`plugins::file` is the first).
+//! - [`api`], `content`, `tasking`: the REST API, content app and tasking (later issues).
+//! - [`cli`]: the `pulp-rs` command line.
+
+pub mod api;
+pub mod cli;
+pub mod db;
+pub mod declarative;
+pub mod downloader;
+pub mod models;
+pub mod plugins;
+pub mod stages;
+pub mod storage;
+pub mod sync;

@@ -1,0 +1,296 @@
+//! The data model shared by every layer: rows as plain Rust values.
+//!
+//! `db` reads and writes these, `stages` move them through the pipeline, `downloader` reads a
+//! [`Remote`]'s options. Nothing here talks to a database or the network.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// How a remote's artifacts are fetched during a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Download every artifact during the sync.
+    #[default]
+    Immediate,
+    /// Record remote artifacts only; the content app fetches and saves on first request.
+    OnDemand,
+    /// Record remote artifacts only; the content app fetches on every request, never saves.
+    Streamed,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Immediate => "immediate",
+            Policy::OnDemand => "on_demand",
+            Policy::Streamed => "streamed",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "immediate" => Ok(Policy::Immediate),
+            "on_demand" => Ok(Policy::OnDemand),
+            "streamed" => Ok(Policy::Streamed),
+            other => Err(format!(
+                "unknown policy {other:?} (expected immediate, on_demand or streamed)"
+            )),
+        }
+    }
+}
+
+/// Digests other than sha256 that an artifact may carry (sha256 is always known once saved).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherDigests {
+    pub sha224: Option<String>,
+    pub sha384: Option<String>,
+    pub sha512: Option<String>,
+}
+
+/// What we expect of a file before we have it: checked by the downloader while streaming.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expected {
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub other: OtherDigests,
+}
+
+/// A saved artifact: a file in content-addressed storage plus its row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Artifact {
+    pub id: Uuid,
+    pub sha256: String,
+    pub size: u64,
+    pub other: OtherDigests,
+    /// Path relative to the storage root: `artifact/<2 hex>/<62 hex>`.
+    pub file: String,
+    pub pulp_created: DateTime<Utc>,
+}
+
+/// An artifact about to be inserted (its file is already in place and durable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewArtifact {
+    pub sha256: String,
+    pub size: u64,
+    pub other: OtherDigests,
+    pub file: String,
+}
+
+/// A content unit not yet saved. The core knows it only by type, keys and opaque data; the
+/// plugin that made it knows what the data means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnsavedContent {
+    /// `<plugin>.<type>`, e.g. `file.file`.
+    pub pulp_type: String,
+    /// Unique per type: two units with the same natural key are the same unit.
+    pub natural_key: String,
+    /// Within one repository version at most one unit per (type, repo key): a new unit with the
+    /// repo key of a present one replaces it.
+    pub repo_key: String,
+    /// The plugin's fields, stored as JSON.
+    pub data: serde_json::Value,
+}
+
+/// A saved content unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Content {
+    pub id: Uuid,
+    pub pulp_type: String,
+    pub natural_key: String,
+    pub repo_key: String,
+    pub data: serde_json::Value,
+    pub pulp_created: DateTime<Utc>,
+}
+
+/// Links a content unit to an artifact (or to nothing yet, for on_demand / streamed) at a path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContentArtifact {
+    pub id: Uuid,
+    pub content_id: Uuid,
+    pub artifact_id: Option<Uuid>,
+    pub relative_path: String,
+}
+
+/// A content unit to save, with the content artifacts it must have.
+#[derive(Debug, Clone)]
+pub struct ContentToSave {
+    /// `Some` when the unit already exists (then only content artifacts are reconciled).
+    pub existing_id: Option<Uuid>,
+    pub content: UnsavedContent,
+    /// `(relative_path, artifact id when we have the file)`.
+    pub artifacts: Vec<(String, Option<Uuid>)>,
+}
+
+/// Where a content artifact can be fetched from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRemoteArtifact {
+    pub content_id: Uuid,
+    pub relative_path: String,
+    pub remote_id: Uuid,
+    pub url: String,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub other: OtherDigests,
+}
+
+/// A saved remote artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteArtifact {
+    pub id: Uuid,
+    pub content_artifact_id: Uuid,
+    pub remote_id: Uuid,
+    pub url: String,
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub other: OtherDigests,
+}
+
+/// A remote: where and how to fetch. Secrets are redacted from `Debug`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remote {
+    pub id: Uuid,
+    pub pulp_type: String,
+    pub name: String,
+    pub url: String,
+    pub policy: Policy,
+    pub download_concurrency: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub username: Option<String>,
+    #[serde(skip_serializing)]
+    pub password: Option<String>,
+    pub proxy_url: Option<String>,
+    pub proxy_username: Option<String>,
+    #[serde(skip_serializing)]
+    pub proxy_password: Option<String>,
+    /// PEM text added to the system roots.
+    pub ca_cert: Option<String>,
+    /// PEM text, with `client_key`, for mutual TLS.
+    pub client_cert: Option<String>,
+    #[serde(skip_serializing)]
+    pub client_key: Option<String>,
+    pub tls_validation: bool,
+    /// Extra request headers, in order; a name may repeat.
+    pub headers: Vec<(String, String)>,
+    /// Seconds.
+    pub connect_timeout: Option<f64>,
+    /// Seconds without a byte from the server.
+    pub sock_read_timeout: Option<f64>,
+    /// Seconds for one attempt, headers and body.
+    pub total_timeout: Option<f64>,
+    /// Requests per second, across all downloads from this remote.
+    pub rate_limit: Option<u32>,
+    pub pulp_created: DateTime<Utc>,
+    pub pulp_last_updated: DateTime<Utc>,
+}
+
+impl Remote {
+    /// A remote with pulpcore's defaults for every option.
+    pub fn new(pulp_type: &str, name: &str, url: &str, policy: Policy) -> Remote {
+        let now = Utc::now();
+        Remote {
+            id: Uuid::now_v7(),
+            pulp_type: pulp_type.to_string(),
+            name: name.to_string(),
+            url: url.to_string(),
+            policy,
+            download_concurrency: None,
+            max_retries: None,
+            username: None,
+            password: None,
+            proxy_url: None,
+            proxy_username: None,
+            proxy_password: None,
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+            tls_validation: true,
+            headers: Vec::new(),
+            connect_timeout: None,
+            sock_read_timeout: None,
+            total_timeout: None,
+            rate_limit: None,
+            pulp_created: now,
+            pulp_last_updated: now,
+        }
+    }
+
+    pub const DEFAULT_DOWNLOAD_CONCURRENCY: u32 = 10;
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+}
+
+fn redact(v: &Option<String>) -> &'static str {
+    if v.is_some() {
+        "<set>"
+    } else {
+        "<unset>"
+    }
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("id", &self.id)
+            .field("pulp_type", &self.pulp_type)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("policy", &self.policy)
+            .field("download_concurrency", &self.download_concurrency)
+            .field("max_retries", &self.max_retries)
+            .field("username", &self.username)
+            .field("password", &redact(&self.password))
+            .field("proxy_url", &self.proxy_url)
+            .field("proxy_username", &self.proxy_username)
+            .field("proxy_password", &redact(&self.proxy_password))
+            .field("ca_cert", &self.ca_cert.is_some())
+            .field("client_cert", &self.client_cert.is_some())
+            .field("client_key", &redact(&self.client_key))
+            .field("tls_validation", &self.tls_validation)
+            .field("headers", &self.headers.len())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("sock_read_timeout", &self.sock_read_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
+}
+
+/// A repository: a named, versioned set of content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Repository {
+    pub id: Uuid,
+    pub pulp_type: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The number the next version will get.
+    pub next_version: i64,
+    /// The default remote for a sync.
+    pub remote_id: Option<Uuid>,
+    pub pulp_created: DateTime<Utc>,
+    pub pulp_last_updated: DateTime<Utc>,
+}
+
+/// Added / removed / present unit counts of one version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VersionCounts {
+    pub added: u64,
+    pub removed: u64,
+    pub present: u64,
+}
+
+/// A repository version. Only `complete` versions are ever visible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepositoryVersion {
+    pub id: Uuid,
+    pub repository_id: Uuid,
+    pub number: i64,
+    pub complete: bool,
+    pub counts: VersionCounts,
+    pub pulp_created: DateTime<Utc>,
+}
