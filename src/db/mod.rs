@@ -1,7 +1,7 @@
 //! The database layer: one [`Store`] trait, two implementations.
 //!
-//! [`sqlite::SqliteStore`] is the embedded default (one WAL file under the data directory);
-//! [`pg::PgStore`] is selected by a `postgres://` URL and lets several machines share one
+//! `sqlite::SqliteStore` is the embedded default (one WAL file under the data directory);
+//! `pg::PgStore` is selected by a `postgres://` URL and lets several machines share one
 //! database. All SQL lives in those two files; code above this module only sees the trait, so it
 //! never knows which backend it runs on. Every hot-path method takes a batch: the pipeline never
 //! sends one query per unit.
@@ -50,11 +50,9 @@ pub type DynStore = Arc<dyn Store>;
 /// the SQLite file if missing, and runs the migrations.
 pub async fn connect(url: &str) -> DbResult<DynStore> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = pg::PgStore::connect(url).await?;
-        Ok(Arc::new(store))
+        pg::connect(url).await
     } else if url.starts_with("sqlite:") {
-        let store = sqlite::SqliteStore::connect(url).await?;
-        Ok(Arc::new(store))
+        sqlite::connect(url).await
     } else {
         Err(DbError::BadUrl(url.to_string()))
     }

@@ -1,1 +1,8 @@
-//! PostgreSQL backend (in progress).
+//! pg backend (in progress).
+use super::{DbResult, DynStore};
+
+/// Opens the database and runs migrations.
+pub async fn connect(url: &str) -> DbResult<DynStore> {
+    let _ = url;
+    todo!("db helper")
+}

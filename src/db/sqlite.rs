@@ -1,1 +1,8 @@
-//! SQLite backend (in progress).
+//! sqlite backend (in progress).
+use super::{DbResult, DynStore};
+
+/// Opens the database and runs migrations.
+pub async fn connect(url: &str) -> DbResult<DynStore> {
+    let _ = url;
+    todo!("db helper")
+}
