@@ -1,1 +1,44 @@
-//! (in progress)
+//! Content-type plugins. The core knows a plugin only through the [`Plugin`] trait: it asks
+//! for a first stage (and optionally a whole custom pipeline) and never names a content type.
+//! [`registry`] is the one list of compiled-in plugins.
+
+pub mod file;
+
+use std::sync::Arc;
+
+use crate::declarative::RemoteHandle;
+use crate::stages::{default_stages, Stage, StageEnv};
+
+/// What a plugin's first stage may use besides its remote.
+#[derive(Clone)]
+pub struct SyncEnv {
+    pub remote: Arc<RemoteHandle>,
+    pub stages: StageEnv,
+}
+
+/// A content-type plugin.
+pub trait Plugin: Send + Sync + 'static {
+    /// The plugin's name, the first half of its `pulp_type`s (`file` for `file.file`).
+    fn name(&self) -> &'static str;
+
+    /// The repository / remote type it syncs (`file.file`).
+    fn repository_type(&self) -> &'static str;
+
+    /// The first stage of a sync from `env.remote`.
+    fn first_stage(&self, env: &SyncEnv) -> Box<dyn Stage>;
+
+    /// The stages after the first. Override to insert custom stages.
+    fn stages(&self, env: &SyncEnv, mirror: bool) -> Vec<Box<dyn Stage>> {
+        default_stages(&env.stages, mirror)
+    }
+}
+
+/// Every compiled-in plugin.
+pub fn registry() -> Vec<Arc<dyn Plugin>> {
+    vec![Arc::new(file::FilePlugin)]
+}
+
+/// The plugin called `name`, if compiled in.
+pub fn by_name(name: &str) -> Option<Arc<dyn Plugin>> {
+    registry().into_iter().find(|p| p.name() == name)
+}

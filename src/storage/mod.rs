@@ -92,14 +92,21 @@ impl ArtifactStorage {
     ///
     /// Blocking: call from `spawn_blocking`. Each temp file must hold exactly the bytes whose
     /// sha256 is given (the downloader checked). A file already present is kept and the temp
-    /// file deleted. Returns the relative paths, in input order.
-    pub fn adopt_batch(&self, files: Vec<(TempPath, String)>) -> Result<Vec<String>, StorageError> {
+    /// file deleted, unless its size is not `size` (a torn earlier write): then it is replaced.
+    /// Returns the relative paths, in input order.
+    pub fn adopt_batch(
+        &self,
+        files: Vec<(TempPath, String, u64)>,
+    ) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::with_capacity(files.len());
         let mut moved_any = false;
-        for (temp, sha256) in files {
+        for (temp, sha256, size) in files {
             let rel = Self::relative_path(&sha256)?;
             let dest = self.root.join(&rel);
-            if dest.is_file() {
+            let intact = std::fs::metadata(&dest)
+                .map(|m| m.is_file() && m.len() == size)
+                .unwrap_or(false);
+            if intact {
                 drop(temp); // deletes the duplicate download
             } else {
                 let parent = dest.parent().expect("artifact path has a parent");
@@ -165,11 +172,11 @@ mod tests {
         let sha = "cd".repeat(32);
         let mut f = st.temp_file().unwrap();
         f.write_all(b"first").unwrap();
-        let rel = st.adopt_batch(vec![(f.into_temp_path(), sha.clone())]).unwrap();
+        let rel = st.adopt_batch(vec![(f.into_temp_path(), sha.clone(), 5)]).unwrap();
         let mut g = st.temp_file().unwrap();
         g.write_all(b"second").unwrap();
         let g_path = g.path().to_path_buf();
-        st.adopt_batch(vec![(g.into_temp_path(), sha.clone())]).unwrap();
+        st.adopt_batch(vec![(g.into_temp_path(), sha.clone(), 5)]).unwrap();
         assert_eq!(std::fs::read(st.absolute(&rel[0])).unwrap(), b"first");
         assert!(!g_path.exists(), "duplicate temp file must be deleted");
         assert_eq!(std::fs::read_dir(st.tmp_dir()).unwrap().count(), 0);

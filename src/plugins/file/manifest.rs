@@ -1,0 +1,169 @@
+//! `PULP_MANIFEST`: one `relative_path,sha256,size` line per file.
+//!
+//! Lines split on their last two commas (paths may contain commas); blank lines and lines
+//! starting with `#` are skipped. A path must be relative and stay inside the repository: no
+//! leading `/`, no empty, `.` or `..` segment (also percent-encoded, like `%2e%2e`), no backslash,
+//! no NUL or other control character. Any other shape fails with the line number.
+
+/// One manifest line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    pub relative_path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Why a manifest line was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed manifest, line {line}: {reason}")]
+pub struct ManifestError {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Why a relative path is unsafe.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!("absolute path {path:?}"));
+    }
+    if path.contains('\\') {
+        return Err(format!("backslash in path {path:?}"));
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err(format!("control character in path {path:?}"));
+    }
+    for segment in path.split('/') {
+        let decoded = percent_decode_lossy(segment);
+        match decoded.as_str() {
+            "" => return Err(format!("empty segment in path {path:?}")),
+            "." | ".." => return Err(format!("path {path:?} escapes the repository")),
+            _ => {}
+        }
+        if decoded.contains('/') || decoded.contains('\\') || decoded.contains('\0') {
+            return Err(format!("encoded separator in path {path:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Percent-decodes (repeatedly, so `%252e` is caught too) without failing on bad escapes.
+fn percent_decode_lossy(s: &str) -> String {
+    let mut current = s.to_string();
+    for _ in 0..3 {
+        let next: String =
+            String::from_utf8_lossy(&percent_decode(current.as_bytes())).into_owned();
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    current
+}
+
+fn percent_decode(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Parses one line (1-based `line_no`); `Ok(None)` for blank and comment lines.
+pub fn parse_line(line_no: usize, raw: &str) -> Result<Option<ManifestEntry>, ManifestError> {
+    let line = raw.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let err = |reason: String| ManifestError {
+        line: line_no,
+        reason,
+    };
+    let mut parts = line.rsplitn(3, ',');
+    let size = parts.next().unwrap_or_default().trim();
+    let sha256 = parts.next();
+    let path = parts.next();
+    let (Some(sha256), Some(path)) = (sha256, path) else {
+        return Err(err(format!(
+            "expected relative_path,sha256,size but got {line:?}"
+        )));
+    };
+    let sha256 = sha256.trim().to_ascii_lowercase();
+    if !crate::storage::is_sha256_hex(&sha256) {
+        return Err(err(format!("{sha256:?} is not a sha256 hex digest")));
+    }
+    let size: u64 = size
+        .parse()
+        .map_err(|_| err(format!("{size:?} is not a size in bytes")))?;
+    check_relative_path(path).map_err(err)?;
+    Ok(Some(ManifestEntry {
+        relative_path: path.to_string(),
+        sha256,
+        size,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn parses_paths_with_commas_and_skips_comments() {
+        assert_eq!(parse_line(1, "# comment").unwrap(), None);
+        assert_eq!(parse_line(2, "   ").unwrap(), None);
+        let e = parse_line(3, &format!("a,b/c.txt,{SHA},0")).unwrap().unwrap();
+        assert_eq!(e.relative_path, "a,b/c.txt");
+        assert_eq!(e.size, 0);
+        let upper = parse_line(4, &format!("x,{},12\r", SHA.to_uppercase()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(upper.sha256, SHA);
+    }
+
+    #[test]
+    fn rejects_malformed_lines_with_their_number() {
+        let e = parse_line(7, "only,two").unwrap_err();
+        assert_eq!(e.line, 7);
+        assert!(e.to_string().contains("line 7"), "{e}");
+        assert!(parse_line(1, &format!("a,{SHA},-1")).is_err());
+        assert!(parse_line(1, "a,nothex,1").is_err());
+    }
+
+    #[test]
+    fn rejects_escaping_paths() {
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a/./b",
+            "%2e%2e/x",
+            "a/%2E%2e/b",
+            "%252e%252e/x",
+            "a\\..\\b",
+            "a\0b",
+            "a/",
+            "a%2fb/..%2f",
+        ] {
+            assert!(
+                parse_line(1, &format!("{bad},{SHA},1")).is_err(),
+                "{bad:?} must be rejected"
+            );
+        }
+        assert!(parse_line(1, &format!("a/b..c/d.txt,{SHA},1")).unwrap().is_some());
+    }
+}

@@ -1,0 +1,158 @@
+//! The file plugin (pulp_file's format): a repository is a `PULP_MANIFEST` listing files.
+//!
+//! The first stage fetches the manifest once from the remote's URL, then streams it line by line
+//! (memory stays flat whatever its length), emitting one `file.file` unit per line with one
+//! artifact at the line's relative path, fetched from the manifest's directory. Natural key:
+//! relative path + sha256; repo key: relative path (a new digest at a path replaces the old unit
+//! in the new version).
+
+pub mod manifest;
+
+use async_trait::async_trait;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use tokio::io::AsyncBufReadExt;
+
+use crate::declarative::{ArtifactState, DeclarativeArtifact, DeclarativeContent};
+use crate::models::{Expected, Policy, UnsavedContent};
+use crate::plugins::{Plugin, SyncEnv};
+use crate::stages::{Stage, StageError, StageIo};
+pub use manifest::{check_relative_path, parse_line, ManifestEntry, ManifestError};
+
+/// The `pulp_type` of a file unit, repository and remote.
+pub const FILE_TYPE: &str = "file.file";
+
+/// The file plugin.
+pub struct FilePlugin;
+
+impl Plugin for FilePlugin {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn repository_type(&self) -> &'static str {
+        FILE_TYPE
+    }
+
+    fn first_stage(&self, env: &SyncEnv) -> Box<dyn Stage> {
+        Box::new(FileFirstStage { env: env.clone() })
+    }
+}
+
+/// Characters kept as they are in a URL path segment; everything else is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The URL of `relative_path` next to the manifest at `manifest_url`.
+pub fn artifact_url(manifest_url: &str, relative_path: &str) -> Result<String, String> {
+    let mut base = url::Url::parse(manifest_url).map_err(|e| format!("bad manifest URL: {e}"))?;
+    base.set_query(None);
+    base.set_fragment(None);
+    let dir = base
+        .join("./")
+        .map_err(|e| format!("bad manifest URL: {e}"))?;
+    let encoded: Vec<String> = relative_path
+        .split('/')
+        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
+        .collect();
+    let full = dir
+        .join(&encoded.join("/"))
+        .map_err(|e| format!("cannot join {relative_path:?} onto {dir}: {e}"))?;
+    if !full.as_str().starts_with(dir.as_str()) {
+        return Err(format!("{relative_path:?} escapes {dir}"));
+    }
+    Ok(full.into())
+}
+
+/// The unit and artifact for one manifest entry.
+pub fn unit_for(env: &SyncEnv, entry: ManifestEntry) -> Result<DeclarativeContent, String> {
+    let remote = &env.remote.remote;
+    let url = artifact_url(&remote.url, &entry.relative_path)?;
+    let natural_key = serde_json::to_string(&(&entry.relative_path, &entry.sha256))
+        .map_err(|e| e.to_string())?;
+    let content = UnsavedContent {
+        pulp_type: FILE_TYPE.to_string(),
+        natural_key,
+        repo_key: entry.relative_path.clone(),
+        data: serde_json::json!({
+            "relative_path": entry.relative_path,
+            "digest": entry.sha256,
+        }),
+    };
+    let artifact = DeclarativeArtifact {
+        artifact: ArtifactState::Unsaved(Expected {
+            size: Some(entry.size),
+            sha256: Some(entry.sha256),
+            other: Default::default(),
+        }),
+        url,
+        relative_path: entry.relative_path,
+        remote: env.remote.clone(),
+        deferred_download: remote.policy != Policy::Immediate,
+    };
+    Ok(DeclarativeContent::new(content, vec![artifact]))
+}
+
+/// Fetches the manifest and emits its units.
+pub struct FileFirstStage {
+    env: SyncEnv,
+}
+
+#[async_trait]
+impl Stage for FileFirstStage {
+    fn name(&self) -> String {
+        "FileFirstStage".into()
+    }
+
+    async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
+        let remote = &self.env.remote;
+        let manifest = remote
+            .downloader
+            .download(&remote.remote.url, &Expected::default())
+            .await?;
+        io.ctx.metrics.add_bytes(manifest.size);
+        let file = tokio::fs::File::open(&manifest.temp)
+            .await
+            .map_err(|e| StageError::Plugin(format!("cannot read the downloaded manifest: {e}")))?;
+        let mut lines = tokio::io::BufReader::with_capacity(256 * 1024, file).lines();
+        let mut line_no = 0usize;
+        loop {
+            let line = lines.next_line().await.map_err(|e| {
+                StageError::Plugin(format!(
+                    "malformed manifest {}, line {}: {e}",
+                    remote.remote.url,
+                    line_no + 1
+                ))
+            })?;
+            let Some(line) = line else { break };
+            line_no += 1;
+            let entry = parse_line(line_no, &line)
+                .map_err(|e| StageError::Plugin(format!("{} ({})", e, remote.remote.url)))?;
+            if let Some(entry) = entry {
+                let dc = unit_for(&self.env, entry).map_err(StageError::Plugin)?;
+                io.output.put(dc).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_urls_sit_next_to_the_manifest() {
+        let m = "http://h:1/repo/sub/PULP_MANIFEST?x=1";
+        assert_eq!(
+            artifact_url(m, "a/b c,d.txt").unwrap(),
+            "http://h:1/repo/sub/a/b%20c%2Cd.txt"
+        );
+        assert_eq!(
+            artifact_url("file:///srv/r/PULP_MANIFEST", "x:y/z").unwrap(),
+            "file:///srv/r/x%3Ay/z"
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! Measuring from inside: per-stage and per-link counters, kept by the stages API itself.
+//!
+//! [`Input`](super::Input) and [`Output`](super::Output) update these as items pass, so every
+//! stage (a plugin's first stage and custom stages included) is measured without code of its own.
+//! Counters are relaxed atomics bumped per item or per batch; clocks are read only on the slow
+//! path (when a stage actually has to wait), so measuring costs almost nothing on a busy
+//! pipeline. Wall time splits into *starved* (waiting for input), *blocked* (waiting for room
+//! downstream) and *busy* (the rest).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// Counters of one stage.
+#[derive(Debug)]
+pub struct StageMetrics {
+    pub name: String,
+    items_in: AtomicU64,
+    items_out: AtomicU64,
+    bytes: AtomicU64,
+    starved_ns: AtomicU64,
+    blocked_ns: AtomicU64,
+    started: OnceLock<Instant>,
+    finished: OnceLock<Instant>,
+}
+
+impl StageMetrics {
+    pub fn new(name: &str) -> StageMetrics {
+        StageMetrics {
+            name: name.to_string(),
+            items_in: AtomicU64::new(0),
+            items_out: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            starved_ns: AtomicU64::new(0),
+            blocked_ns: AtomicU64::new(0),
+            started: OnceLock::new(),
+            finished: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn start(&self) {
+        let _ = self.started.set(Instant::now());
+    }
+
+    pub(crate) fn finish(&self) {
+        let _ = self.finished.set(Instant::now());
+    }
+
+    pub(crate) fn add_in(&self, n: u64) {
+        self.items_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_out(&self, n: u64) {
+        self.items_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records bytes this stage moved (downloaded, written, served).
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_starved(&self, d: Duration) {
+        self.starved_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_blocked(&self, d: Duration) {
+        self.blocked_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn items_in(&self) -> u64 {
+        self.items_in.load(Ordering::Relaxed)
+    }
+
+    pub fn items_out(&self) -> u64 {
+        self.items_out.load(Ordering::Relaxed)
+    }
+
+    /// A consistent-enough view of the counters now.
+    pub fn snapshot(&self) -> StageReport {
+        let now = Instant::now();
+        let wall = match self.started.get() {
+            Some(s) => self.finished.get().copied().unwrap_or(now) - *s,
+            None => Duration::ZERO,
+        };
+        let starved = Duration::from_nanos(self.starved_ns.load(Ordering::Relaxed));
+        let blocked = Duration::from_nanos(self.blocked_ns.load(Ordering::Relaxed));
+        let busy = wall.saturating_sub(starved + blocked);
+        StageReport {
+            name: self.name.clone(),
+            items_in: self.items_in(),
+            items_out: self.items_out(),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            wall_secs: wall.as_secs_f64(),
+            busy_secs: busy.as_secs_f64(),
+            starved_secs: starved.as_secs_f64(),
+            blocked_secs: blocked.as_secs_f64(),
+        }
+    }
+}
+
+/// Occupancy of one link (the bounded channel into a stage).
+#[derive(Debug)]
+pub struct LinkMetrics {
+    /// `"<upstream> -> <downstream>"`.
+    pub name: String,
+    pub capacity: usize,
+    queued: AtomicI64,
+    peak: AtomicI64,
+}
+
+impl LinkMetrics {
+    pub fn new(name: String, capacity: usize) -> LinkMetrics {
+        LinkMetrics {
+            name,
+            capacity,
+            queued: AtomicI64::new(0),
+            peak: AtomicI64::new(0),
+        }
+    }
+
+    pub(crate) fn pushed(&self) {
+        let now = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub(crate) fn popped(&self, n: usize) {
+        self.queued.fetch_sub(n as i64, Ordering::Relaxed);
+    }
+
+    /// Items waiting in the link now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed).max(0) as usize
+    }
+
+    /// The most items ever waiting in the link at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed).max(0) as usize
+    }
+}
+
+/// What one stage did, as numbers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageReport {
+    pub name: String,
+    pub items_in: u64,
+    pub items_out: u64,
+    pub bytes: u64,
+    pub wall_secs: f64,
+    pub busy_secs: f64,
+    pub starved_secs: f64,
+    pub blocked_secs: f64,
+}
+
+impl StageReport {
+    /// Share of wall time spent busy, 0..=1.
+    pub fn busy_share(&self) -> f64 {
+        share(self.busy_secs, self.wall_secs)
+    }
+    pub fn starved_share(&self) -> f64 {
+        share(self.starved_secs, self.wall_secs)
+    }
+    pub fn blocked_share(&self) -> f64 {
+        share(self.blocked_secs, self.wall_secs)
+    }
+}
+
+fn share(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        (part / whole).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// A link's occupancy as numbers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LinkReport {
+    pub name: String,
+    pub capacity: usize,
+    pub queued: usize,
+    pub peak: usize,
+}
+
+/// The live counters of a whole pipeline; cheap to clone (`Arc`) and read while it runs.
+#[derive(Debug, Clone)]
+pub struct PipelineMetrics {
+    pub stages: Vec<Arc<StageMetrics>>,
+    pub links: Vec<Arc<LinkMetrics>>,
+}
+
+impl PipelineMetrics {
+    pub fn snapshot(&self) -> PipelineReport {
+        PipelineReport {
+            stages: self.stages.iter().map(|s| s.snapshot()).collect(),
+            links: self
+                .links
+                .iter()
+                .map(|l| LinkReport {
+                    name: l.name.clone(),
+                    capacity: l.capacity,
+                    queued: l.queued(),
+                    peak: l.peak(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&Arc<StageMetrics>> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// Every stage's and link's numbers, and which stage held the sync back.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PipelineReport {
+    pub stages: Vec<StageReport>,
+    pub links: Vec<LinkReport>,
+}
+
+impl PipelineReport {
+    /// The stage that held the pipeline back: the one with the largest busy share. A stage that
+    /// is busy while those before it are blocked and those after it are starved is exactly the
+    /// one whose busy share stands out; ties go to the earlier stage.
+    pub fn bottleneck(&self) -> Option<&StageReport> {
+        let mut best: Option<&StageReport> = None;
+        for s in &self.stages {
+            if best.is_none_or(|b| s.busy_share() > b.busy_share()) {
+                best = Some(s);
+            }
+        }
+        best
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&StageReport> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
