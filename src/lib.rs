@@ -16,13 +16,15 @@
 //!   stage returned Ok.
 //! - [`plugins`]: content types; the core never names one (`plugins::file` is the first).
 //! - [`api`], `content`, `tasking`: the REST API, content app and tasking (later issues).
-//! - [`cli`]: the `pulp-rs` command line.
+//! - [`fixture`]: local fixtures and a static server for benchmarks.
+//!
+//! The `pulp-rs` command line lives in the binary (`src/cli/`), the only place that uses anyhow.
 
 pub mod api;
-pub mod cli;
 pub mod db;
 pub mod declarative;
 pub mod downloader;
+pub mod fixture;
 pub mod models;
 pub mod plugins;
 pub mod stages;

@@ -1,1 +1,114 @@
-//! (in progress)
+//! The `pulp-rs` command line: `sync`, `repo list|show`, `bench`.
+//!
+//! Everything runs in-process on the embedded SQLite database under the data directory (default
+//! `$PULP_DATA_DIR`, else `~/.local/share/pulp-rs`), or on PostgreSQL with `--database-url
+//! postgres://...`. No server is needed. This is the only place that uses anyhow.
+
+mod bench;
+mod progress;
+mod repo;
+mod sync_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pulp_rs::db::{self, DynStore};
+use pulp_rs::storage::ArtifactStorage;
+
+#[derive(Parser, Debug)]
+#[command(name = "pulp-rs", version, about = "Mirror repositories into numbered versions you own")]
+struct Cli {
+    /// Where the database (SQLite) and the artifacts live.
+    #[arg(long, global = true, env = "PULP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://...`; default: SQLite inside the data directory.
+    #[arg(long, global = true, env = "PULP_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Sync a repository from a manifest URL into a new repository version.
+    Sync(sync_cmd::SyncArgs),
+    /// Inspect repositories.
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
+    /// Benchmark a sync from a URL or from a local fixture.
+    Bench(bench::BenchArgs),
+}
+
+/// The default data directory.
+pub fn default_data_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/pulp-rs"),
+        None => PathBuf::from("pulp-data"),
+    }
+}
+
+/// Opens the database and the artifact storage of a data directory.
+pub async fn open(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<(DynStore, ArtifactStorage)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let storage = ArtifactStorage::open(data_dir.join("media"))
+        .with_context(|| format!("cannot open artifact storage in {}", data_dir.display()))?;
+    let url = match database_url {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}", data_dir.join("pulp.db").display()),
+    };
+    let store = db::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database ({})", redact_url(&url)))?;
+    Ok((store, storage))
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PULP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let db_url = cli.database_url.clone();
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Sync(args) => sync_cmd::run(&data_dir, db_url.as_deref(), args).await,
+            Command::Repo(cmd) => repo::run(&data_dir, db_url.as_deref(), cmd).await,
+            Command::Bench(args) => bench::run(db_url.as_deref(), args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

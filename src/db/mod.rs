@@ -174,3 +174,21 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of a version as they stand (complete or not).
     async fn count_version(&self, version_id: Uuid) -> DbResult<VersionCounts>;
 }
+
+/// For benchmarks and tests: given a PostgreSQL URL, creates a new empty database named
+/// `<prefix>_<uuid>` on the same server and returns its URL. SQLite URLs are returned unchanged.
+pub async fn fresh_database(url: &str, prefix: &str) -> DbResult<String> {
+    use sqlx::Connection;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(url.to_string());
+    }
+    let mut parsed = url::Url::parse(url).map_err(|_| DbError::BadUrl(url.to_string()))?;
+    let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    parsed.set_path(&format!("/{name}"));
+    Ok(parsed.to_string())
+}

@@ -1,0 +1,279 @@
+//! `pulp-rs bench`: time syncs of a remote, or of a local fixture served on 127.0.0.1, each into
+//! a fresh throwaway data directory, and print what each stage did.
+//!
+//! `--fixture COUNT,SIZE` builds a pulp_file fixture and serves it with the static server of
+//! `pulp_rs::fixture`, so the same command measures a real mirror and a local baseline. Each run
+//! prints seconds, units/s, MB/s, requests, retries, peak RSS, CPU, and per stage its items and
+//! busy / starved / blocked shares, naming the bottleneck. `--resync` also times a second,
+//! unchanged sync. `--json FILE` writes every figure (the shape of [`BenchRun`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use pulp_rs::fixture::{self, StaticServer};
+use pulp_rs::models::Policy;
+use pulp_rs::plugins;
+use pulp_rs::stages::PipelineReport;
+use pulp_rs::sync::{self, SyncContext};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::sync_cmd::{ensure_remote_and_repo, SyncArgs};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The manifest URL of a remote to benchmark (or use --fixture).
+    pub url: Option<String>,
+    /// Build and serve a local fixture of COUNT files of SIZE bytes (suffixes K, M allowed).
+    #[arg(long, value_name = "COUNT,SIZE")]
+    pub fixture: Option<String>,
+    #[arg(long, default_value = "immediate")]
+    pub policy: Policy,
+    /// Download concurrency per remote; several values (5,10,20) run side by side.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    pub concurrency: Vec<u32>,
+    /// Runs per concurrency value.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Also time a second, unchanged sync.
+    #[arg(long)]
+    pub resync: bool,
+    /// Delay every fixture response by this many milliseconds (a slow upstream).
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Turn off the per-stage time measuring (to measure its cost).
+    #[arg(long)]
+    pub no_measure: bool,
+    /// Where the throwaway data directories go (default: the system temp dir).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Keep the data directories.
+    #[arg(long)]
+    pub keep: bool,
+    /// Write every figure as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One timed sync.
+#[derive(Debug, Serialize)]
+pub struct BenchRun {
+    pub concurrency: u32,
+    pub run: usize,
+    pub backend: String,
+    pub seconds: f64,
+    pub units: u64,
+    pub bytes: u64,
+    pub units_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub requests: u64,
+    pub retries: u64,
+    pub peak_rss_bytes: Option<u64>,
+    pub user_cpu_secs: f64,
+    pub system_cpu_secs: f64,
+    pub bottleneck: Option<String>,
+    pub report: PipelineReport,
+    pub resync_seconds: Option<f64>,
+}
+
+fn parse_size(s: &str) -> anyhow::Result<usize> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1024),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1024 * 1024),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    Ok(num
+        .parse::<usize>()
+        .with_context(|| format!("bad size {s:?}"))?
+        * mult)
+}
+
+fn cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is always valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return (0.0, 0.0);
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
+    let work = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    std::fs::create_dir_all(&work)?;
+    let mut _server = None;
+    let mut _fixture_dir = None;
+    let url = match (&args.url, &args.fixture) {
+        (Some(u), None) => u.clone(),
+        (None, Some(spec)) => {
+            let (count, size) = spec
+                .split_once(',')
+                .context("--fixture takes COUNT,SIZE, e.g. 10000,4K")?;
+            let count: usize = count.trim().parse().context("bad fixture count")?;
+            let size = parse_size(size)?;
+            let dir = tempfile::Builder::new()
+                .prefix("pulp-bench-fixture-")
+                .tempdir_in(&work)?;
+            eprintln!("building a fixture of {count} x {size} bytes in {}", dir.path().display());
+            let root = dir.path().to_path_buf();
+            tokio::task::spawn_blocking(move || fixture::write_fixture(&root, count, size))
+                .await??;
+            let delay = (args.delay_ms > 0).then(|| Duration::from_millis(args.delay_ms));
+            let server = StaticServer::start(dir.path(), delay).await?;
+            let u = server.url("PULP_MANIFEST");
+            _server = Some(server);
+            _fixture_dir = Some(dir);
+            u
+        }
+        _ => bail!("give either a URL or --fixture COUNT,SIZE"),
+    };
+    let plugin = plugins::by_name("file").context("the file plugin is missing")?;
+    let mut runs = Vec::new();
+    for &concurrency in &args.concurrency {
+        for run in 1..=args.runs {
+            let data = tempfile::Builder::new()
+                .prefix("pulp-bench-data-")
+                .tempdir_in(&work)?;
+            let url_db = match db_url {
+                Some(u) => Some(pulp_rs::db::fresh_database(u, "pulp_bench").await?),
+                None => None,
+            };
+            let (store, storage) = super::open(data.path(), url_db.as_deref()).await?;
+            let sargs = SyncArgs {
+                url: url.clone(),
+                repository: "bench".into(),
+                mirror: false,
+                policy: args.policy,
+                plugin: "file".into(),
+                download_concurrency: Some(concurrency),
+                max_retries: None,
+                read_timeout: None,
+                quiet: true,
+            };
+            let (remote, repo) = ensure_remote_and_repo(&store, plugin.as_ref(), &sargs).await?;
+            let mut ctx = SyncContext::new(store.clone(), storage);
+            ctx.pipeline.measure = !args.no_measure;
+            fixture::reset_peak_rss();
+            let (u0, s0) = cpu_times();
+            let started = Instant::now();
+            let outcome = sync::sync(&ctx, plugin.as_ref(), &repo, &remote, false, CancellationToken::new())
+                .await
+                .context("benchmark sync failed")?;
+            let seconds = started.elapsed().as_secs_f64();
+            let (u1, s1) = cpu_times();
+            let peak = fixture::peak_rss_bytes();
+            let resync_seconds = if args.resync {
+                let t = Instant::now();
+                sync::sync(&ctx, plugin.as_ref(), &repo, &remote, false, CancellationToken::new())
+                    .await
+                    .context("benchmark re-sync failed")?;
+                Some(t.elapsed().as_secs_f64())
+            } else {
+                None
+            };
+            let units = outcome.report.stages.first().map(|s| s.items_out).unwrap_or(0);
+            let bytes = outcome.downloads.bytes.load(Ordering::Relaxed);
+            let r = BenchRun {
+                concurrency,
+                run,
+                backend: store.backend().to_string(),
+                seconds,
+                units,
+                bytes,
+                units_per_sec: units as f64 / seconds,
+                mb_per_sec: bytes as f64 / 1e6 / seconds,
+                requests: outcome.downloads.requests.load(Ordering::Relaxed),
+                retries: outcome.downloads.retries(),
+                peak_rss_bytes: peak,
+                user_cpu_secs: u1 - u0,
+                system_cpu_secs: s1 - s0,
+                bottleneck: outcome.report.bottleneck().map(|s| s.name.clone()),
+                report: outcome.report,
+                resync_seconds,
+            };
+            print_run(&r);
+            runs.push(r);
+            drop(store);
+            if args.keep {
+                eprintln!("kept {}", data.keep().display());
+            }
+        }
+    }
+    if runs.len() > 1 {
+        print_summary(&runs);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&runs)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_run(r: &BenchRun) {
+    println!(
+        "run {} (concurrency {}, {}): {:.3} s, {} units, {:.0} units/s, {:.1} MB/s, {} requests, {} retries, peak RSS {}, CPU user {:.2} s sys {:.2} s{}",
+        r.run,
+        r.concurrency,
+        r.backend,
+        r.seconds,
+        r.units,
+        r.units_per_sec,
+        r.mb_per_sec,
+        r.requests,
+        r.retries,
+        r.peak_rss_bytes
+            .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            .unwrap_or_else(|| "n/a".into()),
+        r.user_cpu_secs,
+        r.system_cpu_secs,
+        r.resync_seconds
+            .map(|s| format!(", re-sync {s:.3} s"))
+            .unwrap_or_default(),
+    );
+    println!(
+        "  {:<24} {:>9} {:>9} {:>10} {:>6} {:>8} {:>8}",
+        "stage", "items in", "items out", "items/s", "busy", "starved", "blocked"
+    );
+    for s in &r.report.stages {
+        println!(
+            "  {:<24} {:>9} {:>9} {:>10.0} {:>5.0}% {:>7.0}% {:>7.0}%",
+            s.name,
+            s.items_in,
+            s.items_out,
+            s.items_out as f64 / s.wall_secs.max(1e-9),
+            s.busy_share() * 100.0,
+            s.starved_share() * 100.0,
+            s.blocked_share() * 100.0
+        );
+    }
+    if let Some(b) = &r.bottleneck {
+        println!("  bottleneck: {b}");
+    }
+}
+
+fn print_summary(runs: &[BenchRun]) {
+    let mut by_conc: std::collections::BTreeMap<u32, Vec<f64>> = Default::default();
+    for r in runs {
+        by_conc.entry(r.concurrency).or_default().push(r.seconds);
+    }
+    println!("{:<12} {:>9} {:>9} {:>9}", "concurrency", "min s", "median s", "max s");
+    for (c, mut secs) in by_conc {
+        secs.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{:<12} {:>9.3} {:>9.3} {:>9.3}",
+            c,
+            secs[0],
+            secs[secs.len() / 2],
+            secs[secs.len() - 1]
+        );
+    }
+}
