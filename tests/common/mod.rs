@@ -1,0 +1,6 @@
+//! Shared test helpers: a real HTTP fixture server with fault injection, and fresh databases
+//! on every configured backend.
+#![allow(dead_code)]
+
+pub mod db;
+pub mod server;
