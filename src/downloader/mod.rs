@@ -8,14 +8,30 @@
 //! end; a mismatch is an error naming the URL, the expected and the actual value, and is retried
 //! from byte 0 like other transient failures.
 
+mod file;
+mod http;
+mod ratelimit;
+mod retry;
+mod sink;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempPath;
+use tokio::sync::Semaphore;
+use url::Url;
 
 use crate::models::{Expected, OtherDigests, Remote};
+use http::HttpDownloader;
+use ratelimit::RateLimiter;
+use sink::Written;
+
+pub use http::USER_AGENT_PREFIX as USER_AGENT;
+
+/// Total time of one attempt (headers and body) when the remote sets none, as in pulpcore.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Process-wide settings of downloads (not per remote).
 #[derive(Debug, Clone)]
@@ -103,14 +119,110 @@ pub enum DownloadError {
         attempts: u32,
         last: Box<DownloadError>,
     },
+    /// An HTTP exchange that cannot succeed as configured (e.g. a redirect loop).
+    #[error("{url}: {message}")]
+    Protocol { url: String, message: String },
     #[error("download cancelled")]
     Cancelled,
 }
 
 impl DownloadError {
     pub fn kind(&self) -> ErrorKind {
-        todo!("downloader helper")
+        match self {
+            DownloadError::Connect { .. }
+            | DownloadError::Timeout { .. }
+            | DownloadError::BodyCut { .. } => ErrorKind::Transient,
+            DownloadError::Status { status, .. } if *status == 429 || *status >= 500 => {
+                ErrorKind::Transient
+            }
+            DownloadError::Digest { .. } | DownloadError::Size { .. } => ErrorKind::Integrity,
+            DownloadError::RetriesExhausted { last, .. } => last.kind(),
+            DownloadError::BadUrl { .. }
+            | DownloadError::Config(_)
+            | DownloadError::Status { .. }
+            | DownloadError::Io { .. }
+            | DownloadError::Protocol { .. }
+            | DownloadError::Cancelled => ErrorKind::Permanent,
+        }
     }
+}
+
+/// A failed attempt, with the server's `Retry-After` when it gave one.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub error: DownloadError,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<DownloadError> for Failure {
+    fn from(error: DownloadError) -> Failure {
+        Failure {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// The remote's secrets, scrubbed from any text that comes from outside (library errors).
+#[derive(Default)]
+pub(crate) struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn of(remote: &Remote) -> Secrets {
+        let values = [&remote.password, &remote.proxy_password, &remote.client_key];
+        Secrets(
+            values
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 3)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    pub(crate) fn scrub(&self, mut text: String) -> String {
+        for secret in &self.0 {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        text
+    }
+}
+
+/// A seconds option as a duration: `None` for unset or 0; negative or non-finite is an error.
+pub(crate) fn secs(name: &str, value: Option<f64>) -> Result<Option<Duration>, DownloadError> {
+    match value {
+        None => Ok(None),
+        Some(0.0) => Ok(None),
+        Some(v) => Duration::try_from_secs_f64(v).map(Some).map_err(|_| {
+            DownloadError::Config(format!(
+                "{name} must be a positive number of seconds, got {v}"
+            ))
+        }),
+    }
+}
+
+/// Decrements `in_flight` when a download releases its slot (also when it is cancelled).
+struct InFlight<'a>(&'a DownloadStats);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a DownloadStats) -> InFlight<'a> {
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Which downloader serves a URL.
+enum Target {
+    Http(Url),
+    File(PathBuf),
 }
 
 /// Counters of one factory (one remote in one sync). Plain atomics: cheap on the hot path.
@@ -145,15 +257,112 @@ impl DownloadStats {
 
 /// Builds and runs downloads for one remote. Cheap to share (`Arc`).
 pub struct DownloaderFactory {
-    _private: (),
+    http: HttpDownloader,
+    settings: DownloadSettings,
+    semaphore: Semaphore,
+    limiter: Option<RateLimiter>,
+    max_attempts: u32,
+    total_timeout: Duration,
+    secrets: Secrets,
+    stats: Arc<DownloadStats>,
+}
+
+impl std::fmt::Debug for DownloaderFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloaderFactory")
+            .field("http", &self.http)
+            .field("settings", &self.settings)
+            .field("concurrency", &self.semaphore.available_permits())
+            .field("limiter", &self.limiter)
+            .field("max_attempts", &self.max_attempts)
+            .field("total_timeout", &self.total_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DownloaderFactory {
     /// Builds the factory for `remote`: its client (TLS, proxy, auth, headers, timeouts), its
     /// concurrency semaphore, rate limiter and retry count.
     pub fn new(remote: &Remote, settings: DownloadSettings) -> Result<Arc<Self>, DownloadError> {
-        let _ = (remote, settings);
-        todo!("downloader helper")
+        http::reject_credentials("the remote URL", &remote.url)?;
+        let concurrency = remote
+            .download_concurrency
+            .unwrap_or(Remote::DEFAULT_DOWNLOAD_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(DownloadError::Config(
+                "download_concurrency must be at least 1".into(),
+            ));
+        }
+        let retries = remote.max_retries.unwrap_or(Remote::DEFAULT_MAX_RETRIES);
+        let total_timeout =
+            secs("total_timeout", remote.total_timeout)?.unwrap_or(DEFAULT_TOTAL_TIMEOUT);
+        Ok(Arc::new(DownloaderFactory {
+            http: HttpDownloader::new(remote)?,
+            settings,
+            semaphore: Semaphore::new(concurrency as usize),
+            limiter: remote.rate_limit.and_then(RateLimiter::new),
+            max_attempts: retries.saturating_add(1),
+            total_timeout,
+            secrets: Secrets::of(remote),
+            stats: Arc::new(DownloadStats::default()),
+        }))
+    }
+
+    /// Which downloader serves `raw`, or why none does.
+    fn target(&self, raw: &str) -> Result<Target, DownloadError> {
+        // An unparsable URL is echoed: make sure it carries none of the remote's secrets.
+        let bad = |reason: String| DownloadError::BadUrl {
+            url: self.secrets.scrub(raw.to_string()),
+            reason,
+        };
+        let url = Url::parse(raw).map_err(|e| bad(e.to_string()))?;
+        if url.password().is_some() {
+            let mut shown = url.clone();
+            let _ = shown.set_password(None);
+            return Err(DownloadError::BadUrl {
+                url: shown.to_string(),
+                reason: "credentials in URLs are not accepted; set them on the remote".into(),
+            });
+        }
+        match url.scheme() {
+            "http" | "https" => Ok(Target::Http(url)),
+            "file" => file::local_path(raw, &url).map(Target::File),
+            other => Err(bad(format!(
+                "scheme {other:?} is not supported (http, https, file)"
+            ))),
+        }
+    }
+
+    /// One attempt of any scheme, bounded by the total timeout.
+    async fn attempt(
+        &self,
+        target: &Target,
+        url: &str,
+        expected: &Expected,
+    ) -> Result<Written, Failure> {
+        let tmp_dir = &self.settings.tmp_dir;
+        let run = async {
+            let written = match target {
+                Target::Http(parsed) => {
+                    self.http
+                        .attempt(parsed, url, expected, tmp_dir, &self.stats, &self.secrets)
+                        .await?
+                }
+                Target::File(path) => {
+                    file::attempt(path, url, expected, tmp_dir, &self.stats).await?
+                }
+            };
+            sink::check(url, expected, &written)?;
+            Ok(written)
+        };
+        match tokio::time::timeout(self.total_timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(DownloadError::Timeout {
+                url: url.to_string(),
+                what: "total",
+            }
+            .into()),
+        }
     }
 
     /// Downloads `url` (http, https or file) into a temp file, validating against `expected`,
@@ -164,11 +373,64 @@ impl DownloaderFactory {
         url: &str,
         expected: &Expected,
     ) -> Result<DownloadResult, DownloadError> {
-        let _ = (url, expected);
-        todo!("downloader helper")
+        let target = self.target(url)?;
+        let _permit = self
+            .semaphore
+            .acquire()
+            .await
+            .map_err(|_| DownloadError::Cancelled)?;
+        let _in_flight = InFlight::enter(&self.stats);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if let Some(limiter) = &self.limiter {
+                limiter.acquire().await;
+            }
+            let failure = match self.attempt(&target, url, expected).await {
+                Ok(w) => {
+                    self.stats.completed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(DownloadResult {
+                        url: url.to_string(),
+                        temp: w.temp,
+                        size: w.size,
+                        sha256: w.sha256,
+                        other: w.other,
+                    });
+                }
+                Err(f) => f,
+            };
+            let error = failure.error;
+            if !retry::is_retryable(&error) {
+                return Err(error);
+            }
+            if attempt >= self.max_attempts {
+                tracing::warn!(url = %url, attempts = attempt, error = %error, "download failed, giving up");
+                return Err(DownloadError::RetriesExhausted {
+                    url: url.to_string(),
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            retry::count_retry(&self.stats, &error);
+            let delay = retry::backoff_delay(
+                self.settings.retry_base_delay,
+                self.settings.retry_max_delay,
+                attempt - 1,
+                failure.retry_after,
+            );
+            tracing::warn!(
+                url = %url,
+                attempt,
+                max_attempts = self.max_attempts,
+                delay_ms = delay.as_millis() as u64,
+                error = %error,
+                "download failed, retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
     }
 
     pub fn stats(&self) -> &Arc<DownloadStats> {
-        todo!("downloader helper")
+        &self.stats
     }
 }
