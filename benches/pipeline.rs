@@ -83,18 +83,22 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
     for measure in [false, true] {
         let label = if measure { "measured" } else { "unmeasured" };
-        group.bench_with_input(BenchmarkId::new("10k_units_8_stages", label), &measure, |b, &m| {
-            b.to_async(&rt).iter(|| async move {
-                let config = PipelineConfig {
-                    measure: m,
-                    ..PipelineConfig::default()
-                };
-                create_pipeline(Box::new(Source(UNITS)), stages(), config)
-                    .run(CancellationToken::new())
-                    .await
-                    .expect("pipeline runs")
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("10k_units_8_stages", label),
+            &measure,
+            |b, &m| {
+                b.to_async(&rt).iter(|| async move {
+                    let config = PipelineConfig {
+                        measure: m,
+                        ..PipelineConfig::default()
+                    };
+                    create_pipeline(Box::new(Source(UNITS)), stages(), config)
+                        .run(CancellationToken::new())
+                        .await
+                        .expect("pipeline runs")
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -14,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 const COUNT: usize = 1_000;
 const SIZE: usize = 4096;
 
-async fn fresh(url: &str, dir: &std::path::Path) -> (SyncContext, pulp_rs::models::Repository, Remote) {
+async fn fresh(
+    url: &str,
+    dir: &std::path::Path,
+) -> (SyncContext, pulp_rs::models::Repository, Remote) {
     let store = pulp_rs::db::connect(&format!("sqlite://{}", dir.join("pulp.db").display()))
         .await
         .expect("db");
@@ -55,9 +58,16 @@ fn bench(c: &mut Criterion) {
                     let dir = tempfile::tempdir().expect("tempdir");
                     let (ctx, repo, remote) = fresh(&url, dir.path()).await;
                     let t = Instant::now();
-                    sync(&ctx, &FilePlugin, &repo, &remote, false, CancellationToken::new())
-                        .await
-                        .expect("sync");
+                    sync(
+                        &ctx,
+                        &FilePlugin,
+                        &repo,
+                        &remote,
+                        false,
+                        CancellationToken::new(),
+                    )
+                    .await
+                    .expect("sync");
                     total += t.elapsed();
                 }
                 total
@@ -70,15 +80,29 @@ fn bench(c: &mut Criterion) {
             async move {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let (ctx, repo, remote) = fresh(&url, dir.path()).await;
-                sync(&ctx, &FilePlugin, &repo, &remote, false, CancellationToken::new())
-                    .await
-                    .expect("first sync");
+                sync(
+                    &ctx,
+                    &FilePlugin,
+                    &repo,
+                    &remote,
+                    false,
+                    CancellationToken::new(),
+                )
+                .await
+                .expect("first sync");
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let t = Instant::now();
-                    sync(&ctx, &FilePlugin, &repo, &remote, false, CancellationToken::new())
-                        .await
-                        .expect("re-sync");
+                    sync(
+                        &ctx,
+                        &FilePlugin,
+                        &repo,
+                        &remote,
+                        false,
+                        CancellationToken::new(),
+                    )
+                    .await
+                    .expect("re-sync");
                     total += t.elapsed();
                 }
                 total

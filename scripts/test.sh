@@ -17,7 +17,7 @@ if [ -z "${PULP_TEST_DATABASE_URL:-}" ]; then
     fi
   fi
   if command -v pg_isready >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
-    export PULP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    export PULP_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
   fi
 fi
 if [ -n "${PULP_TEST_DATABASE_URL:-}" ]; then

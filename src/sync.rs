@@ -18,7 +18,9 @@ use crate::declarative::RemoteHandle;
 use crate::downloader::{DownloadError, DownloadSettings, DownloadStats, DownloaderFactory};
 use crate::models::{Remote, Repository, RepositoryVersion, VersionCounts};
 use crate::plugins::{Plugin, SyncEnv};
-use crate::stages::{create_pipeline, PipelineConfig, PipelineError, PipelineMetrics, PipelineReport, StageEnv};
+use crate::stages::{
+    create_pipeline, PipelineConfig, PipelineError, PipelineMetrics, PipelineReport, StageEnv,
+};
 use crate::storage::ArtifactStorage;
 
 /// Errors of a sync as a whole.
@@ -91,7 +93,10 @@ pub async fn prepare(
     remote: &Remote,
     mirror: bool,
 ) -> Result<PreparedSync, SyncError> {
-    let tmp_dir = ctx.storage.tmp_dir().join(format!("sync-{}", Uuid::now_v7().simple()));
+    let tmp_dir = ctx
+        .storage
+        .tmp_dir()
+        .join(format!("sync-{}", Uuid::now_v7().simple()));
     std::fs::create_dir_all(&tmp_dir)?;
     let mut settings = ctx.download.clone();
     settings.tmp_dir = tmp_dir.clone();

@@ -214,7 +214,10 @@ async fn a_panicking_stage_fails_the_run_with_its_name() {
         .unwrap()
         .unwrap_err();
     assert_eq!(err.stage, "Boom");
-    assert!(err.to_string().contains("stage exploded at item 3"), "{err}");
+    assert!(
+        err.to_string().contains("stage exploded at item 3"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -322,8 +325,14 @@ async fn memory_is_bounded_by_the_links_for_100k_units() {
     // batch held by the batching stage.
     let bound = (n_links * CAP + (n_links + 1) + 500) as u64;
     let e = emitted.load(Ordering::SeqCst);
-    assert!(e <= bound, "first stage emitted {e} items with the end stalled (bound {bound})");
-    assert!(e >= (n_links * CAP) as u64, "links should have filled, only {e} emitted");
+    assert!(
+        e <= bound,
+        "first stage emitted {e} items with the end stalled (bound {bound})"
+    );
+    assert!(
+        e >= (n_links * CAP) as u64,
+        "links should have filled, only {e} emitted"
+    );
     gate.notify_one();
     let report = tokio::time::timeout(Duration::from_secs(60), run)
         .await
@@ -332,7 +341,12 @@ async fn memory_is_bounded_by_the_links_for_100k_units() {
         .unwrap();
     assert_eq!(seen.load(Ordering::SeqCst), N);
     for link in &metrics.links {
-        assert!(link.peak() <= CAP + 1, "{} peaked at {}", link.name, link.peak());
+        assert!(
+            link.peak() <= CAP + 1,
+            "{} peaked at {}",
+            link.name,
+            link.peak()
+        );
     }
     assert_eq!(report.stage("Stalled").unwrap().items_in, N);
     assert_eq!(report.stage("Source").unwrap().items_out, N);

@@ -65,7 +65,11 @@ impl World {
         self.server.url("PULP_MANIFEST")
     }
 
-    async fn repo_and_remote(&self, policy: Policy, tweak: impl FnOnce(&mut Remote)) -> (Repository, Remote) {
+    async fn repo_and_remote(
+        &self,
+        policy: Policy,
+        tweak: impl FnOnce(&mut Remote),
+    ) -> (Repository, Remote) {
         let mut remote = match self.store.get_remote_by_name("r").await.unwrap() {
             Some(r) => r,
             None => {
@@ -95,7 +99,15 @@ impl World {
         tweak: impl FnOnce(&mut Remote),
     ) -> Result<SyncOutcome, SyncError> {
         let (repo, remote) = self.repo_and_remote(policy, tweak).await;
-        sync::sync(&self.ctx(), plugin, &repo, &remote, mirror, CancellationToken::new()).await
+        sync::sync(
+            &self.ctx(),
+            plugin,
+            &repo,
+            &remote,
+            mirror,
+            CancellationToken::new(),
+        )
+        .await
     }
 
     async fn sync(&self, policy: Policy, mirror: bool) -> Result<SyncOutcome, SyncError> {
@@ -103,13 +115,23 @@ impl World {
     }
 
     async fn latest_number(&self) -> i64 {
-        let repo = self.store.get_repository_by_name("repo").await.unwrap().unwrap();
+        let repo = self
+            .store
+            .get_repository_by_name("repo")
+            .await
+            .unwrap()
+            .unwrap();
         self.store.latest_version(repo.id).await.unwrap().number
     }
 
     /// Relative paths present in the latest version.
     async fn latest_paths(&self) -> Vec<String> {
-        let repo = self.store.get_repository_by_name("repo").await.unwrap().unwrap();
+        let repo = self
+            .store
+            .get_repository_by_name("repo")
+            .await
+            .unwrap()
+            .unwrap();
         let v = self.store.latest_version(repo.id).await.unwrap();
         let mut paths: Vec<String> = self
             .store
@@ -127,19 +149,65 @@ impl World {
         count_files(&self.storage.root().join("artifact"))
     }
 
+    /// Every stored file's sha256 matches the digest its path names.
+    fn assert_storage_intact(&self) {
+        fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in rd {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out)
+                } else {
+                    out.push(p)
+                }
+            }
+        }
+        let mut all = Vec::new();
+        walk(&self.storage.root().join("artifact"), &mut all);
+        for p in all {
+            let name = format!(
+                "{}{}",
+                p.parent().unwrap().file_name().unwrap().to_string_lossy(),
+                p.file_name().unwrap().to_string_lossy()
+            );
+            let actual = sha256_hex(&std::fs::read(&p).unwrap());
+            assert_eq!(
+                actual,
+                name,
+                "[{}] corrupt artifact {}",
+                self.backend,
+                p.display()
+            );
+        }
+    }
+
     fn tmp_entries(&self) -> usize {
         std::fs::read_dir(self.storage.tmp_dir()).unwrap().count()
     }
 
     /// Nothing half-made: the latest version is `number`, no temp files remain.
     async fn assert_clean_failure(&self, number: i64) {
-        assert_eq!(self.latest_number().await, number, "[{}] latest version changed", self.backend);
-        assert_eq!(self.tmp_entries(), 0, "[{}] temp files left behind", self.backend);
+        assert_eq!(
+            self.latest_number().await,
+            number,
+            "[{}] latest version changed",
+            self.backend
+        );
+        assert_eq!(
+            self.tmp_entries(),
+            0,
+            "[{}] temp files left behind",
+            self.backend
+        );
     }
 }
 
 fn count_files(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     rd.map(|e| e.unwrap().path())
         .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
         .sum()
@@ -156,7 +224,10 @@ fn files(n: usize, size: usize, tag: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 fn write_repo(dir: &Path, entries: &[(String, Vec<u8>)]) {
-    let refs: Vec<(&str, Vec<u8>)> = entries.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
+    let refs: Vec<(&str, Vec<u8>)> = entries
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.clone()))
+        .collect();
     write_file_repo(dir, &refs);
 }
 
@@ -172,7 +243,10 @@ async fn first_sync_creates_version_1_with_files_and_remote_artifacts() {
         let out = w.sync(Policy::Immediate, false).await.unwrap();
         let v = out.version.expect("a new version");
         assert_eq!(v.number, 1, "[{}]", w.backend);
-        assert_eq!((v.counts.added, v.counts.removed, v.counts.present), (3, 0, 3));
+        assert_eq!(
+            (v.counts.added, v.counts.removed, v.counts.present),
+            (3, 0, 3)
+        );
         assert_eq!(
             w.latest_paths().await,
             vec!["a.txt", "sub/b,with,commas.txt", "sub/deeper/c d.bin"]
@@ -206,11 +280,24 @@ async fn a_no_op_resync_downloads_nothing_and_makes_no_version() {
         w.sync(Policy::Immediate, false).await.unwrap();
         let before = w.server.total_requests();
         let out = w.sync(Policy::Immediate, false).await.unwrap();
-        assert!(out.version.is_none(), "[{}] no-op sync made a version", w.backend);
+        assert!(
+            out.version.is_none(),
+            "[{}] no-op sync made a version",
+            w.backend
+        );
         assert_eq!(out.counts.present, 20);
         assert_eq!(w.latest_number().await, 1);
-        assert_eq!(w.server.total_requests() - before, 1, "only the manifest is fetched");
-        assert_eq!(out.downloads.completed.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            w.server.total_requests() - before,
+            1,
+            "only the manifest is fetched"
+        );
+        assert_eq!(
+            out.downloads
+                .completed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 }
 
@@ -227,12 +314,40 @@ async fn upstream_changes_additive_then_mirror_then_replaced_digest() {
         std::fs::remove_dir_all(w.upstream.path()).ok();
         write_repo(w.upstream.path(), &v2);
 
-        let additive = w.sync(Policy::Immediate, false).await.unwrap().version.unwrap();
-        assert_eq!((additive.number, additive.counts.added, additive.counts.removed), (2, 1, 0));
-        assert_eq!(additive.counts.present, 6, "[{}] additive keeps the dropped file", w.backend);
+        let additive = w
+            .sync(Policy::Immediate, false)
+            .await
+            .unwrap()
+            .version
+            .unwrap();
+        assert_eq!(
+            (
+                additive.number,
+                additive.counts.added,
+                additive.counts.removed
+            ),
+            (2, 1, 0)
+        );
+        assert_eq!(
+            additive.counts.present, 6,
+            "[{}] additive keeps the dropped file",
+            w.backend
+        );
 
-        let mirrored = w.sync(Policy::Immediate, true).await.unwrap().version.unwrap();
-        assert_eq!((mirrored.number, mirrored.counts.added, mirrored.counts.removed), (3, 0, 1));
+        let mirrored = w
+            .sync(Policy::Immediate, true)
+            .await
+            .unwrap()
+            .version
+            .unwrap();
+        assert_eq!(
+            (
+                mirrored.number,
+                mirrored.counts.added,
+                mirrored.counts.removed
+            ),
+            (3, 0, 1)
+        );
         assert_eq!(mirrored.counts.present, 5);
         assert!(!w.latest_paths().await.contains(&v1[0].0));
 
@@ -240,13 +355,33 @@ async fn upstream_changes_additive_then_mirror_then_replaced_digest() {
         let mut v3 = v2.clone();
         v3[0].1 = b"changed bytes".to_vec();
         write_repo(w.upstream.path(), &v3);
-        let replaced = w.sync(Policy::Immediate, false).await.unwrap().version.unwrap();
-        assert_eq!((replaced.counts.added, replaced.counts.removed, replaced.counts.present), (1, 1, 5));
+        let replaced = w
+            .sync(Policy::Immediate, false)
+            .await
+            .unwrap()
+            .version
+            .unwrap();
+        assert_eq!(
+            (
+                replaced.counts.added,
+                replaced.counts.removed,
+                replaced.counts.present
+            ),
+            (1, 1, 5)
+        );
 
         // Older versions still answer with their own content.
-        let repo = w.store.get_repository_by_name("repo").await.unwrap().unwrap();
+        let repo = w
+            .store
+            .get_repository_by_name("repo")
+            .await
+            .unwrap()
+            .unwrap();
         let old = w.store.get_version(repo.id, 1).await.unwrap().unwrap();
-        assert_eq!(w.store.version_content(old.id, 100, 0).await.unwrap().len(), 5);
+        assert_eq!(
+            w.store.version_content(old.id, 100, 0).await.unwrap().len(),
+            5
+        );
     }
 }
 
@@ -257,9 +392,21 @@ async fn on_demand_records_remote_artifacts_and_downloads_nothing() {
         let out = w.sync(Policy::OnDemand, false).await.unwrap();
         let v = out.version.unwrap();
         assert_eq!(v.counts.added, 10);
-        assert_eq!(w.stored_files(), 0, "[{}] on_demand stored files", w.backend);
+        assert_eq!(
+            w.stored_files(),
+            0,
+            "[{}] on_demand stored files",
+            w.backend
+        );
         assert_eq!(w.server.total_requests(), 1, "only the manifest");
-        let ids: Vec<_> = w.store.version_content(v.id, 100, 0).await.unwrap().iter().map(|c| c.id).collect();
+        let ids: Vec<_> = w
+            .store
+            .version_content(v.id, 100, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect();
         let cas = w.store.content_artifacts(&ids).await.unwrap();
         assert_eq!(cas.len(), 10);
         for (ca, art) in &cas {
@@ -273,7 +420,11 @@ async fn on_demand_records_remote_artifacts_and_downloads_nothing() {
         assert!(again.version.is_none());
         assert_eq!(w.stored_files(), 10);
         let cas = w.store.content_artifacts(&ids).await.unwrap();
-        assert!(cas.iter().all(|(_, a)| a.is_some()), "[{}] artifacts linked", w.backend);
+        assert!(
+            cas.iter().all(|(_, a)| a.is_some()),
+            "[{}] artifacts linked",
+            w.backend
+        );
     }
 }
 
@@ -294,10 +445,18 @@ async fn ten_mib_file_and_five_thousand_units() {
         let big: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
         entries.push(("big/ten-mib.bin".into(), big.clone()));
         write_repo(w.upstream.path(), &entries);
-        let v = w.sync(Policy::Immediate, false).await.unwrap().version.unwrap();
+        let v = w
+            .sync(Policy::Immediate, false)
+            .await
+            .unwrap()
+            .version
+            .unwrap();
         assert_eq!(v.counts.present, 5_001, "[{}]", w.backend);
         let rel = ArtifactStorage::relative_path(&sha256_hex(&big)).unwrap();
-        assert_eq!(std::fs::metadata(w.storage.absolute(&rel)).unwrap().len(), 10 * 1024 * 1024);
+        assert_eq!(
+            std::fs::metadata(w.storage.absolute(&rel)).unwrap().len(),
+            10 * 1024 * 1024
+        );
         assert_eq!(w.stored_files(), 5_001);
     }
 }
@@ -315,7 +474,6 @@ async fn fault_case(
     for w in worlds().await {
         write_repo(w.upstream.path(), &files(3, 100, "base"));
         w.sync(Policy::Immediate, false).await.unwrap();
-        let stored = w.stored_files();
         let mut next = files(3, 100, "base");
         next.push(("victim.bin".into(), b"the victim's bytes".to_vec()));
         write_repo(w.upstream.path(), &next);
@@ -326,15 +484,31 @@ async fn fault_case(
             .expect_err(name);
         let msg = format!("{err:#}");
         for e in expect {
-            assert!(msg.contains(e), "[{}] {name}: {msg:?} lacks {e:?}", w.backend);
+            assert!(
+                msg.contains(e),
+                "[{}] {name}: {msg:?} lacks {e:?}",
+                w.backend
+            );
         }
         w.assert_clean_failure(1).await;
-        assert_eq!(w.stored_files(), stored, "[{}] {name}: a bad file was stored", w.backend);
+        // Good artifacts fetched before the failure may stay (the next sync reuses them), but
+        // no stored file may hold other bytes than its digest says.
+        w.assert_storage_intact();
         // Repair upstream and re-sync: succeeds with the next number.
         w.server.set_always("victim.bin", None);
         write_repo(w.upstream.path(), &next);
-        let v = w.sync(Policy::Immediate, false).await.unwrap().version.unwrap();
-        assert_eq!((v.number, v.counts.added), (2, 1), "[{}] {name}: re-sync", w.backend);
+        let v = w
+            .sync(Policy::Immediate, false)
+            .await
+            .unwrap()
+            .version
+            .unwrap();
+        assert_eq!(
+            (v.number, v.counts.added),
+            (2, 1),
+            "[{}] {name}: re-sync",
+            w.backend
+        );
     }
 }
 
@@ -353,7 +527,12 @@ async fn fault_wrong_sha256() {
         "wrong sha256",
         corrupt_manifest_sha,
         |r| r.max_retries = Some(1),
-        &["victim.bin", "sha256", &sha256_hex(b"something else"), &sha256_hex(b"the victim's bytes")],
+        &[
+            "victim.bin",
+            "sha256",
+            &sha256_hex(b"something else"),
+            &sha256_hex(b"the victim's bytes"),
+        ],
     )
     .await;
 }
@@ -383,7 +562,10 @@ async fn fault_404_fails_without_retry() {
         std::fs::remove_file(w.upstream.path().join("dir1/file-1.txt")).unwrap();
         let err = w.sync(Policy::Immediate, false).await.unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("404") && msg.contains("dir1/file-1.txt"), "{msg}");
+        assert!(
+            msg.contains("404") && msg.contains("dir1/file-1.txt"),
+            "{msg}"
+        );
         assert_eq!(w.server.requests("dir1/file-1.txt"), 1, "no retry on 404");
         w.assert_clean_failure(0).await;
     }
@@ -393,7 +575,8 @@ async fn fault_404_fails_without_retry() {
 async fn fault_500_twice_then_ok_succeeds() {
     for w in worlds().await {
         write_repo(w.upstream.path(), &files(2, 10, "x"));
-        w.server.push_faults("dir0/file-0.txt", [Fault::Status(500), Fault::Status(500)]);
+        w.server
+            .push_faults("dir0/file-0.txt", [Fault::Status(500), Fault::Status(500)]);
         let out = w.sync(Policy::Immediate, false).await.unwrap();
         assert_eq!(out.version.unwrap().counts.added, 2);
         assert_eq!(w.server.requests("dir0/file-0.txt"), 3);
@@ -416,7 +599,8 @@ async fn fault_always_500_fails_after_retries() {
 async fn fault_always_500_makes_exactly_four_requests() {
     for w in worlds().await {
         write_repo(w.upstream.path(), &files(1, 10, "x"));
-        w.server.set_always("dir0/file-0.txt", Some(Fault::Status(500)));
+        w.server
+            .set_always("dir0/file-0.txt", Some(Fault::Status(500)));
         w.sync(Policy::Immediate, false).await.unwrap_err();
         assert_eq!(w.server.requests("dir0/file-0.txt"), 4, "[{}]", w.backend);
     }
@@ -437,7 +621,10 @@ async fn fault_body_cut_short() {
 async fn fault_server_stalls_until_timeout() {
     fault_case(
         "stall",
-        |w, victim| w.server.set_always(victim, Some(Fault::Stall(Duration::from_secs(30)))),
+        |w, victim| {
+            w.server
+                .set_always(victim, Some(Fault::Stall(Duration::from_secs(30))))
+        },
         |r| {
             r.max_retries = Some(0);
             r.sock_read_timeout = Some(0.3);
@@ -450,14 +637,22 @@ async fn fault_server_stalls_until_timeout() {
 #[tokio::test]
 async fn truncated_corrupt_429_then_ok_makes_exactly_five_requests() {
     for w in worlds().await {
-        write_repo(w.upstream.path(), &[("one.bin".to_string(), vec![42u8; 4096])]);
+        write_repo(
+            w.upstream.path(),
+            &[("one.bin".to_string(), vec![42u8; 4096])],
+        );
         w.server.push_faults(
             "one.bin",
             [Fault::Truncate, Fault::Corrupt, Fault::Status(429)],
         );
         let out = w.sync(Policy::Immediate, false).await.unwrap();
         assert_eq!(out.version.unwrap().counts.added, 1);
-        assert_eq!(w.server.total_requests(), 5, "[{}] manifest once + 4", w.backend);
+        assert_eq!(
+            w.server.total_requests(),
+            5,
+            "[{}] manifest once + 4",
+            w.backend
+        );
         assert_eq!(w.server.requests("PULP_MANIFEST"), 1);
     }
 }
@@ -517,7 +712,12 @@ async fn cancelling_a_sync_leaves_nothing_half_made() {
         assert!(matches!(err, SyncError::Cancelled), "{err}");
         w.assert_clean_failure(0).await;
         w.server.set_delay_all(None);
-        let v = w.sync(Policy::Immediate, false).await.unwrap().version.unwrap();
+        let v = w
+            .sync(Policy::Immediate, false)
+            .await
+            .unwrap()
+            .version
+            .unwrap();
         assert_eq!((v.number, v.counts.added), (1, 50));
     }
 }
@@ -569,13 +769,22 @@ impl Stage for IndexFirstStage {
         );
         let (index, resolution) = index.with_future();
         io.output.put(index).await?;
-        let resolved = resolution.await.map_err(|e| StageError::Plugin(e.to_string()))?;
-        let artifact = resolved.artifacts[0].1.clone().expect("index was downloaded");
+        let resolved = resolution
+            .await
+            .map_err(|e| StageError::Plugin(e.to_string()))?;
+        let artifact = resolved.artifacts[0]
+            .1
+            .clone()
+            .expect("index was downloaded");
         let text = std::fs::read_to_string(self.env.stages.storage.absolute(&artifact.file))
             .map_err(|e| StageError::Plugin(e.to_string()))?;
         for (i, line) in text.lines().enumerate() {
-            if let Some(entry) = parse_line(i + 1, line).map_err(|e| StageError::Plugin(e.to_string()))? {
-                io.output.put(unit_for(&self.env, entry).map_err(StageError::Plugin)?).await?;
+            if let Some(entry) =
+                parse_line(i + 1, line).map_err(|e| StageError::Plugin(e.to_string()))?
+            {
+                io.output
+                    .put(unit_for(&self.env, entry).map_err(StageError::Plugin)?)
+                    .await?;
             }
         }
         Ok(())
@@ -593,9 +802,24 @@ async fn multi_level_discovery_awaits_the_index_then_syncs_what_it_lists() {
         .await
         .expect("multi-level discovery must not deadlock");
         let v = out.unwrap().version.unwrap();
-        assert_eq!(v.counts.added, 31, "[{}] the index and its 30 files", w.backend);
+        assert_eq!(
+            v.counts.added, 31,
+            "[{}] the index and its 30 files",
+            w.backend
+        );
         assert_eq!(w.stored_files(), 31);
-        let report = w.store.list_versions(w.store.get_repository_by_name("repo").await.unwrap().unwrap().id).await.unwrap();
+        let report = w
+            .store
+            .list_versions(
+                w.store
+                    .get_repository_by_name("repo")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id,
+            )
+            .await
+            .unwrap();
         assert_eq!(report.len(), 2);
     }
 }
@@ -612,4 +836,22 @@ async fn the_file_first_stage_is_measured_like_every_stage() {
         assert_eq!(out.report.stage("ContentAssociation").unwrap().items_in, 40);
         assert!(out.report.bottleneck().is_some());
     }
+}
+
+#[tokio::test]
+async fn the_same_path_twice_with_different_digests_fails_cleanly() {
+    fault_case(
+        "duplicate path",
+        |w, _| {
+            let path = w.upstream.path().join("PULP_MANIFEST");
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(w.upstream.path().join("twin.txt"), b"first").unwrap();
+            text.push_str(&format!("twin.txt,{},5\n", sha256_hex(b"first")));
+            text.push_str(&format!("twin.txt,{},6\n", sha256_hex(b"second")));
+            std::fs::write(&path, text).unwrap();
+        },
+        |r| r.max_retries = Some(0),
+        &["twin.txt"],
+    )
+    .await;
 }

@@ -123,7 +123,10 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
             let dir = tempfile::Builder::new()
                 .prefix("pulp-bench-fixture-")
                 .tempdir_in(&work)?;
-            eprintln!("building a fixture of {count} x {size} bytes in {}", dir.path().display());
+            eprintln!(
+                "building a fixture of {count} x {size} bytes in {}",
+                dir.path().display()
+            );
             let root = dir.path().to_path_buf();
             tokio::task::spawn_blocking(move || fixture::write_fixture(&root, count, size))
                 .await??;
@@ -165,22 +168,41 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
             fixture::reset_peak_rss();
             let (u0, s0) = cpu_times();
             let started = Instant::now();
-            let outcome = sync::sync(&ctx, plugin.as_ref(), &repo, &remote, false, CancellationToken::new())
-                .await
-                .context("benchmark sync failed")?;
+            let outcome = sync::sync(
+                &ctx,
+                plugin.as_ref(),
+                &repo,
+                &remote,
+                false,
+                CancellationToken::new(),
+            )
+            .await
+            .context("benchmark sync failed")?;
             let seconds = started.elapsed().as_secs_f64();
             let (u1, s1) = cpu_times();
             let peak = fixture::peak_rss_bytes();
             let resync_seconds = if args.resync {
                 let t = Instant::now();
-                sync::sync(&ctx, plugin.as_ref(), &repo, &remote, false, CancellationToken::new())
-                    .await
-                    .context("benchmark re-sync failed")?;
+                sync::sync(
+                    &ctx,
+                    plugin.as_ref(),
+                    &repo,
+                    &remote,
+                    false,
+                    CancellationToken::new(),
+                )
+                .await
+                .context("benchmark re-sync failed")?;
                 Some(t.elapsed().as_secs_f64())
             } else {
                 None
             };
-            let units = outcome.report.stages.first().map(|s| s.items_out).unwrap_or(0);
+            let units = outcome
+                .report
+                .stages
+                .first()
+                .map(|s| s.items_out)
+                .unwrap_or(0);
             let bytes = outcome.downloads.bytes.load(Ordering::Relaxed);
             let r = BenchRun {
                 concurrency,
@@ -265,7 +287,10 @@ fn print_summary(runs: &[BenchRun]) {
     for r in runs {
         by_conc.entry(r.concurrency).or_default().push(r.seconds);
     }
-    println!("{:<12} {:>9} {:>9} {:>9}", "concurrency", "min s", "median s", "max s");
+    println!(
+        "{:<12} {:>9} {:>9} {:>9}",
+        "concurrency", "min s", "median s", "max s"
+    );
     for (c, mut secs) in by_conc {
         secs.sort_by(|a, b| a.total_cmp(b));
         println!(

@@ -18,7 +18,11 @@ use pulp_rs::db::{self, DynStore};
 use pulp_rs::storage::ArtifactStorage;
 
 #[derive(Parser, Debug)]
-#[command(name = "pulp-rs", version, about = "Mirror repositories into numbered versions you own")]
+#[command(
+    name = "pulp-rs",
+    version,
+    about = "Mirror repositories into numbered versions you own"
+)]
 struct Cli {
     /// Where the database (SQLite) and the artifacts live.
     #[arg(long, global = true, env = "PULP_DATA_DIR")]
@@ -88,7 +92,10 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -15,7 +15,10 @@ pub struct Progress {
 fn line(m: &PipelineMetrics) -> String {
     let r = m.snapshot();
     let declared = r.stages.first().map(|s| s.items_out).unwrap_or(0);
-    let saved = r.stage("ContentAssociation").map(|s| s.items_in).unwrap_or(0);
+    let saved = r
+        .stage("ContentAssociation")
+        .map(|s| s.items_in)
+        .unwrap_or(0);
     let bytes = r.stage("ArtifactDownloader").map(|s| s.bytes).unwrap_or(0);
     format!(
         "{saved}/{declared} units, {:.1} MiB downloaded",

@@ -105,8 +105,12 @@ pub async fn run(data_dir: &Path, db_url: Option<&str>, args: SyncArgs) -> anyho
     let result = prepared.run(cancel).await;
     ctrl_c.abort();
     progress.finish();
-    let outcome = result.with_context(|| format!("sync of {:?} from {} failed", repo.name, remote.url))?;
-    println!("{}", summary(&repo, &outcome, started.elapsed().as_secs_f64()));
+    let outcome =
+        result.with_context(|| format!("sync of {:?} from {} failed", repo.name, remote.url))?;
+    println!(
+        "{}",
+        summary(&repo, &outcome, started.elapsed().as_secs_f64())
+    );
     Ok(())
 }
 

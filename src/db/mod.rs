@@ -11,6 +11,7 @@
 //! [`Store::finalize_version`]s it or [`Store::discard_version`]s it.
 
 pub mod pg;
+mod shared;
 pub mod sqlite;
 
 use std::collections::HashSet;
@@ -92,14 +93,20 @@ pub trait Store: Send + Sync + 'static {
     /// All repositories, by name.
     async fn list_repositories(&self) -> DbResult<Vec<Repository>>;
     /// Sets the repository's default remote.
-    async fn set_repository_remote(&self, repository_id: Uuid, remote_id: Option<Uuid>)
-        -> DbResult<()>;
+    async fn set_repository_remote(
+        &self,
+        repository_id: Uuid,
+        remote_id: Option<Uuid>,
+    ) -> DbResult<()>;
 
     /// Complete versions of a repository, by number ascending.
     async fn list_versions(&self, repository_id: Uuid) -> DbResult<Vec<RepositoryVersion>>;
     /// The complete version with this number, if any.
-    async fn get_version(&self, repository_id: Uuid, number: i64)
-        -> DbResult<Option<RepositoryVersion>>;
+    async fn get_version(
+        &self,
+        repository_id: Uuid,
+        number: i64,
+    ) -> DbResult<Option<RepositoryVersion>>;
     /// The complete version with the highest number (version 0 at least).
     async fn latest_version(&self, repository_id: Uuid) -> DbResult<RepositoryVersion>;
 
@@ -139,8 +146,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_artifacts(&self, artifacts: &[NewArtifact]) -> DbResult<Vec<Artifact>>;
 
     /// Saved content of this type with any of these natural keys.
-    async fn find_content(&self, pulp_type: &str, natural_keys: &[String])
-        -> DbResult<Vec<Content>>;
+    async fn find_content(
+        &self,
+        pulp_type: &str,
+        natural_keys: &[String],
+    ) -> DbResult<Vec<Content>>;
 
     /// Saves a batch of content in one transaction and returns the content ids in input order.
     /// New units are inserted (a concurrent insert of the same natural key is tolerated: the

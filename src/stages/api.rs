@@ -140,7 +140,10 @@ impl Input {
     /// Waits for one item, then takes whatever else is ready, up to `max` items; never waits
     /// for a fuller batch. Stops early after a unit that does not batch (someone awaits it).
     /// `Ok(None)` at end of stream.
-    pub async fn batch(&mut self, max: usize) -> Result<Option<Vec<DeclarativeContent>>, StageError> {
+    pub async fn batch(
+        &mut self,
+        max: usize,
+    ) -> Result<Option<Vec<DeclarativeContent>>, StageError> {
         let Some(first) = self.next().await? else {
             return Ok(None);
         };

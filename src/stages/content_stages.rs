@@ -220,15 +220,13 @@ impl Stage for ResolveContentFutures {
         while let Some(mut dc) = io.input.next().await? {
             if dc.has_future() {
                 let resolution = match &dc.content {
-                    ContentState::Saved(c) => {
-                        match self.store.content_artifacts(&[c.id]).await {
-                            Ok(artifacts) => Ok(ResolvedContent {
-                                content: c.clone(),
-                                artifacts,
-                            }),
-                            Err(e) => Err(ResolveError::Failed(e.to_string())),
-                        }
-                    }
+                    ContentState::Saved(c) => match self.store.content_artifacts(&[c.id]).await {
+                        Ok(artifacts) => Ok(ResolvedContent {
+                            content: c.clone(),
+                            artifacts,
+                        }),
+                        Err(e) => Err(ResolveError::Failed(e.to_string())),
+                    },
                     ContentState::Unsaved(_) => {
                         Err(ResolveError::Failed("the unit was not saved".into()))
                     }

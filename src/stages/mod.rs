@@ -41,16 +41,24 @@ pub struct StageEnv {
 /// The default stages after a first stage, in order; ContentUnassociation only with `mirror`.
 pub fn default_stages(env: &StageEnv, mirror: bool) -> Vec<Box<dyn Stage>> {
     let mut stages: Vec<Box<dyn Stage>> = vec![
-        Box::new(content_stages::QueryExistingContents::new(env.store.clone())),
-        Box::new(artifact_stages::QueryExistingArtifacts::new(env.store.clone())),
-        Box::new(artifact_stages::ArtifactDownloader::new(env.max_concurrent_content)),
+        Box::new(content_stages::QueryExistingContents::new(
+            env.store.clone(),
+        )),
+        Box::new(artifact_stages::QueryExistingArtifacts::new(
+            env.store.clone(),
+        )),
+        Box::new(artifact_stages::ArtifactDownloader::new(
+            env.max_concurrent_content,
+        )),
         Box::new(artifact_stages::ArtifactSaver::new(
             env.store.clone(),
             env.storage.clone(),
         )),
         Box::new(content_stages::ContentSaver::new(env.store.clone())),
         Box::new(content_stages::RemoteArtifactSaver::new(env.store.clone())),
-        Box::new(content_stages::ResolveContentFutures::new(env.store.clone())),
+        Box::new(content_stages::ResolveContentFutures::new(
+            env.store.clone(),
+        )),
         Box::new(content_stages::ContentAssociation::new(
             env.store.clone(),
             env.version_id,

@@ -141,12 +141,7 @@ impl Pipeline {
         senders.push(None);
 
         let mut set = JoinSet::new();
-        for (i, ((stage, rx), tx)) in stages
-            .into_iter()
-            .zip(receivers)
-            .zip(senders)
-            .enumerate()
-        {
+        for (i, ((stage, rx), tx)) in stages.into_iter().zip(receivers).zip(senders).enumerate() {
             let m = metrics.stages[i].clone();
             let in_link = i.checked_sub(1).map(|j| metrics.links[j].clone());
             let out_link = metrics.links.get(i).cloned();
@@ -184,7 +179,9 @@ impl Pipeline {
                 Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
                     Ok(j) => j,
                     Err(_) => {
-                        tracing::warn!("stages did not stop in time after a failure; aborting them");
+                        tracing::warn!(
+                            "stages did not stop in time after a failure; aborting them"
+                        );
                         set.abort_all();
                         while set.join_next().await.is_some() {}
                         break;

@@ -40,7 +40,9 @@ pub struct ArtifactStorage {
 
 /// Checks that `s` is 64 lowercase hex characters.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl ArtifactStorage {
@@ -172,11 +174,14 @@ mod tests {
         let sha = "cd".repeat(32);
         let mut f = st.temp_file().unwrap();
         f.write_all(b"first").unwrap();
-        let rel = st.adopt_batch(vec![(f.into_temp_path(), sha.clone(), 5)]).unwrap();
+        let rel = st
+            .adopt_batch(vec![(f.into_temp_path(), sha.clone(), 5)])
+            .unwrap();
         let mut g = st.temp_file().unwrap();
         g.write_all(b"second").unwrap();
         let g_path = g.path().to_path_buf();
-        st.adopt_batch(vec![(g.into_temp_path(), sha.clone(), 5)]).unwrap();
+        st.adopt_batch(vec![(g.into_temp_path(), sha.clone(), 5)])
+            .unwrap();
         assert_eq!(std::fs::read(st.absolute(&rel[0])).unwrap(), b"first");
         assert!(!g_path.exists(), "duplicate temp file must be deleted");
         assert_eq!(std::fs::read_dir(st.tmp_dir()).unwrap().count(), 0);

@@ -125,7 +125,9 @@ mod tests {
     fn parses_paths_with_commas_and_skips_comments() {
         assert_eq!(parse_line(1, "# comment").unwrap(), None);
         assert_eq!(parse_line(2, "   ").unwrap(), None);
-        let e = parse_line(3, &format!("a,b/c.txt,{SHA},0")).unwrap().unwrap();
+        let e = parse_line(3, &format!("a,b/c.txt,{SHA},0"))
+            .unwrap()
+            .unwrap();
         assert_eq!(e.relative_path, "a,b/c.txt");
         assert_eq!(e.size, 0);
         let upper = parse_line(4, &format!("x,{},12\r", SHA.to_uppercase()))
@@ -164,6 +166,8 @@ mod tests {
                 "{bad:?} must be rejected"
             );
         }
-        assert!(parse_line(1, &format!("a/b..c/d.txt,{SHA},1")).unwrap().is_some());
+        assert!(parse_line(1, &format!("a/b..c/d.txt,{SHA},1"))
+            .unwrap()
+            .is_some());
     }
 }

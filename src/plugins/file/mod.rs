@@ -70,8 +70,8 @@ pub fn artifact_url(manifest_url: &str, relative_path: &str) -> Result<String, S
 pub fn unit_for(env: &SyncEnv, entry: ManifestEntry) -> Result<DeclarativeContent, String> {
     let remote = &env.remote.remote;
     let url = artifact_url(&remote.url, &entry.relative_path)?;
-    let natural_key = serde_json::to_string(&(&entry.relative_path, &entry.sha256))
-        .map_err(|e| e.to_string())?;
+    let natural_key =
+        serde_json::to_string(&(&entry.relative_path, &entry.sha256)).map_err(|e| e.to_string())?;
     let content = UnsavedContent {
         pulp_type: FILE_TYPE.to_string(),
         natural_key,
