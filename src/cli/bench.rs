@@ -77,6 +77,8 @@ pub struct BenchRun {
     pub bottleneck: Option<String>,
     pub report: PipelineReport,
     pub resync_seconds: Option<f64>,
+    /// The stages of the re-sync, with `--resync`.
+    pub resync_report: Option<PipelineReport>,
 }
 
 fn parse_size(s: &str) -> anyhow::Result<usize> {
@@ -181,9 +183,9 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
             let seconds = started.elapsed().as_secs_f64();
             let (u1, s1) = cpu_times();
             let peak = fixture::peak_rss_bytes();
-            let resync_seconds = if args.resync {
+            let (resync_seconds, resync_report) = if args.resync {
                 let t = Instant::now();
-                sync::sync(
+                let again = sync::sync(
                     &ctx,
                     plugin.as_ref(),
                     &repo,
@@ -193,9 +195,9 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
                 )
                 .await
                 .context("benchmark re-sync failed")?;
-                Some(t.elapsed().as_secs_f64())
+                (Some(t.elapsed().as_secs_f64()), Some(again.report))
             } else {
-                None
+                (None, None)
             };
             let units = outcome
                 .report
@@ -221,6 +223,7 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
                 bottleneck: outcome.report.bottleneck().map(|s| s.name.clone()),
                 report: outcome.report,
                 resync_seconds,
+                resync_report,
             };
             print_run(&r);
             runs.push(r);
@@ -261,11 +264,19 @@ fn print_run(r: &BenchRun) {
             .map(|s| format!(", re-sync {s:.3} s"))
             .unwrap_or_default(),
     );
+    print_stages(&r.report);
+    if let Some(again) = &r.resync_report {
+        println!("  re-sync:");
+        print_stages(again);
+    }
+}
+
+fn print_stages(report: &PipelineReport) {
     println!(
         "  {:<24} {:>9} {:>9} {:>10} {:>6} {:>8} {:>8}",
         "stage", "items in", "items out", "items/s", "busy", "starved", "blocked"
     );
-    for s in &r.report.stages {
+    for s in &report.stages {
         println!(
             "  {:<24} {:>9} {:>9} {:>10.0} {:>5.0}% {:>7.0}% {:>7.0}%",
             s.name,
@@ -277,8 +288,8 @@ fn print_run(r: &BenchRun) {
             s.blocked_share() * 100.0
         );
     }
-    if let Some(b) = &r.bottleneck {
-        println!("  bottleneck: {b}");
+    if let Some(b) = report.bottleneck() {
+        println!("  bottleneck: {}", b.name);
     }
 }
 

@@ -222,13 +222,15 @@ pub struct PipelineReport {
 }
 
 impl PipelineReport {
-    /// The stage that held the pipeline back: the one with the largest busy share. A stage that
+    /// The stage that held the pipeline back: the one busy for the longest time. A stage that
     /// is busy while those before it are blocked and those after it are starved is exactly the
-    /// one whose busy share stands out; ties go to the earlier stage.
+    /// one whose busy time stands out. Busy *time*, not share: a stage that finished at once
+    /// (a first stage whose whole output fit in its link) has a large share of a tiny wall time.
+    /// Ties go to the earlier stage.
     pub fn bottleneck(&self) -> Option<&StageReport> {
         let mut best: Option<&StageReport> = None;
         for s in &self.stages {
-            if best.is_none_or(|b| s.busy_share() > b.busy_share()) {
+            if best.is_none_or(|b| s.busy_secs > b.busy_secs) {
                 best = Some(s);
             }
         }

@@ -113,6 +113,10 @@ impl FixtureServer {
         let addr = listener.local_addr().expect("local addr");
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
+            // TCP_NODELAY: without it small responses wait for the client's delayed ACK (~40 ms).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         FixtureServer {
