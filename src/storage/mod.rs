@@ -50,7 +50,10 @@ impl ArtifactStorage {
     pub fn open(root: impl Into<PathBuf>) -> Result<ArtifactStorage, StorageError> {
         let root = root.into();
         let tmp = root.join("tmp");
-        for dir in [root.join("artifact"), tmp.clone()] {
+        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        // All 256 prefix directories up front: saving a file is then one stat and one rename.
+        for prefix in 0..=255u8 {
+            let dir = root.join("artifact").join(format!("{prefix:02x}"));
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
         Ok(ArtifactStorage { root, tmp })
@@ -111,8 +114,6 @@ impl ArtifactStorage {
             if intact {
                 drop(temp); // deletes the duplicate download
             } else {
-                let parent = dest.parent().expect("artifact path has a parent");
-                std::fs::create_dir_all(parent).map_err(io_err(parent))?;
                 temp.persist(&dest).map_err(|e| StorageError::Io {
                     path: dest.clone(),
                     source: e.error,
