@@ -207,7 +207,7 @@ pub trait TaskStore: Send + Sync + 'static {
 
     /// Atomically claims the oldest waiting task whose resources are free (see the
     /// `reservations` module), sets it `running` with `started_at` and `worker`, and returns it.
-    /// Claiming counts as a heartbeat of `worker`.
+    /// Claiming a task counts as a heartbeat of `worker`.
     async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>>;
 
     /// Ends a `running` or `canceling` task claimed by `worker` in `state` (a final state) with

@@ -135,6 +135,14 @@ impl TaskStore for PgStore {
     }
 
     async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>> {
+        // Idle workers poll: answer "nothing waiting" without a write transaction.
+        let any_waiting: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'waiting')")
+                .fetch_one(&self.pool)
+                .await?;
+        if !any_waiting {
+            return Ok(None);
+        }
         let mut tx = self.begin().await?;
         lock_claims(&mut tx).await?;
         heartbeat_in(&mut tx, worker).await?;

@@ -137,6 +137,14 @@ impl TaskStore for SqliteStore {
     }
 
     async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>> {
+        // Idle workers poll: answer "nothing waiting" without a write transaction.
+        let any_waiting: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'waiting')")
+                .fetch_one(&self.read)
+                .await?;
+        if !any_waiting {
+            return Ok(None);
+        }
         let mut tx = self.begin_write().await?;
         heartbeat_in(&mut tx, worker).await?;
         let rows = sqlx::query(
