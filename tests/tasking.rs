@@ -56,6 +56,7 @@ tasking_tests!(
     progress_and_created_resources_are_readable,
     shutdown_stops_the_running_task_and_removes_the_worker,
     list_tasks_filters,
+    concurrent_claimers_never_share_a_task,
 );
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -514,5 +515,43 @@ async fn list_tasks_filters(store: DynStore) {
     assert_eq!(a.args, json!({ "label": "a", "ms": 0 }));
     assert_eq!(a.state, TaskState::Waiting);
     assert_eq!(a.exclusive_resources, Vec::<String>::new());
+    env.stop().await;
+}
+
+async fn concurrent_claimers_never_share_a_task(store: DynStore) {
+    let env = Env::new(&store);
+    let mut free = Vec::new();
+    for i in 0..20 {
+        free.push(
+            env.dispatch("sleep", &format!("f{i}"), 0, &[], &[])
+                .await
+                .id,
+        );
+    }
+    let locked_a = env.dispatch("sleep", "la", 0, &["repo"], &[]).await.id;
+    let _locked_b = env.dispatch("sleep", "lb", 0, &["repo"], &[]).await.id;
+    let mut claimers = tokio::task::JoinSet::new();
+    for c in 0..6 {
+        let store = store.clone();
+        claimers.spawn(async move {
+            let mut got = Vec::new();
+            while let Some(t) = store.claim_next_task(&format!("c{c}")).await.unwrap() {
+                got.push(t.id);
+            }
+            got
+        });
+    }
+    let mut claimed = Vec::new();
+    while let Some(got) = claimers.join_next().await {
+        claimed.extend(got.unwrap());
+    }
+    claimed.sort();
+    let mut expected = free.clone();
+    expected.push(locked_a);
+    expected.sort();
+    assert_eq!(
+        claimed, expected,
+        "each runnable task claimed exactly once; lb stays blocked"
+    );
     env.stop().await;
 }

@@ -242,11 +242,12 @@ impl Worker {
                 }
             }
         };
-        let (state, description) = outcome(stop.map(|(s, _)| s), joined);
-        if stop.map(|(s, _)| s) == Some(Stop::Lost) {
+        let stop = stop.map(|(s, _)| s);
+        if stop == Some(Stop::Lost) {
             tracing::warn!("task was taken from this worker (reaped?): its end is not recorded");
             return;
         }
+        let (state, description) = outcome(stop, joined);
         match &description {
             Some(d) => tracing::info!(state = %state, error = %d, "task finished"),
             None => tracing::info!(state = %state, "task finished"),
