@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pulp_rs::db::{DbError, DynStore, WORKER_MISSING};
-use pulp_rs::models::{ProgressReport, Task, TaskFilter, TaskState};
+use pulp_rs::models::{NewTask, ProgressReport, Task, TaskFilter, TaskState};
 use pulp_rs::tasking::{Registry, TaskCtx, TaskError, Tasking, WorkerConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +57,8 @@ tasking_tests!(
     shutdown_stops_the_running_task_and_removes_the_worker,
     list_tasks_filters,
     concurrent_claimers_never_share_a_task,
+    finish_task_rules,
+    dispatch_elsewhere_is_found_by_polling,
 );
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -553,5 +555,81 @@ async fn concurrent_claimers_never_share_a_task(store: DynStore) {
         claimed, expected,
         "each runnable task claimed exactly once; lb stays blocked"
     );
+    env.stop().await;
+}
+
+async fn finish_task_rules(store: DynStore) {
+    let env = Env::new(&store);
+    let a = env.dispatch("sleep", "a", 0, &[], &[]).await;
+    let b = env.dispatch("sleep", "b", 0, &[], &[]).await;
+    let c = env.dispatch("sleep", "c", 0, &[], &[]).await;
+    for id in [a.id, b.id, c.id] {
+        let t = store.claim_next_task("w1").await.unwrap().unwrap();
+        assert_eq!((t.id, t.state), (id, TaskState::Running));
+        assert!(t.started_at.is_some());
+    }
+    // Only the claiming worker may finish, only in a final state.
+    assert!(matches!(
+        store
+            .finish_task(a.id, "w2", TaskState::Completed, None)
+            .await,
+        Err(DbError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .finish_task(a.id, "w1", TaskState::Running, None)
+            .await,
+        Err(DbError::Conflict(_))
+    ));
+    let done = store
+        .finish_task(a.id, "w1", TaskState::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(done.state, TaskState::Completed);
+    assert!(done.finished_at.is_some());
+    // A cancel request that raced with the end wins: the task ends canceled.
+    store.request_cancel(b.id).await.unwrap();
+    let b = store
+        .finish_task(b.id, "w1", TaskState::Completed, None)
+        .await
+        .unwrap();
+    assert_eq!(b.state, TaskState::Canceled);
+    // A reaped task cannot be finished by its (late) worker.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let reaped = store
+        .reap_dead_workers(Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(reaped.iter().map(|t| t.id).collect::<Vec<_>>(), vec![c.id]);
+    assert_eq!(reaped[0].state, TaskState::Failed);
+    assert_eq!(description(&reaped[0]), Some(WORKER_MISSING));
+    assert!(matches!(
+        store
+            .finish_task(c.id, "w1", TaskState::Completed, None)
+            .await,
+        Err(DbError::Conflict(_))
+    ));
+    assert!(store.list_workers().await.unwrap().is_empty());
+    env.stop().await;
+}
+
+async fn dispatch_elsewhere_is_found_by_polling(store: DynStore) {
+    let mut env = Env::new(&store);
+    env.start_workers(1);
+    // As another process would: straight into the table, no local wakeup.
+    let task = NewTask {
+        name: "sleep".into(),
+        args: json!({ "label": "remote", "ms": 10 }),
+        logging_cid: "cid-1".into(),
+        exclusive_resources: vec!["repo".into()],
+        shared_resources: vec!["remote".into()],
+    };
+    let t = pulp_rs::tasking::dispatch(&store, None, &task)
+        .await
+        .unwrap();
+    assert_eq!(t.logging_cid, "cid-1");
+    assert_eq!(t.shared_resources, vec!["remote".to_string()]);
+    assert_eq!(wait_final(&store, t.id).await.state, TaskState::Completed);
+    assert!(env.log.started("remote"));
     env.stop().await;
 }
