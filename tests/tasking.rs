@@ -59,6 +59,8 @@ tasking_tests!(
     concurrent_claimers_never_share_a_task,
     finish_task_rules,
     dispatch_elsewhere_is_found_by_polling,
+    panicking_task_fails,
+    task_ignoring_its_token_is_aborted_after_grace,
 );
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -169,6 +171,16 @@ fn registry(log: &Log) -> Registry {
             Err(TaskError::Canceled)
         }
     });
+    reg.register("panic", |_ctx: TaskCtx| async move {
+        if true {
+            panic!("index out of bounds");
+        }
+        Ok(())
+    });
+    reg.register("stubborn", |_ctx: TaskCtx| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok(())
+    });
     reg.register("progress", |ctx: TaskCtx| async move {
         for done in 1..=20u64 {
             ctx.progress(report("sync.downloading", done, Some(20)))
@@ -204,8 +216,12 @@ struct Env {
 
 impl Env {
     fn new(store: &DynStore) -> Env {
+        Env::with_config(store, fast_config())
+    }
+
+    fn with_config(store: &DynStore, config: WorkerConfig) -> Env {
         let log = Log::default();
-        let tasking = Tasking::with_config(store.clone(), registry(&log), fast_config());
+        let tasking = Tasking::with_config(store.clone(), registry(&log), config);
         Env {
             tasking,
             log,
@@ -631,5 +647,40 @@ async fn dispatch_elsewhere_is_found_by_polling(store: DynStore) {
     assert_eq!(t.shared_resources, vec!["remote".to_string()]);
     assert_eq!(wait_final(&store, t.id).await.state, TaskState::Completed);
     assert!(env.log.started("remote"));
+    env.stop().await;
+}
+
+async fn panicking_task_fails(store: DynStore) {
+    let mut env = Env::new(&store);
+    env.start_workers(1);
+    let t = env.dispatch("panic", "p", 0, &["repo"], &[]).await;
+    let after = env.dispatch("sleep", "after", 10, &["repo"], &[]).await;
+    let t = wait_final(&store, t.id).await;
+    assert_eq!(t.state, TaskState::Failed);
+    assert!(description(&t).unwrap().contains("index out of bounds"));
+    assert_eq!(
+        wait_final(&store, after.id).await.state,
+        TaskState::Completed
+    );
+    env.stop().await;
+}
+
+async fn task_ignoring_its_token_is_aborted_after_grace(store: DynStore) {
+    let config = WorkerConfig {
+        cancel_grace: Duration::from_millis(300),
+        ..fast_config()
+    };
+    let mut env = Env::with_config(&store, config);
+    env.start_workers(1);
+    let t = env.dispatch("stubborn", "s", 0, &[], &[]).await;
+    wait_for(&store, t.id, |t| t.state == TaskState::Running).await;
+    let asked = Instant::now();
+    store.request_cancel(t.id).await.unwrap();
+    assert_eq!(wait_final(&store, t.id).await.state, TaskState::Canceled);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
     env.stop().await;
 }
