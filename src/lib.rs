@@ -15,7 +15,9 @@
 //! - [`sync`]: runs a pipeline against a new repository version and commits it only when every
 //!   stage returned Ok.
 //! - [`plugins`]: content types; the core never names one (`plugins::file` is the first).
-//! - [`api`], `content`, `tasking`: the REST API, content app and tasking (later issues).
+//! - [`tasking`]: tasks in the database: dispatch, workers, FIFO resource reservations,
+//!   cancellation, heartbeats and progress reports.
+//! - [`api`], `content`: the REST API and content app (later issues).
 //! - [`fixture`]: local fixtures and a static server for benchmarks.
 //!
 //! The `pulp-rs` command line lives in the binary (`src/cli/`), the only place that uses anyhow.
@@ -30,3 +32,4 @@ pub mod plugins;
 pub mod stages;
 pub mod storage;
 pub mod sync;
+pub mod tasking;

@@ -294,3 +294,133 @@ pub struct RepositoryVersion {
     pub counts: VersionCounts,
     pub pulp_created: DateTime<Utc>,
 }
+
+// ---- tasking -----------------------------------------------------------------------------------
+
+/// Where a task is in its life (pulpcore's `TASK_STATES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Dispatched, not yet picked up by a worker.
+    Waiting,
+    /// Never run (final).
+    Skipped,
+    /// Claimed by a worker, which runs it.
+    Running,
+    /// Ran to the end (final).
+    Completed,
+    /// Ran and failed, or its worker went missing (final).
+    Failed,
+    /// Canceled by a user or by worker shutdown (final).
+    Canceled,
+    /// Cancel requested while running; its worker will stop it and mark it `canceled`.
+    Canceling,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Waiting => "waiting",
+            TaskState::Skipped => "skipped",
+            TaskState::Running => "running",
+            TaskState::Completed => "completed",
+            TaskState::Failed => "failed",
+            TaskState::Canceled => "canceled",
+            TaskState::Canceling => "canceling",
+        }
+    }
+
+    /// Skipped, completed, failed and canceled never change again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskState::Skipped | TaskState::Completed | TaskState::Failed | TaskState::Canceled
+        )
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TaskState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "waiting" => Ok(TaskState::Waiting),
+            "skipped" => Ok(TaskState::Skipped),
+            "running" => Ok(TaskState::Running),
+            "completed" => Ok(TaskState::Completed),
+            "failed" => Ok(TaskState::Failed),
+            "canceled" => Ok(TaskState::Canceled),
+            "canceling" => Ok(TaskState::Canceling),
+            other => Err(format!("unknown task state {other:?}")),
+        }
+    }
+}
+
+/// One progress report of a task, as pulpcore serializes it in `progress_reports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressReport {
+    pub message: String,
+    /// Stable identifier, e.g. `sync.downloading.artifacts`; a task has one report per code.
+    pub code: String,
+    pub state: TaskState,
+    pub total: Option<u64>,
+    pub done: u64,
+    pub suffix: Option<String>,
+}
+
+/// A task about to be dispatched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    /// The registered name of the task function.
+    pub name: String,
+    pub args: serde_json::Value,
+    pub logging_cid: String,
+    /// Resources only this task may hold while it runs.
+    pub exclusive_resources: Vec<String>,
+    /// Resources this task shares with other shared holders.
+    pub shared_resources: Vec<String>,
+}
+
+/// A task row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub id: Uuid,
+    pub name: String,
+    pub state: TaskState,
+    pub args: serde_json::Value,
+    pub logging_cid: String,
+    pub pulp_created: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `{"description": ...}` when failed.
+    pub error: Option<serde_json::Value>,
+    pub progress_reports: Vec<ProgressReport>,
+    pub created_resources: Vec<String>,
+    pub exclusive_resources: Vec<String>,
+    pub shared_resources: Vec<String>,
+    /// The worker that claimed it.
+    pub worker: Option<String>,
+    pub pulp_last_updated: DateTime<Utc>,
+}
+
+/// Which tasks to list (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub state: Option<TaskState>,
+    pub name: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+/// A worker's liveness row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerStatus {
+    pub name: String,
+    pub last_heartbeat: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+}

@@ -9,20 +9,28 @@
 //! Visibility rule: a repository version is visible (listed, `latest`) only once `complete`; the
 //! pipeline writes memberships against an incomplete version and either
 //! [`Store::finalize_version`]s it or [`Store::discard_version`]s it.
+//!
+//! Tasks and workers are behind [`TaskStore`], a supertrait of [`Store`], so a [`DynStore`]
+//! serves both. Resource reservations are derived from the incomplete tasks (`reservations`).
 
 pub mod pg;
+mod pg_tasks;
+mod reservations;
 mod shared;
 pub mod sqlite;
+mod sqlite_tasks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::models::{
-    Artifact, Content, ContentArtifact, ContentToSave, NewArtifact, NewRemoteArtifact, Remote,
-    RemoteArtifact, Repository, RepositoryVersion, VersionCounts,
+    Artifact, Content, ContentArtifact, ContentToSave, NewArtifact, NewRemoteArtifact, NewTask,
+    ProgressReport, Remote, RemoteArtifact, Repository, RepositoryVersion, Task, TaskFilter,
+    TaskState, VersionCounts, WorkerStatus,
 };
 
 /// Errors of the database layer.
@@ -65,7 +73,7 @@ pub async fn connect(url: &str) -> DbResult<DynStore> {
 /// writes by a stable key (sha256, natural key) so concurrent syncs cannot deadlock, and
 /// tolerate a concurrent insert of the same natural key (the existing row wins).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TaskStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and reports only; never branch on it.
     fn backend(&self) -> &'static str;
 
@@ -184,6 +192,60 @@ pub trait Store: Send + Sync + 'static {
     /// Counts of a version as they stand (complete or not).
     async fn count_version(&self, version_id: Uuid) -> DbResult<VersionCounts>;
 }
+
+/// Tasks and workers (the tasking layer's state; nothing of it lives only in memory).
+///
+/// State changes are conditional updates: a task moves only from the state the method expects,
+/// so a worker, a reaper and a canceling user never overwrite each other.
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
+    /// Inserts a `waiting` task (new uuid v7 id, `pulp_created` now).
+    async fn insert_task(&self, task: &NewTask) -> DbResult<Task>;
+    async fn get_task(&self, id: Uuid) -> DbResult<Task>;
+    /// Tasks matching the filter, newest first.
+    async fn list_tasks(&self, filter: &TaskFilter) -> DbResult<Vec<Task>>;
+
+    /// Atomically claims the oldest waiting task whose resources are free (see the
+    /// `reservations` module), sets it `running` with `started_at` and `worker`, and returns it.
+    /// Claiming a task counts as a heartbeat of `worker`.
+    async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>>;
+
+    /// Ends a `running` or `canceling` task claimed by `worker` in `state` (a final state) with
+    /// `error`. A task that was moved to `canceling` meanwhile ends `canceled` rather than
+    /// `completed`. [`DbError::Conflict`] when the task is not running or canceling for
+    /// `worker` (e.g. it was reaped).
+    async fn finish_task(
+        &self,
+        id: Uuid,
+        worker: &str,
+        state: TaskState,
+        error: Option<serde_json::Value>,
+    ) -> DbResult<Task>;
+
+    /// Requests cancellation: a waiting task becomes `canceled` at once, a running one
+    /// `canceling` (its worker stops it). A canceling or canceled task is returned as is;
+    /// another final state is [`DbError::Conflict`].
+    async fn request_cancel(&self, id: Uuid) -> DbResult<Task>;
+
+    /// Replaces the task's progress reports.
+    async fn set_progress(&self, id: Uuid, reports: &[ProgressReport]) -> DbResult<()>;
+    /// Appends to the task's created resources.
+    async fn add_created_resource(&self, id: Uuid, resource: &str) -> DbResult<()>;
+
+    /// Records that `worker` is alive now (inserting its row when missing).
+    async fn heartbeat(&self, worker: &str) -> DbResult<()>;
+    /// Workers, by name.
+    async fn list_workers(&self) -> DbResult<Vec<WorkerStatus>>;
+    /// Deletes the rows of workers whose last heartbeat is older than `ttl`, then fails every
+    /// running or canceling task whose worker has no row ("Worker has gone missing.") and
+    /// returns those tasks.
+    async fn reap_dead_workers(&self, ttl: Duration) -> DbResult<Vec<Task>>;
+    /// Deletes the worker's row (clean shutdown).
+    async fn remove_worker(&self, worker: &str) -> DbResult<()>;
+}
+
+/// The error description of a task whose worker stopped heartbeating.
+pub const WORKER_MISSING: &str = "Worker has gone missing.";
 
 /// For benchmarks and tests: given a PostgreSQL URL, creates a new empty database named
 /// `<prefix>_<uuid>` on the same server and returns its URL. SQLite URLs are returned unchanged.

@@ -29,7 +29,18 @@ use crate::models::{
     OtherDigests, Policy, Remote, RemoteArtifact, Repository, RepositoryVersion, VersionCounts,
 };
 
-const MIGRATION: &str = include_str!("../../migrations/postgres/0001_initial.sql");
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "tasks",
+        include_str!("../../migrations/postgres/0002_tasks.sql"),
+    ),
+];
 
 /// Connections in the pool.
 const POOL_SIZE: u32 = 10;
@@ -38,7 +49,7 @@ const PAGE: i64 = 5000;
 
 /// The PostgreSQL [`Store`].
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 /// Connects to the database named by `url` and runs the migrations.
@@ -53,11 +64,11 @@ impl PgStore {
             .max_connections(POOL_SIZE)
             .connect(url)
             .await?;
-        shared::migrator(MIGRATION).run(&pool).await?;
+        shared::migrator(MIGRATIONS).run(&pool).await?;
         Ok(PgStore { pool })
     }
 
-    async fn begin(&self) -> DbResult<Transaction<'static, Postgres>> {
+    pub(super) async fn begin(&self) -> DbResult<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
 }

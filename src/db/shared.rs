@@ -11,19 +11,25 @@ use sqlx::SqlSafeStr;
 use uuid::Uuid;
 
 use super::{DbError, DbResult};
-use crate::models::{ContentToSave, NewArtifact, NewRemoteArtifact, UnsavedContent};
+use crate::models::{
+    ContentToSave, NewArtifact, NewRemoteArtifact, ProgressReport, TaskState, UnsavedContent,
+};
 
-/// Builds a migrator from one embedded SQL file, exactly as `sqlx::migrate!` would for
-/// `0001_initial.sql` (same version, description and checksum), without needing the sqlx
-/// `macros` feature.
-pub(crate) fn migrator(initial_sql: &'static str) -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        initial_sql.into_sql_str(),
-        false,
-    )])
+/// Builds a migrator from the embedded SQL files, in order: `(version, description, sql)`,
+/// exactly as `sqlx::migrate!` would for `<version>_<description>.sql` (same version,
+/// description and checksum), without needing the sqlx `macros` feature.
+pub(crate) fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    let mut out = Vec::with_capacity(migrations.len());
+    for &(version, description, sql) in migrations {
+        out.push(Migration::new(
+            version,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        ));
+    }
+    Migrator::with_migrations(out)
 }
 
 /// Maps a unique violation to [`DbError::Conflict`], anything else to [`DbError::Sqlx`].
@@ -97,6 +103,50 @@ pub(crate) fn headers_to_json(h: &[(String, String)]) -> String {
 
 pub(crate) fn headers_from_json(v: &serde_json::Value) -> DbResult<Vec<(String, String)>> {
     serde_json::from_value(v.clone()).map_err(|e| DbError::Corrupt(format!("remote headers: {e}")))
+}
+
+/// A task's `error` value: `{"description": ...}`.
+pub(crate) fn task_error(description: &str) -> serde_json::Value {
+    serde_json::json!({ "description": description })
+}
+
+/// A JSON list of strings (a task's resources).
+pub(crate) fn strings_from_json(v: serde_json::Value, what: &str) -> DbResult<Vec<String>> {
+    serde_json::from_value(v).map_err(|e| DbError::Corrupt(format!("task {what}: {e}")))
+}
+
+pub(crate) fn strings_to_json(v: &[String]) -> String {
+    serde_json::Value::from(v.to_vec()).to_string()
+}
+
+pub(crate) fn progress_from_json(v: serde_json::Value) -> DbResult<Vec<ProgressReport>> {
+    serde_json::from_value(v).map_err(|e| DbError::Corrupt(format!("task progress_reports: {e}")))
+}
+
+pub(crate) fn progress_to_json(reports: &[ProgressReport]) -> DbResult<String> {
+    serde_json::to_string(reports).map_err(|e| DbError::Corrupt(format!("progress report: {e}")))
+}
+
+pub(crate) fn task_state(s: &str) -> DbResult<TaskState> {
+    s.parse().map_err(DbError::Corrupt)
+}
+
+/// `finish_task` accepts only final states.
+pub(crate) fn check_final(state: TaskState) -> DbResult<()> {
+    if state.is_final() {
+        Ok(())
+    } else {
+        Err(DbError::Conflict(format!(
+            "a task cannot finish in the non-final state {state}"
+        )))
+    }
+}
+
+/// The moment before which a heartbeat is too old.
+pub(crate) fn heartbeat_cutoff(ttl: std::time::Duration) -> DbResult<DateTime<Utc>> {
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|_| DbError::Corrupt(format!("worker ttl {ttl:?} out of range")))?;
+    Ok(now() - ttl)
 }
 
 /// Distinct artifacts by sha256, sorted by sha256 (first occurrence wins).

@@ -29,7 +29,18 @@ use crate::models::{
     OtherDigests, Policy, Remote, RemoteArtifact, Repository, RepositoryVersion, VersionCounts,
 };
 
-const MIGRATION: &str = include_str!("../../migrations/sqlite/0001_initial.sql");
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "tasks",
+        include_str!("../../migrations/sqlite/0002_tasks.sql"),
+    ),
+];
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
 const CHUNK: usize = 500;
@@ -38,8 +49,8 @@ const PAGE: i64 = 5000;
 
 /// The SQLite [`Store`].
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    pub(super) write: SqlitePool,
+    pub(super) read: SqlitePool,
 }
 
 /// Opens (creating if missing) the database file named by `url`, runs the migrations.
@@ -66,7 +77,7 @@ impl SqliteStore {
                 .max_lifetime(None);
         }
         let write = write_opts.connect_with(opts.clone()).await?;
-        shared::migrator(MIGRATION).run(&write).await?;
+        shared::migrator(MIGRATIONS).run(&write).await?;
         let read = if in_memory {
             write.clone()
         } else {
@@ -78,14 +89,14 @@ impl SqliteStore {
         Ok(SqliteStore { write, read })
     }
 
-    async fn begin_write(&self) -> DbResult<Transaction<'static, Sqlite>> {
+    pub(super) async fn begin_write(&self) -> DbResult<Transaction<'static, Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 
 // ---- value helpers ---------------------------------------------------------------------------
 
-fn hy(id: Uuid) -> Hyphenated {
+pub(super) fn hy(id: Uuid) -> Hyphenated {
     id.hyphenated()
 }
 
@@ -93,11 +104,11 @@ fn opt_hy(id: Option<Uuid>) -> Option<Hyphenated> {
     id.map(Uuid::hyphenated)
 }
 
-fn us(t: DateTime<Utc>) -> i64 {
+pub(super) fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn uuid_at(row: &SqliteRow, i: usize) -> DbResult<Uuid> {
+pub(super) fn uuid_at(row: &SqliteRow, i: usize) -> DbResult<Uuid> {
     Ok(row.try_get::<Hyphenated, _>(i)?.into_uuid())
 }
 
@@ -107,12 +118,12 @@ fn opt_uuid_at(row: &SqliteRow, i: usize) -> DbResult<Option<Uuid>> {
         .map(Hyphenated::into_uuid))
 }
 
-fn time_at(row: &SqliteRow, i: usize) -> DbResult<DateTime<Utc>> {
+pub(super) fn time_at(row: &SqliteRow, i: usize) -> DbResult<DateTime<Utc>> {
     let v: i64 = row.try_get(i)?;
     shared::micros_to_time(v).ok_or_else(|| DbError::Corrupt(format!("timestamp {v}")))
 }
 
-fn json_at(row: &SqliteRow, i: usize) -> DbResult<serde_json::Value> {
+pub(super) fn json_at(row: &SqliteRow, i: usize) -> DbResult<serde_json::Value> {
     let s: &str = row.try_get(i)?;
     serde_json::from_str(s).map_err(|e| DbError::Corrupt(format!("JSON column: {e}")))
 }

@@ -1,0 +1,346 @@
+//! [`Worker`]: one task at a time, pulpcore style.
+//!
+//! A pass of the loop heartbeats when due, reaps dead workers when due, and claims the oldest
+//! runnable task; when there is none it sleeps until woken by a local dispatch, the poll
+//! interval, or shutdown. A claimed task's function runs in its own tokio task while the worker
+//! supervises it: every `cancel_poll_interval` it heartbeats if due, writes throttled progress,
+//! and reads the task row, firing the task's token when the row became `canceling`. If the
+//! function ignores its token for `cancel_grace`, its future is aborted.
+//!
+//! Shutdown is explicit: when the shutdown token fires the worker stops claiming, cancels the
+//! running task (which ends `failed`, "Aborted during worker shutdown."), and deletes its
+//! worker row.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio::task::JoinError;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::ctx::{Progress, TaskCtx};
+use super::{Registry, TaskError};
+use crate::db::{DbError, DynStore};
+use crate::models::{Task, TaskState};
+
+/// Error description of a task stopped by its worker's shutdown (pulpcore's wording).
+pub const SHUTDOWN_DESCRIPTION: &str = "Aborted during worker shutdown.";
+
+/// Timing of a worker. The defaults follow pulpcore (30 s TTL, heartbeat every TTL/3).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How often the worker writes its heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A worker whose heartbeat is older than this is dead; its tasks fail.
+    pub ttl: Duration,
+    /// How often dead workers are looked for.
+    pub reap_interval: Duration,
+    /// How often an idle worker looks for a task (dispatches in this process wake it sooner).
+    pub poll_interval: Duration,
+    /// How often the running task's row is read for a cancel request.
+    pub cancel_poll_interval: Duration,
+    /// Minimum time between two progress writes of one task.
+    pub progress_interval: Duration,
+    /// How long a canceled task function may run on before its future is aborted.
+    pub cancel_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            heartbeat_interval: Duration::from_secs(10),
+            ttl: Duration::from_secs(30),
+            reap_interval: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(250),
+            cancel_poll_interval: Duration::from_millis(250),
+            progress_interval: Duration::from_millis(500),
+            cancel_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the worker stopped a running task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The task row became `canceling`.
+    Canceled,
+    /// The worker is shutting down.
+    Shutdown,
+    /// The row is no longer ours (reaped as dead, or finished by someone else).
+    Lost,
+}
+
+/// A worker: claims and runs tasks until its shutdown token fires.
+pub struct Worker {
+    name: String,
+    store: DynStore,
+    registry: Arc<Registry>,
+    wakeup: Arc<Notify>,
+    config: WorkerConfig,
+}
+
+/// When the periodic duties last ran.
+struct Clocks {
+    heartbeat: Option<Instant>,
+    reap: Option<Instant>,
+}
+
+fn due(last: Option<Instant>, every: Duration) -> bool {
+    last.is_none_or(|t| t.elapsed() >= every)
+}
+
+impl Worker {
+    pub fn new(
+        name: String,
+        store: DynStore,
+        registry: Arc<Registry>,
+        wakeup: Arc<Notify>,
+        config: WorkerConfig,
+    ) -> Worker {
+        Worker {
+            name,
+            store,
+            registry,
+            wakeup,
+            config,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs until `shutdown` fires, then deletes the worker row.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(worker = %self.name, "worker started");
+        let mut clocks = Clocks {
+            heartbeat: None,
+            reap: None,
+        };
+        while !shutdown.is_cancelled() {
+            self.heartbeat_if_due(&mut clocks).await;
+            self.reap_if_due(&mut clocks).await;
+            let notified = self.wakeup.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.store.claim_next_task(&self.name).await {
+                Ok(Some(task)) => {
+                    clocks.heartbeat = Some(Instant::now());
+                    let span = tracing::info_span!(
+                        "task",
+                        task_id = %task.id,
+                        task_name = %task.name,
+                        worker = %self.name
+                    );
+                    self.run_task(task, &shutdown, &mut clocks)
+                        .instrument(span)
+                        .await;
+                    // Finishing may have unblocked tasks for the other local workers.
+                    self.wakeup.notify_waiters();
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %self.name, error = %e, "claiming a task failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.store.remove_worker(&self.name).await {
+            tracing::warn!(worker = %self.name, error = %e, "removing the worker row failed");
+        }
+        tracing::info!(worker = %self.name, "worker stopped");
+    }
+
+    async fn heartbeat_if_due(&self, clocks: &mut Clocks) {
+        if !due(clocks.heartbeat, self.config.heartbeat_interval) {
+            return;
+        }
+        match self.store.heartbeat(&self.name).await {
+            Ok(()) => clocks.heartbeat = Some(Instant::now()),
+            Err(e) => tracing::warn!(worker = %self.name, error = %e, "heartbeat failed"),
+        }
+    }
+
+    async fn reap_if_due(&self, clocks: &mut Clocks) {
+        if !due(clocks.reap, self.config.reap_interval) {
+            return;
+        }
+        clocks.reap = Some(Instant::now());
+        match self.store.reap_dead_workers(self.config.ttl).await {
+            Ok(reaped) => {
+                for t in reaped {
+                    tracing::warn!(
+                        task_id = %t.id,
+                        task_name = %t.name,
+                        dead_worker = t.worker.as_deref().unwrap_or(""),
+                        "task failed: its worker has gone missing"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.name, error = %e, "reaping dead workers failed")
+            }
+        }
+    }
+
+    /// Runs one claimed task to its end and records the end.
+    async fn run_task(&self, task: Task, shutdown: &CancellationToken, clocks: &mut Clocks) {
+        tracing::info!("task started");
+        let Some(f) = self.registry.get(&task.name) else {
+            let err = TaskError::UnknownTask(task.name.clone());
+            tracing::error!(error = %err, "task failed");
+            self.record(&task, None, TaskState::Failed, Some(err.to_string()))
+                .await;
+            return;
+        };
+        let cancel = CancellationToken::new();
+        let progress = Arc::new(Progress::new(
+            self.config.progress_interval,
+            task.progress_reports.clone(),
+        ));
+        let ctx = TaskCtx::new(&task, self.store.clone(), cancel.clone(), progress.clone());
+        let mut handle = tokio::spawn(f(ctx).in_current_span());
+        let mut tick = tokio::time::interval(self.config.cancel_poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop: Option<(Stop, Instant)> = None;
+        let joined = loop {
+            tokio::select! {
+                biased;
+                res = &mut handle => break res,
+                _ = shutdown.cancelled(), if stop.is_none() => {
+                    tracing::info!("worker shutting down: canceling its task");
+                    cancel.cancel();
+                    stop = Some((Stop::Shutdown, Instant::now()));
+                }
+                _ = tick.tick() => {
+                    if let Some((_, since)) = stop {
+                        if since.elapsed() >= self.config.cancel_grace {
+                            tracing::warn!("task ignored its cancellation: aborting it");
+                            handle.abort();
+                        }
+                    }
+                    self.heartbeat_if_due(clocks).await;
+                    if let Err(e) = progress.write_if_due(&self.store, task.id).await {
+                        tracing::warn!(error = %e, "writing progress failed");
+                    }
+                    if stop.is_none() {
+                        if let Some(s) = self.check_row(&task).await {
+                            cancel.cancel();
+                            stop = Some((s, Instant::now()));
+                        }
+                    }
+                }
+            }
+        };
+        let stop = stop.map(|(s, _)| s);
+        if stop == Some(Stop::Lost) {
+            tracing::warn!("task was taken from this worker (reaped?): its end is not recorded");
+            return;
+        }
+        let (state, description) = outcome(stop, joined);
+        match &description {
+            Some(d) => tracing::info!(state = %state, error = %d, "task finished"),
+            None => tracing::info!(state = %state, "task finished"),
+        }
+        self.record(&task, Some(&progress), state, description)
+            .await;
+    }
+
+    /// Whether the task row asks the worker to stop the task.
+    async fn check_row(&self, task: &Task) -> Option<Stop> {
+        match self.store.get_task(task.id).await {
+            Ok(row) if row.worker.as_deref() != Some(self.name.as_str()) => Some(Stop::Lost),
+            Ok(row) if row.state.is_final() => Some(Stop::Lost),
+            Ok(row) if row.state == TaskState::Canceling => {
+                tracing::info!("cancel requested: canceling the task");
+                Some(Stop::Canceled)
+            }
+            Ok(_) => None,
+            Err(DbError::NotFound(_)) => Some(Stop::Lost),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the task row failed");
+                None
+            }
+        }
+    }
+
+    /// Writes the final progress and the end state.
+    async fn record(
+        &self,
+        task: &Task,
+        progress: Option<&Progress>,
+        state: TaskState,
+        description: Option<String>,
+    ) {
+        if let Some(p) = progress {
+            if let Err(e) = p.write_final(&self.store, task.id, state).await {
+                tracing::warn!(error = %e, "writing final progress failed");
+            }
+        }
+        let error = description.map(|d| serde_json::json!({ "description": d }));
+        if let Err(e) = self
+            .store
+            .finish_task(task.id, &self.name, state, error)
+            .await
+        {
+            tracing::warn!(error = %e, "recording the task's end failed");
+        }
+    }
+}
+
+/// The end state and error description of a task, from why the worker stopped it (if it did)
+/// and what its function returned.
+fn outcome(
+    stop: Option<Stop>,
+    joined: Result<Result<(), TaskError>, JoinError>,
+) -> (TaskState, Option<String>) {
+    match (stop, joined) {
+        (Some(Stop::Shutdown), _) => (TaskState::Failed, Some(SHUTDOWN_DESCRIPTION.to_string())),
+        (Some(Stop::Canceled | Stop::Lost), _) => (TaskState::Canceled, None),
+        (None, Ok(Ok(()))) => (TaskState::Completed, None),
+        (None, Ok(Err(TaskError::Canceled))) => (TaskState::Canceled, None),
+        (None, Ok(Err(e))) => (TaskState::Failed, Some(e.to_string())),
+        (None, Err(e)) if e.is_panic() => {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            (TaskState::Failed, Some(format!("Task panicked: {msg}")))
+        }
+        (None, Err(_)) => (TaskState::Failed, Some("Task was aborted.".to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasking_outcome_maps_results() {
+        assert_eq!(outcome(None, Ok(Ok(()))).0, TaskState::Completed);
+        assert_eq!(
+            outcome(None, Ok(Err(TaskError::failed("boom")))),
+            (TaskState::Failed, Some("boom".to_string()))
+        );
+        assert_eq!(
+            outcome(Some(Stop::Canceled), Ok(Ok(()))),
+            (TaskState::Canceled, None)
+        );
+        assert_eq!(
+            outcome(Some(Stop::Shutdown), Ok(Err(TaskError::Canceled))),
+            (TaskState::Failed, Some(SHUTDOWN_DESCRIPTION.to_string()))
+        );
+    }
+}
