@@ -512,6 +512,14 @@ async fn fault_case(
     }
 }
 
+/// Appends raw lines to the upstream manifest.
+fn append_to_manifest(w: &World, lines: &str) {
+    let path = w.upstream.path().join("PULP_MANIFEST");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(lines);
+    std::fs::write(&path, text).unwrap();
+}
+
 fn corrupt_manifest_sha(w: &World, victim: &str) {
     // The manifest promises other bytes than the server has.
     let path = w.upstream.path().join("PULP_MANIFEST");
@@ -662,10 +670,7 @@ async fn fault_malformed_manifest_names_the_line() {
     fault_case(
         "malformed manifest",
         |w, _| {
-            let path = w.upstream.path().join("PULP_MANIFEST");
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            text.push_str("# a comment\n\nnot,a valid line\n");
-            std::fs::write(&path, text).unwrap();
+            append_to_manifest(w, "# a comment\n\nnot,a valid line\n");
         },
         |_| {},
         &["line 7", "malformed manifest"],
@@ -678,10 +683,7 @@ async fn fault_path_traversal_in_manifest_is_rejected() {
     fault_case(
         "path traversal",
         |w, _| {
-            let path = w.upstream.path().join("PULP_MANIFEST");
-            let mut text = std::fs::read_to_string(&path).unwrap();
-            text.push_str(&format!("../../etc/passwd,{},5\n", sha256_hex(b"xxxxx")));
-            std::fs::write(&path, text).unwrap();
+            append_to_manifest(w, &format!("../../etc/passwd,{},5\n", sha256_hex(b"xxxxx")));
         },
         |_| {},
         &["escapes the repository", "line 5"],
@@ -843,12 +845,15 @@ async fn the_same_path_twice_with_different_digests_fails_cleanly() {
     fault_case(
         "duplicate path",
         |w, _| {
-            let path = w.upstream.path().join("PULP_MANIFEST");
-            let mut text = std::fs::read_to_string(&path).unwrap();
             std::fs::write(w.upstream.path().join("twin.txt"), b"first").unwrap();
-            text.push_str(&format!("twin.txt,{},5\n", sha256_hex(b"first")));
-            text.push_str(&format!("twin.txt,{},6\n", sha256_hex(b"second")));
-            std::fs::write(&path, text).unwrap();
+            append_to_manifest(
+                w,
+                &format!(
+                    "twin.txt,{},5\ntwin.txt,{},6\n",
+                    sha256_hex(b"first"),
+                    sha256_hex(b"second")
+                ),
+            );
         },
         |r| r.max_retries = Some(0),
         &["twin.txt"],

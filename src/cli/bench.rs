@@ -178,23 +178,8 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
             quiesce_filesystem().await;
             fixture::reset_peak_rss();
             let (u0, s0) = cpu_times();
-            let started = Instant::now();
-            let outcome = sync::sync(
-                &ctx,
-                plugin.as_ref(),
-                &repo,
-                &remote,
-                false,
-                CancellationToken::new(),
-            )
-            .await
-            .context("benchmark sync failed")?;
-            let seconds = started.elapsed().as_secs_f64();
-            let (u1, s1) = cpu_times();
-            let peak = fixture::peak_rss_bytes();
-            let (resync_seconds, resync_report) = if args.resync {
-                let t = Instant::now();
-                let again = sync::sync(
+            let sync_once = || {
+                sync::sync(
                     &ctx,
                     plugin.as_ref(),
                     &repo,
@@ -202,8 +187,15 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
                     false,
                     CancellationToken::new(),
                 )
-                .await
-                .context("benchmark re-sync failed")?;
+            };
+            let started = Instant::now();
+            let outcome = sync_once().await.context("benchmark sync failed")?;
+            let seconds = started.elapsed().as_secs_f64();
+            let (u1, s1) = cpu_times();
+            let peak = fixture::peak_rss_bytes();
+            let (resync_seconds, resync_report) = if args.resync {
+                let t = Instant::now();
+                let again = sync_once().await.context("benchmark re-sync failed")?;
                 (Some(t.elapsed().as_secs_f64()), Some(again.report))
             } else {
                 (None, None)
