@@ -101,23 +101,8 @@ pub(crate) async fn attempt(
         if n == 0 {
             break;
         }
-        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        let total = sink.received() + n as u64;
-        if let Some(want) = expected.size {
-            if total > want {
-                // The file grew while we read it.
-                return Err(DownloadError::Size {
-                    url: url_str.to_string(),
-                    expected: want,
-                    actual: total,
-                }
-                .into());
-            }
-        }
-        sink.push(&buf[..n]).await.map_err(|e| DownloadError::Io {
-            url: url_str.to_string(),
-            source: e,
-        })?;
+        sink.accept(url_str, &buf[..n], expected.size, stats)
+            .await?;
     }
     sink.finish().await.map_err(|e| {
         DownloadError::Io {

@@ -189,19 +189,7 @@ impl HttpDownloader {
                 Ok(None) => break,
                 Err(e) => return Err(body_error(url_str, sink.received(), e, secrets).into()),
             };
-            stats.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            let total = sink.received() + chunk.len() as u64;
-            if let Some(want) = expected.size {
-                if total > want {
-                    return Err(DownloadError::Size {
-                        url: url_str.to_string(),
-                        expected: want,
-                        actual: total,
-                    }
-                    .into());
-                }
-            }
-            sink.push(&chunk).await.map_err(|e| io_error(url_str, e))?;
+            sink.accept(url_str, &chunk, expected.size, stats).await?;
         }
         if let Some(announced) = content_length {
             if sink.received() < announced {

@@ -105,6 +105,36 @@ impl Sink {
         self.received
     }
 
+    /// Takes one chunk of a body as received: counts it in `stats`, refuses a body longer than
+    /// `expected_size` (a server sending more, or a local file growing while read), writes it.
+    pub(crate) async fn accept(
+        &mut self,
+        url: &str,
+        data: &[u8],
+        expected_size: Option<u64>,
+        stats: &super::DownloadStats,
+    ) -> Result<(), super::DownloadError> {
+        stats
+            .bytes
+            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let total = self.received() + data.len() as u64;
+        if let Some(want) = expected_size {
+            if total > want {
+                return Err(super::DownloadError::Size {
+                    url: url.to_string(),
+                    expected: want,
+                    actual: total,
+                });
+            }
+        }
+        self.push(data)
+            .await
+            .map_err(|source| super::DownloadError::Io {
+                url: url.to_string(),
+                source,
+            })
+    }
+
     /// Appends `data`, spilling to the temp file when the buffer is full.
     pub(crate) async fn push(&mut self, data: &[u8]) -> io::Result<()> {
         self.received += data.len() as u64;
