@@ -17,19 +17,26 @@
 //! - [`plugins`]: content types; the core never names one (`plugins::file` is the first).
 //! - [`tasking`]: tasks in the database: dispatch, workers, FIFO resource reservations,
 //!   cancellation, heartbeats and progress reports.
-//! - [`api`], `content`: the REST API and content app (later issues).
+//! - [`api`]: the pulpcore-compatible REST API at `/pulp/api/v3/`, its route table and the
+//!   OpenAPI document built from it.
+//! - [`content`]: the content app at `/pulp/content/`: distributions, Range, on-demand fetches.
+//! - [`tasks`]: the task functions workers run (sync, modify, publish, deletes, cleanup).
+//! - [`server`]: settings and the parts of `pulp-rs serve` (API, content app, workers).
 //! - [`fixture`]: local fixtures and a static server for benchmarks.
 //!
 //! The `pulp-rs` command line lives in the binary (`src/cli/`), the only place that uses anyhow.
 
 pub mod api;
+pub mod content;
 pub mod db;
 pub mod declarative;
 pub mod downloader;
 pub mod fixture;
 pub mod models;
 pub mod plugins;
+pub mod server;
 pub mod stages;
 pub mod storage;
 pub mod sync;
 pub mod tasking;
+pub mod tasks;

@@ -741,6 +741,14 @@ impl Plugin for IndexPlugin {
     fn first_stage(&self, env: &SyncEnv) -> Box<dyn Stage> {
         Box::new(IndexFirstStage { env: env.clone() })
     }
+
+    fn api_names(&self) -> pulp_rs::plugins::ApiNames {
+        pulp_rs::plugins::ApiNames {
+            app_label: "index",
+            kind: "index",
+            content_kind: "units",
+        }
+    }
 }
 
 struct IndexFirstStage {

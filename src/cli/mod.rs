@@ -1,4 +1,5 @@
-//! The `pulp-rs` command line: `sync`, `repo list|show`, `bench`.
+//! The `pulp-rs` command line: `sync`, `repo list|show`, `bench`, and the service: `serve`,
+//! `api`, `content`, `worker`, `reset-admin-password`.
 //!
 //! Everything runs in-process on the embedded SQLite database under the data directory (default
 //! `$PULP_DATA_DIR`, else `~/.local/share/pulp-rs`), or on PostgreSQL with `--database-url
@@ -7,6 +8,7 @@
 mod bench;
 mod progress;
 mod repo;
+mod serve;
 mod sync_cmd;
 
 use std::path::PathBuf;
@@ -43,6 +45,16 @@ enum Command {
     Repo(repo::RepoCommand),
     /// Benchmark a sync from a URL or from a local fixture.
     Bench(bench::BenchArgs),
+    /// Run the REST API, the content app and task workers in one process.
+    Serve(serve::ServerArgs),
+    /// Run the REST API alone.
+    Api(serve::ServerArgs),
+    /// Run the content app alone.
+    Content(serve::ServerArgs),
+    /// Run task workers alone.
+    Worker(serve::ServerArgs),
+    /// Set the password of the `admin` API user.
+    ResetAdminPassword(serve::ResetAdminArgs),
 }
 
 /// The default data directory.
@@ -109,6 +121,19 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync_cmd::run(&data_dir, db_url.as_deref(), args).await,
             Command::Repo(cmd) => repo::run(&data_dir, db_url.as_deref(), cmd).await,
             Command::Bench(args) => bench::run(db_url.as_deref(), args).await,
+            Command::Serve(a) => {
+                serve::run(serve::Which::Serve, &data_dir, db_url.as_deref(), a).await
+            }
+            Command::Api(a) => serve::run(serve::Which::Api, &data_dir, db_url.as_deref(), a).await,
+            Command::Content(a) => {
+                serve::run(serve::Which::Content, &data_dir, db_url.as_deref(), a).await
+            }
+            Command::Worker(a) => {
+                serve::run(serve::Which::Worker, &data_dir, db_url.as_deref(), a).await
+            }
+            Command::ResetAdminPassword(a) => {
+                serve::reset_admin_password(&data_dir, db_url.as_deref(), a).await
+            }
         }
     });
     match result {

@@ -11,14 +11,29 @@
 //! [`Store::finalize_version`]s it or [`Store::discard_version`]s it.
 //!
 //! Tasks and workers are behind [`TaskStore`], a supertrait of [`Store`], so a [`DynStore`]
-//! serves both. Resource reservations are derived from the incomplete tasks (`reservations`).
+//! serves both. The server's needs are three more supertraits, each in its own files:
+//! [`CatalogStore`] (REST lists, updates, deletes, modify), [`DistributionStore`]
+//! (publications, distributions, content app lookups) and [`AdminStore`] (users, cleanup). Resource reservations are derived from the incomplete tasks (`reservations`).
 
+pub mod admin;
+pub mod catalog;
+pub mod distribution;
 pub mod pg;
+mod pg_admin;
+mod pg_catalog;
+mod pg_distribution;
 mod pg_tasks;
 mod reservations;
 mod shared;
 pub mod sqlite;
+mod sqlite_admin;
+mod sqlite_catalog;
+mod sqlite_distribution;
 mod sqlite_tasks;
+
+pub use admin::AdminStore;
+pub use catalog::CatalogStore;
+pub use distribution::DistributionStore;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -73,7 +88,9 @@ pub async fn connect(url: &str) -> DbResult<DynStore> {
 /// writes by a stable key (sha256, natural key) so concurrent syncs cannot deadlock, and
 /// tolerate a concurrent insert of the same natural key (the existing row wins).
 #[async_trait]
-pub trait Store: TaskStore + Send + Sync + 'static {
+pub trait Store:
+    TaskStore + CatalogStore + DistributionStore + AdminStore + Send + Sync + 'static
+{
     /// `"sqlite"` or `"postgres"`, for logs and reports only; never branch on it.
     fn backend(&self) -> &'static str;
 

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tasks",
         include_str!("../../migrations/postgres/0002_tasks.sql"),
     ),
+    (
+        3,
+        "server",
+        include_str!("../../migrations/postgres/0003_server.sql"),
+    ),
 ];
 
 /// Connections in the pool.

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tasks",
         include_str!("../../migrations/sqlite/0002_tasks.sql"),
     ),
+    (
+        3,
+        "server",
+        include_str!("../../migrations/sqlite/0003_server.sql"),
+    ),
 ];
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).

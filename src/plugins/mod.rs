@@ -16,6 +16,17 @@ pub struct SyncEnv {
     pub stages: StageEnv,
 }
 
+/// How a plugin's objects are named in the REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiNames {
+    /// First URL segment after the collection: `remotes/<app_label>/<kind>/` (`file`).
+    pub app_label: &'static str,
+    /// Second segment for remotes, repositories, publications, distributions (`file`).
+    pub kind: &'static str,
+    /// Second segment for content: `content/<app_label>/<content_kind>/` (`files`).
+    pub content_kind: &'static str,
+}
+
 /// A content-type plugin.
 pub trait Plugin: Send + Sync + 'static {
     /// The plugin's name, the first half of its `pulp_type`s (`file` for `file.file`).
@@ -31,6 +42,13 @@ pub trait Plugin: Send + Sync + 'static {
     fn stages(&self, env: &SyncEnv, mirror: bool) -> Vec<Box<dyn Stage>> {
         default_stages(&env.stages, mirror)
     }
+
+    /// How this plugin's objects are named in the REST API.
+    fn api_names(&self) -> ApiNames;
+
+    // ---- REST API: catalog (remotes, repositories, content) ------------------------------
+
+    // ---- REST API: publications and distributions --------------------------------------
 }
 
 /// Every compiled-in plugin.

@@ -2,5 +2,6 @@
 //! on every configured backend.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod db;
 pub mod server;

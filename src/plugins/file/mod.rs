@@ -14,7 +14,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::declarative::{ArtifactState, DeclarativeArtifact, DeclarativeContent};
 use crate::models::{Expected, Policy, UnsavedContent};
-use crate::plugins::{Plugin, SyncEnv};
+use crate::plugins::{ApiNames, Plugin, SyncEnv};
 use crate::stages::{Stage, StageError, StageIo};
 pub use manifest::{check_relative_path, parse_line, ManifestEntry, ManifestError};
 
@@ -35,6 +35,14 @@ impl Plugin for FilePlugin {
 
     fn first_stage(&self, env: &SyncEnv) -> Box<dyn Stage> {
         Box::new(FileFirstStage { env: env.clone() })
+    }
+
+    fn api_names(&self) -> ApiNames {
+        ApiNames {
+            app_label: "file",
+            kind: "file",
+            content_kind: "files",
+        }
     }
 }
 

@@ -1,0 +1,5 @@
+//! `orphans` endpoints (to be written).
+
+use super::ApiBuilder;
+
+pub fn register(_b: &mut ApiBuilder) {}

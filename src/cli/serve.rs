@@ -1,0 +1,158 @@
+//! `pulp-rs serve | api | content | worker | reset-admin-password`: the service's parts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use pulp_rs::api::auth;
+use pulp_rs::server::{self, Parts, Server, Settings};
+use serde_json::json;
+
+/// Flags shared by the server commands (each may also come from the config file or `PULP_*`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// A TOML file of settings (keys as the flags, with underscores).
+    #[arg(long, env = "PULP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the REST API listens.
+    #[arg(long)]
+    api_bind: Option<SocketAddr>,
+    /// Where the content app listens.
+    #[arg(long)]
+    content_bind: Option<SocketAddr>,
+    /// Task workers to run.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// How clients reach the content app (for distributions' base_url).
+    #[arg(long)]
+    content_origin: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResetAdminArgs {
+    /// The new password (else read from PULP_ADMIN_PASSWORD).
+    #[arg(long)]
+    password: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Which command.
+#[derive(Debug, Clone, Copy)]
+pub enum Which {
+    Serve,
+    Api,
+    Content,
+    Worker,
+}
+
+fn settings(data_dir: &Path, db_url: Option<&str>, args: &ServerArgs) -> anyhow::Result<Settings> {
+    let mut o = serde_json::Map::new();
+    if let Some(u) = db_url {
+        o.insert("database_url".into(), json!(u));
+    }
+    if let Some(a) = args.api_bind {
+        o.insert("api_bind".into(), json!(a.to_string()));
+    }
+    if let Some(a) = args.content_bind {
+        o.insert("content_bind".into(), json!(a.to_string()));
+    }
+    if let Some(w) = args.workers {
+        o.insert("workers".into(), json!(w));
+    }
+    if let Some(c) = &args.content_origin {
+        o.insert("content_origin".into(), json!(c));
+    }
+    Ok(Settings::load(
+        data_dir.to_path_buf(),
+        args.config.as_deref(),
+        serde_json::Value::Object(o),
+    )?)
+}
+
+pub async fn run(
+    which: Which,
+    data_dir: &Path,
+    db_url: Option<&str>,
+    args: ServerArgs,
+) -> anyhow::Result<()> {
+    let settings = settings(data_dir, db_url, &args)?;
+    let parts = match which {
+        Which::Serve => Parts {
+            api: true,
+            content: true,
+            workers: settings.workers,
+        },
+        Which::Api => Parts {
+            api: true,
+            content: false,
+            workers: 0,
+        },
+        Which::Content => Parts {
+            api: false,
+            content: true,
+            workers: 0,
+        },
+        Which::Worker => Parts {
+            api: false,
+            content: false,
+            workers: settings.workers.max(1),
+        },
+    };
+    let server = Server::start(&settings, parts).await.with_context(|| {
+        format!(
+            "cannot start ({})",
+            server::redact_url(&settings.database_url())
+        )
+    })?;
+    if let Some(p) = &server.generated_admin_password {
+        println!("Created user admin with password: {p}");
+        println!("(shown once; change it with `pulp-rs reset-admin-password --password ...`)");
+    }
+    if let Some(a) = server.api_addr {
+        println!("REST API listening on http://{a}/pulp/api/v3/");
+    }
+    if let Some(a) = server.content_addr {
+        println!("Content app listening on http://{a}/pulp/content/");
+    }
+    if parts.workers > 0 {
+        println!("{} task worker(s) running", parts.workers);
+    }
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        token.cancel();
+    });
+    #[cfg(unix)]
+    {
+        let token = server.shutdown_token();
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::spawn(async move {
+                term.recv().await;
+                token.cancel();
+            });
+        }
+    }
+    server.wait().await;
+    Ok(())
+}
+
+pub async fn reset_admin_password(
+    data_dir: &Path,
+    db_url: Option<&str>,
+    args: ResetAdminArgs,
+) -> anyhow::Result<()> {
+    let settings = settings(data_dir, db_url, &args.server)?;
+    let password = args
+        .password
+        .or(settings.admin_password.clone())
+        .filter(|p| !p.is_empty())
+        .context("give --password P (or set PULP_ADMIN_PASSWORD)")?;
+    let (store, _storage) = server::open(&settings).await?;
+    auth::set_password(&store, auth::ADMIN, &password).await?;
+    println!("Password of user admin changed.");
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Running the service: settings (TOML file, `PULP_*` environment, flags) and the parts of
+//! `pulp-rs serve`: the REST API, the content app and N task workers, in one process or each
+//! alone (`api`, `content`, `worker`). Every part talks to the others only through the
+//! database and the artifact storage, so they can run on different machines.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, auth, AppState};
+use crate::db::{self, DbError, DynStore};
+use crate::plugins;
+use crate::storage::{ArtifactStorage, StorageError};
+use crate::sync::SyncContext;
+use crate::tasking::{Tasking, WorkerConfig};
+use crate::tasks::{self, TaskEnv};
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The server's settings. Later sources win: defaults, the TOML file, `PULP_*` environment
+/// variables (`PULP_API_BIND`, `PULP_WORKERS`, `PULP_ADMIN_PASSWORD`...), command-line flags.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Where the SQLite database and the artifacts live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; default: SQLite inside `data_dir`.
+    pub database_url: Option<String>,
+    pub api_bind: SocketAddr,
+    pub content_bind: SocketAddr,
+    /// Task workers started by `serve` (and by `worker`).
+    pub workers: usize,
+    /// How clients reach the content app, for distributions' `base_url`; default
+    /// `http://<content_bind>`.
+    pub content_origin: Option<String>,
+    /// The admin password set on first start when no admin exists yet.
+    pub admin_password: Option<String>,
+    /// Seconds without a heartbeat after which a worker is presumed dead.
+    pub worker_ttl: f64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("api_bind", &self.api_bind)
+            .field("content_bind", &self.content_bind)
+            .field("workers", &self.workers)
+            .field("content_origin", &self.content_origin)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<set>"),
+            )
+            .field("worker_ttl", &self.worker_ttl)
+            .finish()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            data_dir: PathBuf::from("pulp-data"),
+            database_url: None,
+            api_bind: SocketAddr::from(([127, 0, 0, 1], 24817)),
+            content_bind: SocketAddr::from(([127, 0, 0, 1], 24816)),
+            workers: 2,
+            content_origin: None,
+            admin_password: None,
+            worker_ttl: 30.0,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults with `data_dir`, then `config` (if given), then `PULP_*` variables, then
+    /// `overrides` (the flags that were given, as a partial TOML-like map).
+    pub fn load(
+        data_dir: PathBuf,
+        config: Option<&std::path::Path>,
+        overrides: serde_json::Value,
+    ) -> Result<Settings, ServerError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings {
+            data_dir,
+            ..Settings::default()
+        }));
+        if let Some(path) = config {
+            if !path.exists() {
+                return Err(ServerError::Settings(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("PULP_").ignore(&["LOG", "CONFIG"]))
+            .merge(Serialized::globals(overrides));
+        fig.extract::<Settings>()
+            .map_err(|e| ServerError::Settings(e.to_string()))
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("pulp.db").display()),
+        }
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Which parts to run in this process.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    pub api: bool,
+    pub content: bool,
+    pub workers: usize,
+}
+
+/// Opens the database and the artifact storage named by `settings`.
+pub async fn open(settings: &Settings) -> Result<(DynStore, ArtifactStorage), ServerError> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let storage = ArtifactStorage::open(settings.data_dir.join("media"))?;
+    let store = db::connect(&settings.database_url()).await?;
+    Ok((store, storage))
+}
+
+/// Makes sure an `admin` user exists. On first start its password is `admin_password` when set,
+/// else a random one, returned so the caller can print it once.
+pub async fn ensure_admin(
+    store: &DynStore,
+    admin_password: Option<&str>,
+) -> Result<Option<String>, ServerError> {
+    if store.user_password_hash(auth::ADMIN).await?.is_some() {
+        return Ok(None);
+    }
+    let (password, generated) = match admin_password {
+        Some(p) if !p.is_empty() => (p.to_string(), false),
+        _ => {
+            use rand::Rng;
+            let p: String = rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(24)
+                .map(char::from)
+                .collect();
+            (p, true)
+        }
+    };
+    auth::set_password(store, auth::ADMIN, &password).await?;
+    Ok(generated.then_some(password))
+}
+
+/// A running server (any subset of its parts).
+pub struct Server {
+    pub api_addr: Option<SocketAddr>,
+    pub content_addr: Option<SocketAddr>,
+    /// The admin password generated on this first start, if any.
+    pub generated_admin_password: Option<String>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    workers: Option<TaskTracker>,
+}
+
+impl Server {
+    /// Opens everything and starts the parts; returns once they listen.
+    pub async fn start(settings: &Settings, parts: Parts) -> Result<Server, ServerError> {
+        let (store, storage) = open(settings).await?;
+        let generated_admin_password =
+            ensure_admin(&store, settings.admin_password.as_deref()).await?;
+        let plugins = plugins::registry();
+        let env = TaskEnv {
+            store: store.clone(),
+            storage: storage.clone(),
+            plugins: plugins.clone(),
+            sync: SyncContext::new(store.clone(), storage.clone()),
+        };
+        let worker_config = WorkerConfig {
+            ttl: std::time::Duration::from_secs_f64(settings.worker_ttl.max(1.0)),
+            heartbeat_interval: std::time::Duration::from_secs_f64(
+                (settings.worker_ttl / 3.0).max(0.3),
+            ),
+            ..WorkerConfig::default()
+        };
+        let tasking = Tasking::with_config(store.clone(), tasks::registry(&env), worker_config);
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+
+        let content_origin = settings
+            .content_origin
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", settings.content_bind));
+        let state = AppState {
+            store: store.clone(),
+            storage: storage.clone(),
+            tasking: tasking.clone(),
+            plugins,
+            auth: Arc::new(auth::Authenticator::default()),
+            content_origin,
+            content_path_prefix: crate::content::CONTENT_PREFIX.to_string(),
+        };
+
+        let mut api_addr = None;
+        if parts.api {
+            let listener = bind(settings.api_bind).await?;
+            api_addr = Some(listener.local_addr()?);
+            let app = api::router(state.clone());
+            tracker.spawn(serve(listener, app, shutdown.clone()));
+        }
+        let mut content_addr = None;
+        if parts.content {
+            let listener = bind(settings.content_bind).await?;
+            content_addr = Some(listener.local_addr()?);
+            let app = crate::content::router(state.clone());
+            tracker.spawn(serve(listener, app, shutdown.clone()));
+        }
+        let workers = (parts.workers > 0).then(|| tasking.spawn_workers(parts.workers, &shutdown));
+        tracker.close();
+        Ok(Server {
+            api_addr,
+            content_addr,
+            generated_admin_password,
+            shutdown,
+            tracker,
+            workers,
+        })
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the shutdown token fires, then waits for the parts to stop (running tasks
+    /// are cancelled and marked as such by their workers).
+    pub async fn wait(self) {
+        self.shutdown.cancelled().await;
+        self.tracker.wait().await;
+        if let Some(w) = self.workers {
+            w.wait().await;
+        }
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+async fn serve(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) {
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "server stopped with an error");
+    }
+}
