@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::db::{DbError, DynStore};
 use crate::declarative::RemoteHandle;
@@ -93,10 +92,16 @@ pub async fn prepare(
     remote: &Remote,
     mirror: bool,
 ) -> Result<PreparedSync, SyncError> {
+    // One directory per repository: syncs of a repository never run at once (its exclusive
+    // reservation, and the incomplete version they share), so whatever is here was left by a
+    // sync that died (a killed worker) and is removed before starting.
     let tmp_dir = ctx
         .storage
         .tmp_dir()
-        .join(format!("sync-{}", Uuid::now_v7().simple()));
+        .join(format!("sync-{}", repository.id.simple()));
+    if tmp_dir.exists() {
+        std::fs::remove_dir_all(&tmp_dir)?;
+    }
     std::fs::create_dir_all(&tmp_dir)?;
     let mut settings = ctx.download.clone();
     settings.tmp_dir = tmp_dir.clone();

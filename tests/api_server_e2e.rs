@@ -1,0 +1,242 @@
+//! The server end to end over real HTTP, on both backends: reservations (two syncs of one
+//! repository serialize, syncs of two repositories overlap), cancelling a running sync, and a
+//! worker process killed mid-sync (its task fails once another worker notices, its
+//! reservations are released, and no incomplete version remains).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::app::{backends, TestApp};
+use common::server::{write_file_repo, FixtureServer};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A fixture of `n` small files served by a FixtureServer.
+async fn fixture(n: usize) -> (tempfile::TempDir, FixtureServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("f{i}.txt"), format!("file number {i}\n").into_bytes()))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
+    write_file_repo(dir.path(), &refs);
+    let server = FixtureServer::start(dir.path()).await;
+    (dir, server)
+}
+
+async fn create_remote(app: &TestApp, name: &str, url: &str) -> String {
+    let (s, body) = app
+        .post(
+            "/pulp/api/v3/remotes/file/file/",
+            json!({"name": name, "url": url, "policy": "immediate"}),
+        )
+        .await;
+    assert_eq!(s, 201, "create remote: {body}");
+    body["pulp_href"].as_str().unwrap().to_string()
+}
+
+async fn create_repo(app: &TestApp, name: &str, remote: &str) -> Value {
+    let (s, body) = app
+        .post(
+            "/pulp/api/v3/repositories/file/file/",
+            json!({"name": name, "remote": remote}),
+        )
+        .await;
+    assert_eq!(s, 201, "create repository: {body}");
+    body
+}
+
+async fn sync(app: &TestApp, repo: &Value) -> String {
+    let href = format!("{}sync/", repo["pulp_href"].as_str().unwrap());
+    let (s, body) = app.post(&href, json!({})).await;
+    assert_eq!(s, 202, "sync: {body}");
+    body["task"].as_str().unwrap().to_string()
+}
+
+fn time(task: &Value, field: &str) -> DateTime<Utc> {
+    task[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("task has no {field}: {task}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the task is running (and returns it).
+async fn wait_running(app: &TestApp, href: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, task) = app.get(href).await;
+        match task["state"].as_str() {
+            Some("running") => return task,
+            Some("waiting") => {}
+            other => panic!("task {href} went {other:?} before running: {task}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task never ran: {task}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn versions(app: &TestApp, repo: &Value) -> Vec<i64> {
+    let (s, body) = app.get(repo["versions_href"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{body}");
+    let mut n: Vec<i64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_i64().unwrap())
+        .collect();
+    n.sort();
+    n
+}
+
+fn tmp_files(app: &TestApp) -> Vec<String> {
+    walk(&app.settings.data_dir.join("media/tmp"))
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn syncs_of_one_repository_serialize_and_of_two_overlap() {
+    for backend in backends().await {
+        let (_dir, upstream) = fixture(4).await;
+        upstream.set_delay_all(Some(Duration::from_millis(700)));
+        let mut app = TestApp::start(backend, 2).await;
+        let remote = create_remote(&app, "slow", &upstream.url("/PULP_MANIFEST")).await;
+        let a = create_repo(&app, "a", &remote).await;
+        let b = create_repo(&app, "b", &remote).await;
+        let a1 = sync(&app, &a).await;
+        let a2 = sync(&app, &a).await;
+        let b1 = sync(&app, &b).await;
+        let ta1 = app.wait_task(&a1, WAIT).await;
+        let ta2 = app.wait_task(&a2, WAIT).await;
+        let tb1 = app.wait_task(&b1, WAIT).await;
+        for t in [&ta1, &ta2, &tb1] {
+            assert_eq!(t["state"], "completed", "{backend}: {t}");
+        }
+        // Same repository: strictly one after the other, in dispatch order.
+        assert!(
+            time(&ta2, "started_at") >= time(&ta1, "finished_at"),
+            "{backend}: second sync of a started before the first finished: {ta1} {ta2}"
+        );
+        // Different repositories sharing a remote: both ran at once on the two workers.
+        assert!(
+            time(&tb1, "started_at") < time(&ta1, "finished_at")
+                && time(&ta1, "started_at") < time(&tb1, "finished_at"),
+            "{backend}: syncs of a and b did not overlap: {ta1} {tb1}"
+        );
+        // The sync reserved the repository exclusively and the remote shared.
+        let record: Vec<String> = ta1["reserved_resources_record"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert!(record.iter().any(|r| r.contains(a["pulp_href"].as_str().unwrap())), "{record:?}");
+        assert!(record.iter().any(|r| r.starts_with("shared:") && r.contains(&remote)), "{record:?}");
+        assert_eq!(versions(&app, &a).await, vec![0, 1], "{backend}: the re-sync was a no-op");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_running_sync_leaves_no_version_and_no_temp_files() {
+    for backend in backends().await {
+        let (_dir, upstream) = fixture(6).await;
+        upstream.set_delay_all(Some(Duration::from_secs(30)));
+        let mut app = TestApp::start(backend, 1).await;
+        let remote = create_remote(&app, "stalled", &upstream.url("/PULP_MANIFEST")).await;
+        let repo = create_repo(&app, "r", &remote).await;
+        let task = sync(&app, &repo).await;
+        wait_running(&app, &task).await;
+        // Let the downloads start, then cancel.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while upstream.in_flight() == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "no download started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let asked = tokio::time::Instant::now();
+        let (s, body) = app.patch(&task, json!({"state": "canceled"})).await;
+        assert_eq!(s, 200, "{backend}: cancel: {body}");
+        let done = app.wait_task(&task, WAIT).await;
+        assert_eq!(done["state"], "canceled", "{backend}: {done}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(25),
+            "{backend}: the cancel waited for the stalled downloads"
+        );
+        assert_eq!(versions(&app, &repo).await, vec![0], "{backend}");
+        let (_, r) = app.get(repo["pulp_href"].as_str().unwrap()).await;
+        assert!(r["latest_version_href"].as_str().unwrap().ends_with("/versions/0/"), "{r}");
+        assert_eq!(tmp_files(&app), Vec::<String>::new(), "{backend}: temp files left");
+        // Cancelling it again is a conflict: it is finished.
+        let (s, body) = app.patch(&task, json!({"state": "canceled"})).await;
+        assert_eq!(s, 409, "{backend}: {body}");
+        app.stop().await;
+    }
+}
+
+/// A `pulp-rs worker` process on the test app's database and data directory.
+fn worker_process(app: &TestApp, ttl_secs: f64) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulp-rs"));
+    cmd.arg("--data-dir")
+        .arg(&app.settings.data_dir)
+        .args(["worker", "--workers", "1"])
+        .env("PULP_WORKER_TTL", ttl_secs.to_string())
+        .env_remove("PULP_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = &app.settings.database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.spawn().expect("start pulp-rs worker")
+}
+
+#[tokio::test]
+async fn a_killed_worker_fails_its_task_and_releases_the_repository() {
+    for backend in backends().await {
+        let (_dir, upstream) = fixture(4).await;
+        upstream.set_delay_all(Some(Duration::from_secs(60)));
+        // The API and content app in this process; no worker here.
+        let mut app = TestApp::start(backend, 0).await;
+        let remote = create_remote(&app, "stalled", &upstream.url("/PULP_MANIFEST")).await;
+        let repo = create_repo(&app, "r", &remote).await;
+        let mut doomed = worker_process(&app, 2.0);
+        let task = sync(&app, &repo).await;
+        let running = wait_running(&app, &task).await;
+        assert!(running["worker"].is_string(), "{running}");
+        doomed.kill().expect("kill the worker");
+        let _ = doomed.wait();
+
+        // Another worker notices the silence and fails the task.
+        let mut survivor = worker_process(&app, 2.0);
+        let failed = app.wait_task(&task, WAIT).await;
+        assert_eq!(failed["state"], "failed", "{backend}: {failed}");
+        let reason = failed["error"]["description"].as_str().unwrap_or_default();
+        assert!(reason.contains("Worker has gone missing"), "{backend}: {failed}");
+
+        // The repository is free again: a new sync runs and makes version 1.
+        upstream.set_delay_all(None);
+        let again = sync(&app, &repo).await;
+        let done = app.wait_task(&again, WAIT).await;
+        assert_eq!(done["state"], "completed", "{backend}: {done}");
+        assert_eq!(versions(&app, &repo).await, vec![0, 1], "{backend}");
+        let _ = survivor.kill();
+        let _ = survivor.wait();
+        app.stop().await;
+    }
+}
