@@ -139,7 +139,11 @@ fn document_from_the_route_table_is_well_formed() {
     let mut ids = HashSet::new();
     let mut endpoints = HashSet::new();
     for r in &b.routes {
-        assert!(ids.insert(r.operation_id.clone()), "{} twice", r.operation_id);
+        assert!(
+            ids.insert(r.operation_id.clone()),
+            "{} twice",
+            r.operation_id
+        );
         assert!(
             endpoints.insert((r.method.clone(), r.openapi_path.clone())),
             "{} {} twice",

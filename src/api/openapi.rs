@@ -60,9 +60,21 @@ pub fn paginated(item: &str) -> Value {
 /// to call an operation that does not declare a parameter it sends.
 pub fn list_params(op: &mut OpDoc) -> &mut OpDoc {
     op.query("limit", "integer", "Number of results to return per page.")
-        .query("offset", "integer", "The initial index from which to return the results.")
-        .query("ordering", "array", "Which field to use when ordering the results.")
-        .query("fields", "array", "A list of fields to include in the response.")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
+        .query(
+            "ordering",
+            "array",
+            "Which field to use when ordering the results.",
+        )
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
         .query(
             "exclude_fields",
             "array",
@@ -327,12 +339,18 @@ mod tests {
             path_placeholders("{file_file_repository_href}versions/"),
             vec!["file_file_repository_href"]
         );
-        assert_eq!(path_placeholders("/pulp/api/v3/status/"), Vec::<&str>::new());
+        assert_eq!(
+            path_placeholders("/pulp/api/v3/status/"),
+            Vec::<&str>::new()
+        );
         assert_eq!(path_placeholders("{a}x/{b}/"), vec!["a", "b"]);
     }
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }
