@@ -138,7 +138,7 @@ fn bench_writes_a_chart_with_a_series_per_stage_and_json_that_matches_the_run() 
     let texts: Vec<String> = doc
         .descendants()
         .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text().map(str::to_string))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
         .collect();
     for stage in &stages {
         assert!(
