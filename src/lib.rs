@@ -21,6 +21,7 @@
 //!   OpenAPI document built from it.
 //! - [`content`]: the content app at `/pulp/content/`: distributions, Range, on-demand fetches.
 //! - [`tasks`]: the task functions workers run (sync, modify, publish, deletes, cleanup).
+//! - [`telemetry`]: the process's Prometheus metrics (stages, downloads, tasks, content app).
 //! - [`server`]: settings and the parts of `pulp-rs serve` (API, content app, workers).
 //! - [`fixture`]: local fixtures and a static server for benchmarks.
 //!
@@ -40,3 +41,4 @@ pub mod storage;
 pub mod sync;
 pub mod tasking;
 pub mod tasks;
+pub mod telemetry;

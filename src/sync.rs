@@ -170,6 +170,10 @@ impl PreparedSync {
             tmp_dir,
         } = self;
         let result = pipeline.run(cancel.clone()).await;
+        match &result {
+            Ok(report) => crate::telemetry::global().record_pipeline(report),
+            Err(e) => crate::telemetry::global().record_pipeline(&e.report),
+        }
         let outcome = match result {
             Ok(report) => match ctx.store.finalize_version(version.id).await {
                 Ok(done) => {

@@ -19,7 +19,12 @@ const WAIT: Duration = Duration::from_secs(90);
 async fn fixture(n: usize) -> (tempfile::TempDir, FixtureServer) {
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<(String, Vec<u8>)> = (0..n)
-        .map(|i| (format!("f{i}.txt"), format!("file number {i}\n").into_bytes()))
+        .map(|i| {
+            (
+                format!("f{i}.txt"),
+                format!("file number {i}\n").into_bytes(),
+            )
+        })
         .collect();
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
     write_file_repo(dir.path(), &refs);
@@ -74,7 +79,10 @@ async fn wait_running(app: &TestApp, href: &str) -> Value {
             Some("waiting") => {}
             other => panic!("task {href} went {other:?} before running: {task}"),
         }
-        assert!(tokio::time::Instant::now() < deadline, "task never ran: {task}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task never ran: {task}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -147,9 +155,23 @@ async fn syncs_of_one_repository_serialize_and_of_two_overlap() {
             .iter()
             .map(|v| v.as_str().unwrap().to_string())
             .collect();
-        assert!(record.iter().any(|r| r.contains(a["pulp_href"].as_str().unwrap())), "{record:?}");
-        assert!(record.iter().any(|r| r.starts_with("shared:") && r.contains(&remote)), "{record:?}");
-        assert_eq!(versions(&app, &a).await, vec![0, 1], "{backend}: the re-sync was a no-op");
+        assert!(
+            record
+                .iter()
+                .any(|r| r.contains(a["pulp_href"].as_str().unwrap())),
+            "{record:?}"
+        );
+        assert!(
+            record
+                .iter()
+                .any(|r| r.starts_with("shared:") && r.contains(&remote)),
+            "{record:?}"
+        );
+        assert_eq!(
+            versions(&app, &a).await,
+            vec![0, 1],
+            "{backend}: the re-sync was a no-op"
+        );
         app.stop().await;
     }
 }
@@ -167,7 +189,10 @@ async fn cancelling_a_running_sync_leaves_no_version_and_no_temp_files() {
         // Let the downloads start, then cancel.
         let deadline = tokio::time::Instant::now() + WAIT;
         while upstream.in_flight() == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "no download started");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no download started"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let asked = tokio::time::Instant::now();
@@ -181,8 +206,18 @@ async fn cancelling_a_running_sync_leaves_no_version_and_no_temp_files() {
         );
         assert_eq!(versions(&app, &repo).await, vec![0], "{backend}");
         let (_, r) = app.get(repo["pulp_href"].as_str().unwrap()).await;
-        assert!(r["latest_version_href"].as_str().unwrap().ends_with("/versions/0/"), "{r}");
-        assert_eq!(tmp_files(&app), Vec::<String>::new(), "{backend}: temp files left");
+        assert!(
+            r["latest_version_href"]
+                .as_str()
+                .unwrap()
+                .ends_with("/versions/0/"),
+            "{r}"
+        );
+        assert_eq!(
+            tmp_files(&app),
+            Vec::<String>::new(),
+            "{backend}: temp files left"
+        );
         // Cancelling it again is a conflict: it is finished.
         let (s, body) = app.patch(&task, json!({"state": "canceled"})).await;
         assert_eq!(s, 409, "{backend}: {body}");
@@ -227,7 +262,10 @@ async fn a_killed_worker_fails_its_task_and_releases_the_repository() {
         let failed = app.wait_task(&task, WAIT).await;
         assert_eq!(failed["state"], "failed", "{backend}: {failed}");
         let reason = failed["error"]["description"].as_str().unwrap_or_default();
-        assert!(reason.contains("Worker has gone missing"), "{backend}: {failed}");
+        assert!(
+            reason.contains("Worker has gone missing"),
+            "{backend}: {failed}"
+        );
 
         // The repository is free again: a new sync runs and makes version 1.
         upstream.set_delay_all(None);

@@ -71,3 +71,94 @@ fn a_failing_sync_exits_non_zero_with_a_clear_message() {
         "{out}"
     );
 }
+
+#[test]
+fn bench_writes_a_chart_with_a_series_per_stage_and_json_that_matches_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart.svg");
+    let json = dir.path().join("bench.json");
+    let (ok, out, err) = pulp(
+        dir.path(),
+        &[
+            "bench",
+            "--fixture",
+            "300,2K",
+            "--sample-ms",
+            "10",
+            "--work-dir",
+            dir.path().to_str().unwrap(),
+            "--chart",
+            chart.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "bench failed: {out}\n{err}");
+    assert!(out.contains("bottleneck:"), "{out}");
+
+    let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let run = &runs[0];
+    assert_eq!(run["units"], 300, "{run}");
+    let downloader = run["report"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ArtifactDownloader")
+        .unwrap();
+    assert_eq!(downloader["bytes"], 300 * 2048, "{downloader}");
+    // All bytes fetched: the files plus the manifest.
+    assert!(run["bytes"].as_u64().unwrap() > 300 * 2048, "{run}");
+    let stages: Vec<&str> = run["report"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(stages.contains(&"ArtifactDownloader"), "{stages:?}");
+    for s in run["report"]["stages"].as_array().unwrap() {
+        if s["name"] != "FileFirstStage" {
+            assert_eq!(s["items_in"], 300, "{s}");
+        }
+    }
+    let timeline = &run["timeline"];
+    assert_eq!(timeline["stages"].as_array().unwrap().len(), stages.len());
+    let last = timeline["samples"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        last["items_out"][0], 300,
+        "the last sample sees the finished sync: {last}"
+    );
+    // Round trip: what was written parses back to the same value.
+    let again: serde_json::Value =
+        serde_json::from_str(&serde_json::to_string(&runs).unwrap()).unwrap();
+    assert_eq!(again, runs);
+
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the chart is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
+    for stage in &stages {
+        assert!(
+            texts.iter().any(|t| t == stage),
+            "no legend entry for stage {stage}: {texts:?}"
+        );
+    }
+    // One line per stage and per link, each with more than one point.
+    let lines = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter(|n| {
+            n.attribute("points")
+                .is_some_and(|p| p.split(' ').count() > 2)
+        })
+        .count();
+    let links = timeline["links"].as_array().unwrap().len();
+    assert!(
+        lines >= stages.len() + links,
+        "{lines} series for {} stages and {links} links",
+        stages.len()
+    );
+}

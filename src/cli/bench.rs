@@ -16,7 +16,7 @@ use clap::Args;
 use pulp_rs::fixture::{self, StaticServer};
 use pulp_rs::models::Policy;
 use pulp_rs::plugins;
-use pulp_rs::stages::PipelineReport;
+use pulp_rs::stages::{PipelineReport, Timeline};
 use pulp_rs::sync::{self, SyncContext};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -53,9 +53,18 @@ pub struct BenchArgs {
     /// Keep the data directories.
     #[arg(long)]
     pub keep: bool,
-    /// Write every figure as JSON.
+    /// Write every figure as JSON (an array of runs; see `BenchRun`).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Draw each stage's throughput and each link's occupancy over the last run as SVG.
+    #[arg(long, value_name = "FILE.svg")]
+    pub chart: Option<PathBuf>,
+    /// The plugin (content type) of the remote.
+    #[arg(long = "type", default_value = "file")]
+    pub plugin: String,
+    /// How often the pipeline is sampled for the chart and the JSON timeline, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub sample_ms: u64,
 }
 
 /// One timed sync.
@@ -79,6 +88,8 @@ pub struct BenchRun {
     pub resync_seconds: Option<f64>,
     /// The stages of the re-sync, with `--resync`.
     pub resync_report: Option<PipelineReport>,
+    /// The pipeline sampled every `--sample-ms` during the (first) sync.
+    pub timeline: Timeline,
 }
 
 fn parse_size(s: &str) -> anyhow::Result<usize> {
@@ -146,7 +157,8 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
         }
         _ => bail!("give either a URL or --fixture COUNT,SIZE"),
     };
-    let plugin = plugins::by_name("file").context("the file plugin is missing")?;
+    let plugin = plugins::by_name(&args.plugin)
+        .with_context(|| format!("no plugin called {:?}", args.plugin))?;
     let mut runs = Vec::new();
     let mut finished = Vec::new();
     for &concurrency in &args.concurrency {
@@ -164,7 +176,7 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
                 repository: "bench".into(),
                 mirror: false,
                 policy: args.policy,
-                plugin: "file".into(),
+                plugin: args.plugin.clone(),
                 download_concurrency: Some(concurrency),
                 max_retries: None,
                 read_timeout: None,
@@ -189,7 +201,20 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
                 )
             };
             let started = Instant::now();
-            let outcome = sync_once().await.context("benchmark sync failed")?;
+            let prepared = sync::prepare(&ctx, plugin.as_ref(), &repo, &remote, false)
+                .await
+                .context("benchmark sync failed to start")?;
+            let stop_sampling = CancellationToken::new();
+            let sampler = {
+                let metrics = prepared.metrics();
+                let stop = stop_sampling.clone();
+                let every = Duration::from_millis(args.sample_ms.max(10));
+                tokio::spawn(async move { metrics.sample(every, stop).await })
+            };
+            let outcome = prepared.run(CancellationToken::new()).await;
+            stop_sampling.cancel();
+            let timeline = sampler.await.unwrap_or_default();
+            let outcome = outcome.context("benchmark sync failed")?;
             let seconds = started.elapsed().as_secs_f64();
             let (u1, s1) = cpu_times();
             let peak = fixture::peak_rss_bytes();
@@ -225,6 +250,7 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
                 report: outcome.report,
                 resync_seconds,
                 resync_report,
+                timeline,
             };
             print_run(&r);
             runs.push(r);
@@ -242,6 +268,17 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
     }
     if runs.len() > 1 {
         print_summary(&runs);
+    }
+    if let (Some(path), Some(last)) = (&args.chart, runs.last()) {
+        let title = format!(
+            "pulp-rs bench: {} units, concurrency {}, {:.2} s, bottleneck {}",
+            last.units,
+            last.concurrency,
+            last.seconds,
+            last.bottleneck.as_deref().unwrap_or("-")
+        );
+        super::chart::write_svg(&last.timeline, &title, path)?;
+        eprintln!("chart written to {}", path.display());
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&runs)?)

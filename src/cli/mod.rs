@@ -6,6 +6,7 @@
 //! postgres://...`. No server is needed. This is the only place that uses anyhow.
 
 mod bench;
+mod chart;
 mod progress;
 mod repo;
 mod serve;

@@ -241,3 +241,85 @@ impl PipelineReport {
         self.stages.iter().find(|s| s.name == name)
     }
 }
+
+/// One sample of a running pipeline: seconds since sampling began, each stage's items out and
+/// bytes so far, and each link's queued items.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Sample {
+    pub t: f64,
+    pub items_out: Vec<u64>,
+    pub bytes: Vec<u64>,
+    pub queued: Vec<usize>,
+}
+
+/// The pipeline over time: what `bench --chart` draws and `--json` writes.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Timeline {
+    pub stages: Vec<String>,
+    pub links: Vec<String>,
+    pub link_capacity: Vec<usize>,
+    pub samples: Vec<Sample>,
+}
+
+impl Timeline {
+    /// Items per second of stage `i` between consecutive samples: `(t, rate)` at each interval's
+    /// end.
+    pub fn stage_rates(&self, i: usize) -> Vec<(f64, f64)> {
+        self.samples
+            .windows(2)
+            .map(|w| {
+                let dt = (w[1].t - w[0].t).max(1e-9);
+                let d = w[1].items_out[i].saturating_sub(w[0].items_out[i]);
+                (w[1].t, d as f64 / dt)
+            })
+            .collect()
+    }
+
+    /// Occupancy of link `i` (queued / capacity, 0..=1) at each sample.
+    pub fn link_occupancy(&self, i: usize) -> Vec<(f64, f64)> {
+        let cap = self.link_capacity[i].max(1) as f64;
+        self.samples
+            .iter()
+            .map(|s| (s.t, s.queued[i] as f64 / cap))
+            .collect()
+    }
+}
+
+impl PipelineMetrics {
+    /// Samples the counters every `interval` until `stop` fires, then returns the timeline
+    /// (with a last sample taken at the stop). Reading atomics only: the pipeline never waits.
+    pub async fn sample(
+        &self,
+        interval: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Timeline {
+        let mut timeline = Timeline {
+            stages: self.stages.iter().map(|s| s.name.clone()).collect(),
+            links: self.links.iter().map(|l| l.name.clone()).collect(),
+            link_capacity: self.links.iter().map(|l| l.capacity).collect(),
+            samples: Vec::new(),
+        };
+        let start = Instant::now();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                _ = stop.cancelled() => true,
+            };
+            timeline.samples.push(Sample {
+                t: start.elapsed().as_secs_f64(),
+                items_out: self.stages.iter().map(|s| s.items_out()).collect(),
+                bytes: self
+                    .stages
+                    .iter()
+                    .map(|s| s.bytes.load(Ordering::Relaxed))
+                    .collect(),
+                queued: self.links.iter().map(|l| l.queued()).collect(),
+            });
+            if stopping {
+                return timeline;
+            }
+        }
+    }
+}

@@ -21,7 +21,7 @@ pub mod pipeline;
 use uuid::Uuid;
 
 pub use api::{Input, Output, Stage, StageCtx, StageError, StageIo};
-pub use metrics::{PipelineMetrics, PipelineReport, StageReport};
+pub use metrics::{PipelineMetrics, PipelineReport, Sample, StageReport, Timeline};
 pub use pipeline::{create_pipeline, Pipeline, PipelineConfig, PipelineError};
 
 use crate::db::DynStore;

@@ -288,6 +288,10 @@ impl Worker {
             }
         }
         let error = description.map(|d| serde_json::json!({ "description": d }));
+        if let Some(started) = task.started_at {
+            let took = (chrono::Utc::now() - started).to_std().unwrap_or_default();
+            crate::telemetry::global().record_task(&task.name, took);
+        }
         if let Err(e) = self
             .store
             .finish_task(task.id, &self.name, state, error)
