@@ -31,6 +31,7 @@ mod remotes;
 mod repositories;
 mod status;
 mod tasks;
+mod workers;
 
 use std::sync::Arc;
 
@@ -75,6 +76,7 @@ pub fn api_builder(plugins: &[Arc<dyn Plugin>]) -> ApiBuilder {
     let mut b = ApiBuilder::new();
     status::register(&mut b);
     tasks::register(&mut b);
+    workers::register(&mut b);
     artifacts::register(&mut b);
     orphans::register(&mut b);
     remotes::register(&mut b, plugins);
