@@ -75,10 +75,21 @@ async fn status_is_public_and_reports_what_we_know() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|v| (v["component"].as_str().unwrap(), v["version"].as_str().unwrap()))
+            .map(|v| {
+                (
+                    v["component"].as_str().unwrap(),
+                    v["version"].as_str().unwrap(),
+                )
+            })
             .collect();
-        assert!(versions.iter().any(|(c, _)| *c == "core"), "{backend}: {body}");
-        assert!(versions.iter().any(|(c, _)| *c == "file"), "{backend}: {body}");
+        assert!(
+            versions.iter().any(|(c, _)| *c == "core"),
+            "{backend}: {body}"
+        );
+        assert!(
+            versions.iter().any(|(c, _)| *c == "file"),
+            "{backend}: {body}"
+        );
         for v in body["versions"].as_array().unwrap() {
             for field in ["package", "module"] {
                 assert!(v[field].is_string(), "{backend}: {v}");
@@ -88,21 +99,31 @@ async fn status_is_public_and_reports_what_we_know() {
         let worker = &body["online_workers"][0];
         assert!(worker["name"].is_string(), "{backend}: {body}");
         assert!(worker["last_heartbeat"].is_string(), "{backend}: {body}");
-        let worker_href = worker["pulp_href"].as_str().expect("worker href").to_string();
+        let worker_href = worker["pulp_href"]
+            .as_str()
+            .expect("worker href")
+            .to_string();
         assert_eq!(body["database_connection"]["connected"], true, "{backend}");
         assert_eq!(body["redis_connection"]["connected"], false, "{backend}");
         let total = body["storage"]["total"].as_u64().expect("total");
         let free = body["storage"]["free"].as_u64().expect("free");
         let used = body["storage"]["used"].as_u64().expect("used");
-        assert!(total > 0 && free <= total && used <= total, "{backend}: {body}");
+        assert!(
+            total > 0 && free <= total && used <= total,
+            "{backend}: {body}"
+        );
         assert_eq!(
-            body["content_settings"]["content_path_prefix"],
-            "/pulp/content/",
+            body["content_settings"]["content_path_prefix"], "/pulp/content/",
             "{backend}"
         );
         // The configured origin (the test binds port 0, so not necessarily `app.content`).
-        let origin = body["content_settings"]["content_origin"].as_str().expect("origin");
-        assert!(origin.starts_with("http://127.0.0.1:"), "{backend}: {origin}");
+        let origin = body["content_settings"]["content_origin"]
+            .as_str()
+            .expect("origin");
+        assert!(
+            origin.starts_with("http://127.0.0.1:"),
+            "{backend}: {origin}"
+        );
         assert_eq!(body["online_api_apps"].as_array().unwrap().len(), 1);
         assert_eq!(body["online_content_apps"], json!([]));
         assert_eq!(body["domain_enabled"], false);
@@ -119,6 +140,19 @@ async fn status_is_public_and_reports_what_we_know() {
         assert_eq!(status, 200, "{workers}");
         assert_eq!(workers["count"], 1, "{backend}: {workers}");
         assert_eq!(workers["results"][0]["pulp_href"], worker_href.as_str());
+        let name = worker["name"].as_str().unwrap();
+        for (query, count) in [
+            (format!("name={}", enc(name)), 1),
+            (format!("name__icontains={}", enc(&name.to_uppercase())), 1),
+            ("name__contains=nobody".to_string(), 0),
+            ("online=true".to_string(), 1),
+            ("missing=true".to_string(), 0),
+        ] {
+            let (status, page) = app.get(&format!("/pulp/api/v3/workers/?{query}")).await;
+            assert_eq!(status, 200, "{query}: {page}");
+            assert_eq!(page["count"], count, "{backend}: {query}: {page}");
+        }
+        assert_eq!(app.get("/pulp/api/v3/workers/?online=maybe").await.0, 400);
         let (status, w) = app.get(&worker_href).await;
         assert_eq!(status, 200, "{w}");
         assert_eq!(w["name"], worker["name"]);
@@ -150,7 +184,12 @@ async fn authentication_rules() {
         assert!(body["detail"].is_string(), "{body}");
         let (status, _) = send(app.client.get(&url).basic_auth("admin", Some("wrong"))).await;
         assert_eq!(status, 401, "{backend}: wrong password");
-        let (status, _) = send(app.client.get(&url).basic_auth("nobody", Some(ADMIN_PASSWORD))).await;
+        let (status, _) = send(
+            app.client
+                .get(&url)
+                .basic_auth("nobody", Some(ADMIN_PASSWORD)),
+        )
+        .await;
         assert_eq!(status, 401, "{backend}: unknown user");
         let (status, _) = send(
             app.client
@@ -166,7 +205,12 @@ async fn authentication_rules() {
             let (status, _) = send(app.client.get(format!("{}/pulp/api/v3/{path}", app.api))).await;
             assert_eq!(status, 401, "{backend}: {path}");
         }
-        let (status, _) = send(app.client.post(format!("{}/pulp/api/v3/orphans/cleanup/", app.api)).json(&json!({}))).await;
+        let (status, _) = send(
+            app.client
+                .post(format!("{}/pulp/api/v3/orphans/cleanup/", app.api))
+                .json(&json!({})),
+        )
+        .await;
         assert_eq!(status, 401, "{backend}: orphans/cleanup/");
         for path in ["status/", "docs/api.json"] {
             let (status, _) = send(app.client.get(format!("{}/pulp/api/v3/{path}", app.api))).await;
@@ -224,12 +268,24 @@ async fn reset_admin_password_takes_effect() {
         settings.content_bind = "127.0.0.1:0".parse().unwrap();
         // admin_password only applies when no admin exists: it is ignored now.
         let mut again = TestApp::start_with(settings.clone(), backend, None).await;
-        assert_eq!(auth_status(&again, "first-new-password").await, 200, "{backend}");
+        assert_eq!(
+            auth_status(&again, "first-new-password").await,
+            200,
+            "{backend}"
+        );
         assert_eq!(auth_status(&again, ADMIN_PASSWORD).await, 401, "{backend}");
         // A reset while the server runs applies at once (the auth cache checks the stored hash).
         reset_password(&settings, "second-new-password");
-        assert_eq!(auth_status(&again, "second-new-password").await, 200, "{backend}");
-        assert_eq!(auth_status(&again, "first-new-password").await, 401, "{backend}");
+        assert_eq!(
+            auth_status(&again, "second-new-password").await,
+            200,
+            "{backend}"
+        );
+        assert_eq!(
+            auth_status(&again, "first-new-password").await,
+            401,
+            "{backend}"
+        );
         again.stop().await;
         drop(app);
     }
@@ -244,30 +300,76 @@ async fn task_list_filters_and_counts() {
         let beta = dispatch(&store, "test.beta", &["/elsewhere/"], &[]).await;
         let gamma = dispatch(&store, "other.gamma", &[], &[REPO]).await;
 
-        assert_eq!(list(&app, "").await, (3, vec![gamma.clone(), beta.clone(), alpha.clone()]));
+        assert_eq!(
+            list(&app, "").await,
+            (3, vec![gamma.clone(), beta.clone(), alpha.clone()])
+        );
         assert_eq!(list(&app, "state=waiting").await.0, 3);
         assert_eq!(list(&app, "state=running").await.0, 0);
         assert_eq!(list(&app, "name=test.alpha").await.1, vec![alpha.clone()]);
         assert_eq!(list(&app, "name__contains=test.").await.0, 2);
-        assert_eq!(list(&app, "logging_cid__contains=gamma").await.1, vec![gamma.clone()]);
         assert_eq!(
-            list(&app, &format!("reserved_resources={}", enc(REPO))).await.1,
+            list(&app, "logging_cid__contains=gamma").await.1,
+            vec![gamma.clone()]
+        );
+        assert_eq!(
+            list(&app, &format!("reserved_resources={}", enc(REPO)))
+                .await
+                .1,
             vec![gamma.clone(), alpha.clone()],
             "{backend}: exclusive and shared holders"
         );
-        assert_eq!(list(&app, &format!("reserved_resources={}", enc(REMOTE))).await.1, vec![alpha.clone()]);
-        assert_eq!(list(&app, &format!("exclusive_resources={}", enc(REPO))).await.1, vec![alpha.clone()]);
-        assert_eq!(list(&app, &format!("shared_resources={}", enc(REPO))).await.1, vec![gamma.clone()]);
         assert_eq!(
-            list(&app, &format!("reserved_resources__in={},{}", enc(REMOTE), enc("/elsewhere/"))).await.0,
+            list(&app, &format!("reserved_resources={}", enc(REMOTE)))
+                .await
+                .1,
+            vec![alpha.clone()]
+        );
+        assert_eq!(
+            list(&app, &format!("exclusive_resources={}", enc(REPO)))
+                .await
+                .1,
+            vec![alpha.clone()]
+        );
+        assert_eq!(
+            list(&app, &format!("shared_resources={}", enc(REPO)))
+                .await
+                .1,
+            vec![gamma.clone()]
+        );
+        assert_eq!(
+            list(
+                &app,
+                &format!(
+                    "reserved_resources__in={},{}",
+                    enc(REMOTE),
+                    enc("/elsewhere/")
+                )
+            )
+            .await
+            .0,
             2
         );
         assert_eq!(
-            list(&app, &format!("reserved_resources={}&reserved_resources__in={}", enc(REMOTE), enc("/elsewhere/"))).await.0,
+            list(
+                &app,
+                &format!(
+                    "reserved_resources={}&reserved_resources__in={}",
+                    enc(REMOTE),
+                    enc("/elsewhere/")
+                )
+            )
+            .await
+            .0,
             0,
             "{backend}: both filters must hold"
         );
         assert_eq!(list(&app, "reserved_resources=%2Fnothing%2F").await.0, 0);
+        assert_eq!(
+            list(&app, &format!("parent_task={}", enc(&alpha))).await.0,
+            0
+        );
+        assert_eq!(list(&app, "ordering=-pulp_created").await.0, 3);
 
         // Pagination: a real count, next / previous links.
         let (status, page) = app.get("/pulp/api/v3/tasks/?limit=1&offset=1").await;
@@ -275,26 +377,58 @@ async fn task_list_filters_and_counts() {
         assert_eq!(page["count"], 3);
         assert_eq!(page["results"].as_array().unwrap().len(), 1);
         assert_eq!(page["results"][0]["pulp_href"], beta.as_str());
-        assert!(page["next"].as_str().unwrap().contains("offset=2"), "{page}");
+        assert!(
+            page["next"].as_str().unwrap().contains("offset=2"),
+            "{page}"
+        );
         assert!(page["previous"].is_string(), "{page}");
 
         // A worker-less claim makes alpha running.
-        let claimed = store.claim_next_task("test-worker").await.unwrap().expect("claimed");
+        let claimed = store
+            .claim_next_task("test-worker")
+            .await
+            .unwrap()
+            .expect("claimed");
         assert_eq!(format!("/pulp/api/v3/tasks/{}/", claimed.id), alpha);
         store.add_created_resource(claimed.id, REPO).await.unwrap();
-        assert_eq!(list(&app, "state__in=running,completed").await.1, vec![alpha.clone()]);
+        assert_eq!(
+            list(&app, "state__in=running,completed").await.1,
+            vec![alpha.clone()]
+        );
         assert_eq!(list(&app, "state__in=running&state__in=waiting").await.0, 3);
         assert_eq!(list(&app, "state=waiting&state__in=running").await.0, 0);
-        assert_eq!(list(&app, &format!("created_resources={}", enc(REPO))).await.1, vec![alpha.clone()]);
-        assert_eq!(list(&app, "started_at__gte=2000-01-01T00:00:00Z").await.1, vec![alpha.clone()]);
+        assert_eq!(
+            list(&app, &format!("created_resources={}", enc(REPO)))
+                .await
+                .1,
+            vec![alpha.clone()]
+        );
+        assert_eq!(
+            list(&app, "started_at__gte=2000-01-01T00:00:00Z").await.1,
+            vec![alpha.clone()]
+        );
         assert_eq!(list(&app, "started_at__lte=2000-01-01T00:00:00").await.0, 0);
         assert_eq!(list(&app, "finished_at__gte=2000-01-01").await.0, 0);
         let (_, task) = app.get(&alpha).await;
         let worker_href = task["worker"].as_str().expect("worker href").to_string();
         assert!(worker_href.starts_with("/pulp/api/v3/workers/"), "{task}");
-        assert_eq!(list(&app, &format!("worker={}", enc(&worker_href))).await.1, vec![alpha.clone()]);
-        assert_eq!(list(&app, "worker=test-worker").await.1, vec![alpha.clone()]);
-        assert_eq!(list(&app, "worker=%2Fpulp%2Fapi%2Fv3%2Fworkers%2F0190f6a4-0000-7000-8000-000000000009%2F").await.0, 0);
+        assert_eq!(
+            list(&app, &format!("worker={}", enc(&worker_href))).await.1,
+            vec![alpha.clone()]
+        );
+        assert_eq!(
+            list(&app, "worker=test-worker").await.1,
+            vec![alpha.clone()]
+        );
+        assert_eq!(
+            list(
+                &app,
+                "worker=%2Fpulp%2Fapi%2Fv3%2Fworkers%2F0190f6a4-0000-7000-8000-000000000009%2F"
+            )
+            .await
+            .0,
+            0
+        );
         let (status, w) = app.get(&worker_href).await;
         assert_eq!(status, 200, "{w}");
         assert_eq!(w["current_task"], alpha.as_str(), "{backend}: {w}");
@@ -321,7 +455,11 @@ async fn task_show_cancel_delete() {
         let mut app = TestApp::start(backend, 0).await;
         let store = store_of(&app).await;
         let running = dispatch(&store, "test.running", &[REPO], &[REMOTE]).await;
-        let claimed = store.claim_next_task("test-worker").await.unwrap().expect("claimed");
+        let claimed = store
+            .claim_next_task("test-worker")
+            .await
+            .unwrap()
+            .expect("claimed");
         let waiting = dispatch(&store, "test.waiting", &["/a/"], &[]).await;
         let done = dispatch(&store, "test.done", &["/b/"], &[]).await;
 
@@ -341,14 +479,22 @@ async fn task_show_cancel_delete() {
             ("task_group", Value::Null),
             ("progress_reports", json!([])),
             ("created_resources", json!([])),
-            ("reserved_resources_record", json!([REPO, format!("shared:{REMOTE}")])),
+            (
+                "reserved_resources_record",
+                json!([REPO, format!("shared:{REMOTE}")]),
+            ),
             ("result", Value::Null),
         ] {
             assert_eq!(t[field], want, "{backend}: {field} in {t}");
         }
         for field in ["pulp_created", "pulp_last_updated", "started_at"] {
-            let s = t[field].as_str().unwrap_or_else(|| panic!("{field} in {t}"));
-            assert!(chrono::DateTime::parse_from_rfc3339(s).is_ok(), "{field}: {s}");
+            let s = t[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{field} in {t}"));
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+                "{field}: {s}"
+            );
         }
         assert!(t.as_object().unwrap().contains_key("unblocked_at"));
         let (_, sel) = app.get(&format!("{running}?fields=state,name")).await;
@@ -376,21 +522,40 @@ async fn task_show_cancel_delete() {
 
         // Waiting -> canceled at once; running -> canceling, then its worker ends it.
         let (status, t) = app.patch(&waiting, json!({"state": "canceled"})).await;
-        assert_eq!((status, t["state"].as_str()), (200, Some("canceled")), "{t}");
+        assert_eq!(
+            (status, t["state"].as_str()),
+            (200, Some("canceled")),
+            "{t}"
+        );
         assert!(t["finished_at"].is_string(), "{t}");
         let (status, t) = app.patch(&running, json!({"state": "canceled"})).await;
-        assert_eq!((status, t["state"].as_str()), (200, Some("canceling")), "{t}");
+        assert_eq!(
+            (status, t["state"].as_str()),
+            (200, Some("canceling")),
+            "{t}"
+        );
         store
             .finish_task(claimed.id, "test-worker", TaskState::Canceled, None)
             .await
             .unwrap();
         let (status, t) = app.patch(&running, json!({"state": "canceled"})).await;
-        assert_eq!((status, t["state"].as_str()), (200, Some("canceled")), "{t}");
+        assert_eq!(
+            (status, t["state"].as_str()),
+            (200, Some("canceled")),
+            "{t}"
+        );
 
         // A completed task cannot be canceled: 409 with the task and a detail.
-        let c = store.claim_next_task("test-worker").await.unwrap().expect("claim done");
+        let c = store
+            .claim_next_task("test-worker")
+            .await
+            .unwrap()
+            .expect("claim done");
         assert_eq!(format!("/pulp/api/v3/tasks/{}/", c.id), done);
-        store.finish_task(c.id, "test-worker", TaskState::Completed, None).await.unwrap();
+        store
+            .finish_task(c.id, "test-worker", TaskState::Completed, None)
+            .await
+            .unwrap();
         let (status, t) = app.patch(&done, json!({"state": "canceled"})).await;
         assert_eq!(status, 409, "{backend}: {t}");
         assert_eq!(t["state"], "completed");
@@ -435,8 +600,14 @@ async fn unknown_task_function_fails_with_a_reason() {
         assert_eq!(t["state"], "failed", "{backend}: {t}");
         let description = t["error"]["description"].as_str().expect("description");
         assert!(description.contains("no.such.task"), "{description}");
-        assert!(t["started_at"].is_string() && t["finished_at"].is_string(), "{t}");
-        assert!(t["worker"].as_str().unwrap().starts_with("/pulp/api/v3/workers/"));
+        assert!(
+            t["started_at"].is_string() && t["finished_at"].is_string(),
+            "{t}"
+        );
+        assert!(t["worker"]
+            .as_str()
+            .unwrap()
+            .starts_with("/pulp/api/v3/workers/"));
         assert_eq!(list(&app, "state=failed").await.1, vec![href.clone()]);
         assert_eq!(app.delete(&href).await.0, 204);
         app.stop().await;

@@ -56,6 +56,62 @@ async fn unit(store: &DynStore, key: &str, artifact: &Artifact) -> Uuid {
         .unwrap()[0]
 }
 
+/// Publishes, with raw SQL (the publication API is not needed here), the content artifact
+/// `content_artifact` and the metadata artifact `metadata` in a publication of `version`.
+async fn publish_raw(url: &str, version: Uuid, content_artifact: Uuid, metadata: Uuid) {
+    use sqlx::Connection;
+    let (p, f1, f2) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO publications (id, pulp_type, repository_version_id, complete, \
+             pulp_created, pulp_last_updated) VALUES ($1, 'file.file', $2, true, now(), now())",
+        )
+        .bind(p)
+        .bind(version)
+        .execute(&mut c)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO published_files (id, publication_id, relative_path, \
+             content_artifact_id, artifact_id) VALUES ($1, $3, 'published.txt', $4, NULL), \
+             ($2, $3, 'PULP_MANIFEST', NULL, $5)",
+        )
+        .bind(f1)
+        .bind(f2)
+        .bind(p)
+        .bind(content_artifact)
+        .bind(metadata)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO publications (id, pulp_type, repository_version_id, complete, \
+             pulp_created, pulp_last_updated) VALUES (?, 'file.file', ?, 1, 0, 0)",
+        )
+        .bind(p.to_string())
+        .bind(version.to_string())
+        .execute(&mut c)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO published_files (id, publication_id, relative_path, \
+             content_artifact_id, artifact_id) VALUES (?1, ?3, 'published.txt', ?4, NULL), \
+             (?2, ?3, 'PULP_MANIFEST', NULL, ?5)",
+        )
+        .bind(f1.to_string())
+        .bind(f2.to_string())
+        .bind(p.to_string())
+        .bind(content_artifact.to_string())
+        .bind(metadata.to_string())
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+}
+
 fn file_of(app: &TestApp, a: &Artifact) -> std::path::PathBuf {
     app.settings.data_dir.join("media").join(&a.file)
 }
@@ -81,7 +137,9 @@ async fn artifact_count(app: &TestApp) -> u64 {
 
 /// POSTs a cleanup and waits for its task, which must complete.
 async fn cleanup(app: &TestApp, body: Value) -> Value {
-    let (status, resp) = app.post("/pulp/api/v3/orphans/cleanup/", body.clone()).await;
+    let (status, resp) = app
+        .post("/pulp/api/v3/orphans/cleanup/", body.clone())
+        .await;
     assert_eq!(status, 202, "{body}: {resp}");
     let href = resp["task"].as_str().expect("task href").to_string();
     let task = app.wait_task(&href, Duration::from_secs(60)).await;
@@ -104,7 +162,9 @@ fn done_of(task: &Value, code: &str) -> u64 {
 async fn artifacts_and_orphan_cleanup() {
     for backend in backends().await {
         let mut app = TestApp::start(backend, 1).await;
-        let store = pulp_rs::db::connect(&app.settings.database_url()).await.unwrap();
+        let store = pulp_rs::db::connect(&app.settings.database_url())
+            .await
+            .unwrap();
 
         let kept = artifact(&app, &store, b"kept by a repository version").await;
         let orphan = artifact(&app, &store, b"orphan content's file").await;
@@ -115,10 +175,17 @@ async fn artifacts_and_orphan_cleanup() {
         unit(&store, "orphan.txt", &orphan).await;
         let named_id = unit(&store, "named.txt", &named).await;
         unit(&store, "other.txt", &other).await;
-        let repo = store.create_repository("file.file", "r", None).await.unwrap();
+        let repo = store
+            .create_repository("file.file", "r", None)
+            .await
+            .unwrap();
         let v = store.create_incomplete_version(repo.id).await.unwrap();
         store.associate(v.id, &[in_repo]).await.unwrap();
-        store.finalize_version(v.id).await.unwrap().expect("version 1");
+        let v1 = store
+            .finalize_version(v.id)
+            .await
+            .unwrap()
+            .expect("version 1");
 
         // ---- artifacts/ -----------------------------------------------------------------
         assert_eq!(artifact_count(&app).await, 5);
@@ -134,7 +201,10 @@ async fn artifacts_and_orphan_cleanup() {
         assert_eq!(a["file"], kept.file.as_str());
         assert_eq!(a["size"], kept.size);
         assert_eq!(a["sha224"], kept.other.sha224.as_deref().unwrap());
-        assert!(a["md5"].is_null() && a["sha1"].is_null() && a["sha512"].is_null(), "{a}");
+        assert!(
+            a["md5"].is_null() && a["sha1"].is_null() && a["sha512"].is_null(),
+            "{a}"
+        );
         assert!(a["pulp_created"].is_string() && a["pulp_last_updated"].is_string());
         let (_, page) = app
             .get(&format!(
@@ -142,11 +212,21 @@ async fn artifacts_and_orphan_cleanup() {
                 orphan.other.sha224.as_deref().unwrap()
             ))
             .await;
-        assert_eq!(page["results"][0]["sha256"], orphan.sha256.as_str(), "{page}");
+        assert_eq!(
+            page["results"][0]["sha256"],
+            orphan.sha256.as_str(),
+            "{page}"
+        );
         let (_, page) = app.get("/pulp/api/v3/artifacts/?sha256=00&limit=2").await;
         assert_eq!(page["count"], 0);
         let (_, page) = app.get("/pulp/api/v3/artifacts/?limit=2&offset=4").await;
-        assert_eq!((page["count"].as_u64(), page["results"].as_array().unwrap().len()), (Some(5), 1));
+        assert_eq!(
+            (
+                page["count"].as_u64(),
+                page["results"].as_array().unwrap().len()
+            ),
+            (Some(5), 1)
+        );
         let (status, a) = app.get(&format!("{kept_href}?fields=sha256")).await;
         assert_eq!(status, 200);
         assert_eq!(a, json!({"sha256": kept.sha256}));
@@ -159,7 +239,13 @@ async fn artifacts_and_orphan_cleanup() {
             assert!(body["detail"].is_string());
             assert_eq!(app.delete(path).await.0, 404);
         }
-        assert_eq!(app.get("/pulp/api/v3/artifacts/?md5=x").await.0, 400);
+        // md5 / sha1 are never recorded: nothing matches; an unknown filter is a 400.
+        assert_eq!(app.get("/pulp/api/v3/artifacts/?md5=x").await.1["count"], 0);
+        assert_eq!(
+            app.get("/pulp/api/v3/artifacts/?sha1=x").await.1["count"],
+            0
+        );
+        assert_eq!(app.get("/pulp/api/v3/artifacts/?colour=x").await.0, 400);
         // In use: 409, row and file stay. Unused: 204, row and file gone.
         let (status, body) = app.delete(&kept_href).await;
         assert_eq!(status, 409, "{backend}: {body}");
@@ -179,13 +265,24 @@ async fn artifacts_and_orphan_cleanup() {
             (json!({"content_hrefs": [remote_href]}), "content_hrefs"),
             (json!({"content_hrefs": [unknown]}), "content_hrefs"),
             (json!({"content_hrefs": "x"}), "content_hrefs"),
-            (json!({"orphan_protection_time": -1}), "orphan_protection_time"),
-            (json!({"orphan_protection_time": "soon"}), "orphan_protection_time"),
-            (json!({"orphan_protection_time": 4_294_967_296u64}), "orphan_protection_time"),
+            (
+                json!({"orphan_protection_time": -1}),
+                "orphan_protection_time",
+            ),
+            (
+                json!({"orphan_protection_time": "soon"}),
+                "orphan_protection_time",
+            ),
+            (
+                json!({"orphan_protection_time": 4_294_967_296u64}),
+                "orphan_protection_time",
+            ),
             (json!({"surprise": 1}), "surprise"),
             (json!([1]), "non_field_errors"),
         ] {
-            let (status, resp) = app.post("/pulp/api/v3/orphans/cleanup/", body.clone()).await;
+            let (status, resp) = app
+                .post("/pulp/api/v3/orphans/cleanup/", body.clone())
+                .await;
             assert_eq!(status, 400, "{backend}: {body}: {resp}");
             assert!(resp[field].is_array(), "{backend}: {body}: {resp}");
         }
@@ -212,7 +309,11 @@ async fn artifacts_and_orphan_cleanup() {
         assert_eq!(done_of(&task, "clean-up.content"), 1, "{task}");
         assert_eq!(done_of(&task, "clean-up.artifacts"), 1, "{task}");
         assert_eq!(
-            content_keys(&store, &["kept.txt", "named.txt", "orphan.txt", "other.txt"]).await,
+            content_keys(
+                &store,
+                &["kept.txt", "named.txt", "orphan.txt", "other.txt"]
+            )
+            .await,
             ["kept.txt", "orphan.txt", "other.txt"]
         );
         assert!(!file_of(&app, &named).exists());
@@ -226,20 +327,43 @@ async fn artifacts_and_orphan_cleanup() {
         let task = cleanup(&app, json!({"orphan_protection_time": 60})).await;
         assert_eq!(done_of(&task, "clean-up.artifacts"), 0, "{task}");
 
-        // ---- everything orphaned goes; the version's content and file stay ----------------
+        // Content in no version but served by a publication, and a publication's metadata
+        // artifact, are not orphans.
+        let published = artifact(&app, &store, b"published, in no version").await;
+        let metadata = artifact(&app, &store, b"a publication's metadata").await;
+        let published_id = unit(&store, "published.txt", &published).await;
+        let (ca, _) = store
+            .content_artifacts(&[published_id])
+            .await
+            .unwrap()
+            .remove(0);
+        publish_raw(&app.settings.database_url(), v1.id, ca.id, metadata.id).await;
+        assert_eq!(artifact_count(&app).await, 5);
+
+        // ---- everything orphaned goes; what versions and publications use stays -----------
         let task = cleanup(&app, json!({"orphan_protection_time": 0})).await;
         assert_eq!(done_of(&task, "clean-up.content"), 2, "{task}");
         assert_eq!(done_of(&task, "clean-up.artifacts"), 2, "{task}");
         assert_eq!(
-            content_keys(&store, &["kept.txt", "orphan.txt", "other.txt"]).await,
-            ["kept.txt"]
+            content_keys(
+                &store,
+                &["kept.txt", "orphan.txt", "other.txt", "published.txt"]
+            )
+            .await,
+            ["kept.txt", "published.txt"]
         );
         assert!(!file_of(&app, &orphan).exists());
         assert!(!file_of(&app, &other).exists());
-        assert!(file_of(&app, &kept).exists());
+        for a in [&kept, &published, &metadata] {
+            assert!(file_of(&app, a).exists(), "{backend}: {}", a.file);
+        }
         let (_, page) = app.get("/pulp/api/v3/artifacts/").await;
-        assert_eq!(page["count"], 1);
+        assert_eq!(page["count"], 3, "{backend}: {page}");
         assert_eq!(page["results"][0]["pulp_href"], kept_href.as_str());
+        let (status, _) = app
+            .delete(&format!("/pulp/api/v3/artifacts/{}/", metadata.id))
+            .await;
+        assert_eq!(status, 409, "{backend}: a publication's artifact is in use");
         // Idempotent.
         let task = cleanup(&app, json!({"orphan_protection_time": 0})).await;
         assert_eq!(done_of(&task, "clean-up.content"), 0, "{task}");

@@ -25,7 +25,7 @@ fn component_names(plugins: &[Arc<dyn Plugin>]) -> Vec<(String, String)> {
     let mut out = vec![("core".to_string(), "pulp_rs::api".to_string())];
     for p in plugins {
         out.push((
-            p.name().to_string(),
+            p.api_names().app_label.to_string(),
             format!("pulp_rs::plugins::{}", p.name()),
         ));
     }

@@ -117,6 +117,8 @@ const FILTERS: &[&str] = &[
     "started_at__lte",
     "finished_at__gte",
     "finished_at__lte",
+    "task_group",
+    "parent_task",
 ];
 
 async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
@@ -154,6 +156,10 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         if let Some(v) = q.get(name) {
             *slot = Some(parse_time(name, v)?);
         }
+    }
+    // No task has a parent or a group (tasks do not spawn tasks here).
+    if q.get("task_group").is_some() || q.get("parent_task").is_some() {
+        return Ok(Json(q.paginate(0, Vec::new())?));
     }
     if let Some(w) = q.get("worker") {
         match workers::find(&state, w).await? {

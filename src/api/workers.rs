@@ -64,10 +64,29 @@ async fn worker_json(state: &AppState, w: &WorkerStatus) -> ApiResult<Value> {
 }
 
 async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
-    q.only(&["name", "name__contains"])?;
+    q.only(&[
+        "name",
+        "name__contains",
+        "name__icontains",
+        "online",
+        "missing",
+    ])?;
     let (limit, offset) = q.page()?;
     let name = q.get("name");
     let contains = q.get("name__contains");
+    let icontains = q.get("name__icontains").map(str::to_lowercase);
+    // A worker's row is deleted once it is missing, so every row is an online worker.
+    let flag = |name: &str| -> ApiResult<Option<bool>> {
+        match q.get(name) {
+            None => Ok(None),
+            Some("true" | "True" | "1") => Ok(Some(true)),
+            Some("false" | "False" | "0") => Ok(Some(false)),
+            Some(_) => Err(ApiError::field(name, "Must be a valid boolean.")),
+        }
+    };
+    if flag("online")? == Some(false) || flag("missing")? == Some(true) {
+        return Ok(Json(q.paginate(0, Vec::new())?));
+    }
     let matching: Vec<WorkerStatus> = state
         .store
         .list_workers()
@@ -75,6 +94,11 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         .into_iter()
         .filter(|w| name.is_none_or(|n| w.name == n))
         .filter(|w| contains.is_none_or(|c| w.name.contains(c)))
+        .filter(|w| {
+            icontains
+                .as_deref()
+                .is_none_or(|c| w.name.to_lowercase().contains(c))
+        })
         .collect();
     let mut results = Vec::new();
     for w in matching
