@@ -370,6 +370,13 @@ async fn task_list_filters_and_counts() {
             0
         );
         assert_eq!(list(&app, "ordering=-pulp_created").await.0, 3);
+        assert_eq!(
+            list(&app, "state=&state__in=&name=&reserved_resources__in=")
+                .await
+                .0,
+            3,
+            "{backend}: empty values filter nothing"
+        );
 
         // Pagination: a real count, next / previous links.
         let (status, page) = app.get("/pulp/api/v3/tasks/?limit=1&offset=1").await;

@@ -82,16 +82,20 @@ fn parse_time(field: &str, s: &str) -> ApiResult<DateTime<Utc>> {
     Err(ApiError::field(field, "Enter a valid date/time."))
 }
 
+/// A filter's value; an empty one is no filter (as django-filter does).
+fn value<'a>(q: &'a Query, name: &str) -> Option<&'a str> {
+    q.get(name).filter(|v| !v.is_empty())
+}
+
+/// An `__in` filter's values; absent or empty is no filter.
+fn values(q: &Query, name: &str) -> Option<Vec<String>> {
+    Some(q.list(name)).filter(|l| !l.is_empty())
+}
+
 /// `x` and `x__in` of a resource filter as "holds any of": both given means the intersection.
 fn any_of(q: &Query, name: &str) -> Option<Vec<String>> {
-    let single = q.get(name).map(str::to_string);
-    let in_name = format!("{name}__in");
-    let list = q
-        .pairs
-        .iter()
-        .any(|(k, _)| *k == in_name)
-        .then(|| q.list(&in_name));
-    match (single, list) {
+    let single = value(q, name).map(str::to_string);
+    match (single, values(q, &format!("{name}__in"))) {
         (None, None) => None,
         (Some(s), None) => Some(vec![s]),
         (None, Some(l)) => Some(l),
@@ -129,21 +133,20 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         offset,
         ..TaskFilter::default()
     };
-    if let Some(s) = q.get("state") {
+    if let Some(s) = value(&q, "state") {
         filter.state = Some(parse_state("state", s)?);
     }
-    if q.pairs.iter().any(|(k, _)| k == "state__in") {
+    if let Some(list) = values(&q, "state__in") {
         filter.states = Some(
-            q.list("state__in")
-                .iter()
+            list.iter()
                 .map(|s| parse_state("state__in", s))
                 .collect::<ApiResult<_>>()?,
         );
     }
-    filter.name = q.get("name").map(str::to_string);
-    filter.name_contains = q.get("name__contains").map(str::to_string);
-    filter.logging_cid_contains = q.get("logging_cid__contains").map(str::to_string);
-    filter.created_resource = q.get("created_resources").map(str::to_string);
+    filter.name = value(&q, "name").map(str::to_string);
+    filter.name_contains = value(&q, "name__contains").map(str::to_string);
+    filter.logging_cid_contains = value(&q, "logging_cid__contains").map(str::to_string);
+    filter.created_resource = value(&q, "created_resources").map(str::to_string);
     filter.reserved_resources = any_of(&q, "reserved_resources");
     filter.exclusive_resources = any_of(&q, "exclusive_resources");
     filter.shared_resources = any_of(&q, "shared_resources");
@@ -153,15 +156,15 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         ("finished_at__gte", &mut filter.finished_after),
         ("finished_at__lte", &mut filter.finished_before),
     ] {
-        if let Some(v) = q.get(name) {
+        if let Some(v) = value(&q, name) {
             *slot = Some(parse_time(name, v)?);
         }
     }
     // No task has a parent or a group (tasks do not spawn tasks here).
-    if q.get("task_group").is_some() || q.get("parent_task").is_some() {
+    if value(&q, "task_group").is_some() || value(&q, "parent_task").is_some() {
         return Ok(Json(q.paginate(0, Vec::new())?));
     }
-    if let Some(w) = q.get("worker") {
+    if let Some(w) = value(&q, "worker") {
         match workers::find(&state, w).await? {
             Some(found) => filter.worker = Some(found.name),
             // No worker by that href or name: no task ran on it.
