@@ -7,7 +7,7 @@
 //! - [`body`]: JSON bodies read field by field; [`list`]: pagination and field selection;
 //!   [`auth`]: Basic authentication against the `users` table.
 //! - [`href`]: `pulp_href` / `prn` of every object.
-//! - One module per resource: `status`, `tasks`, `remotes`, `repositories` (with sync, modify
+//! - One module per resource: `status`, `tasks`, `workers`, `remotes`, `repositories` (with sync, modify
 //!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`.
 //!
 //! Handlers are plugin-generic: a plugin's REST names come from [`crate::plugins::Plugin`], so
