@@ -408,13 +408,33 @@ pub struct Task {
     pub pulp_last_updated: DateTime<Utc>,
 }
 
-/// Which tasks to list (newest first).
+/// Which tasks to list (newest first). Every condition given must hold; bounds are inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskFilter {
     pub state: Option<TaskState>,
     pub name: Option<String>,
     pub limit: Option<u64>,
     pub offset: u64,
+    /// In any of these states (an empty list matches nothing).
+    pub states: Option<Vec<TaskState>>,
+    /// Name contains this (case-sensitive).
+    pub name_contains: Option<String>,
+    /// `logging_cid` contains this.
+    pub logging_cid_contains: Option<String>,
+    /// Claimed by the worker with this name.
+    pub worker: Option<String>,
+    /// Created this resource.
+    pub created_resource: Option<String>,
+    /// Holds any of these resources, exclusively or shared.
+    pub reserved_resources: Option<Vec<String>>,
+    /// Holds any of these resources exclusively.
+    pub exclusive_resources: Option<Vec<String>>,
+    /// Holds any of these resources shared.
+    pub shared_resources: Option<Vec<String>>,
+    pub started_after: Option<DateTime<Utc>>,
+    pub started_before: Option<DateTime<Utc>>,
+    pub finished_after: Option<DateTime<Utc>>,
+    pub finished_before: Option<DateTime<Utc>>,
 }
 
 /// A worker's liveness row.

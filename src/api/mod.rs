@@ -7,7 +7,7 @@
 //! - [`body`]: JSON bodies read field by field; [`list`]: pagination and field selection;
 //!   [`auth`]: Basic authentication against the `users` table.
 //! - [`href`]: `pulp_href` / `prn` of every object.
-//! - One module per resource: `status`, `tasks`, `remotes`, `repositories` (with sync, modify
+//! - One module per resource: `status`, `tasks`, `workers`, `remotes`, `repositories` (with sync, modify
 //!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`.
 //!
 //! Handlers are plugin-generic: a plugin's REST names come from [`crate::plugins::Plugin`], so
@@ -31,6 +31,7 @@ mod remotes;
 mod repositories;
 mod status;
 mod tasks;
+mod workers;
 
 use std::sync::Arc;
 
@@ -75,6 +76,7 @@ pub fn api_builder(plugins: &[Arc<dyn Plugin>]) -> ApiBuilder {
     let mut b = ApiBuilder::new();
     status::register(&mut b);
     tasks::register(&mut b);
+    workers::register(&mut b);
     artifacts::register(&mut b);
     orphans::register(&mut b);
     remotes::register(&mut b, plugins);

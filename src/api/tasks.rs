@@ -1,5 +1,468 @@
-//! `tasks` endpoints (to be written).
+//! `tasks/`: list (with pulpcore's filters and a real count), show, cancel
+//! (`PATCH {"state": "canceled"}`) and delete of finished tasks, in pulpcore's `TaskResponse`
+//! shape.
 
-use super::ApiBuilder;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch};
+use axum::Json;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
 
-pub fn register(_b: &mut ApiBuilder) {}
+use super::body::{Fields, JsonObject};
+use super::list::Query;
+use super::openapi::{paginated, schema_ref};
+use super::{href, workers, ApiBuilder, ApiError, ApiResult, AppState};
+use crate::db::DbError;
+use crate::models::{Task, TaskFilter, TaskState};
+
+/// A timestamp as pulpcore writes it: RFC 3339, microseconds, `Z`.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A task as `TaskResponse`.
+pub fn task_json(t: &Task) -> Value {
+    let mut reserved: Vec<String> = t.exclusive_resources.clone();
+    reserved.extend(t.shared_resources.iter().map(|r| format!("shared:{r}")));
+    json!({
+        "pulp_href": href::task(t.id),
+        "prn": href::prn("core.task", t.id),
+        "pulp_created": time(t.pulp_created),
+        "pulp_last_updated": time(t.pulp_last_updated),
+        "state": t.state.as_str(),
+        "name": t.name,
+        "logging_cid": t.logging_cid,
+        "created_by": null,
+        // Not recorded: a task is unblocked at some point before it starts.
+        "unblocked_at": null,
+        "started_at": t.started_at.map(time),
+        "finished_at": t.finished_at.map(time),
+        "error": t.error,
+        "worker": t.worker.as_deref().map(workers::href),
+        "parent_task": null,
+        "child_tasks": [],
+        "task_group": null,
+        "progress_reports": t.progress_reports,
+        "created_resources": t.created_resources,
+        "reserved_resources_record": reserved,
+        "result": null,
+    })
+}
+
+fn parse_state(field: &str, s: &str) -> ApiResult<TaskState> {
+    s.parse::<TaskState>().map_err(|_| {
+        ApiError::field(
+            field,
+            format!("Select a valid choice. {s} is not one of the available choices."),
+        )
+    })
+}
+
+/// A date-time filter value: RFC 3339, or a naive date-time / date taken as UTC.
+fn parse_time(field: &str, s: &str) -> ApiResult<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    Err(ApiError::field(field, "Enter a valid date/time."))
+}
+
+/// A filter's value; an empty one is no filter (as django-filter does).
+fn value<'a>(q: &'a Query, name: &str) -> Option<&'a str> {
+    q.get(name).filter(|v| !v.is_empty())
+}
+
+/// An `__in` filter's values; absent or empty is no filter.
+fn values(q: &Query, name: &str) -> Option<Vec<String>> {
+    Some(q.list(name)).filter(|l| !l.is_empty())
+}
+
+/// `x` and `x__in` of a resource filter as "holds any of": both given means the intersection.
+fn any_of(q: &Query, name: &str) -> Option<Vec<String>> {
+    let single = value(q, name).map(str::to_string);
+    match (single, values(q, &format!("{name}__in"))) {
+        (None, None) => None,
+        (Some(s), None) => Some(vec![s]),
+        (None, Some(l)) => Some(l),
+        (Some(s), Some(l)) => Some(if l.contains(&s) { vec![s] } else { Vec::new() }),
+    }
+}
+
+const FILTERS: &[&str] = &[
+    "state",
+    "state__in",
+    "name",
+    "name__contains",
+    "logging_cid__contains",
+    "worker",
+    "created_resources",
+    "reserved_resources",
+    "reserved_resources__in",
+    "exclusive_resources",
+    "exclusive_resources__in",
+    "shared_resources",
+    "shared_resources__in",
+    "started_at__gte",
+    "started_at__lte",
+    "finished_at__gte",
+    "finished_at__lte",
+    "task_group",
+    "parent_task",
+];
+
+async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
+    q.only(FILTERS)?;
+    let (limit, offset) = q.page()?;
+    let mut filter = TaskFilter {
+        limit: Some(limit),
+        offset,
+        ..TaskFilter::default()
+    };
+    if let Some(s) = value(&q, "state") {
+        filter.state = Some(parse_state("state", s)?);
+    }
+    if let Some(list) = values(&q, "state__in") {
+        filter.states = Some(
+            list.iter()
+                .map(|s| parse_state("state__in", s))
+                .collect::<ApiResult<_>>()?,
+        );
+    }
+    filter.name = value(&q, "name").map(str::to_string);
+    filter.name_contains = value(&q, "name__contains").map(str::to_string);
+    filter.logging_cid_contains = value(&q, "logging_cid__contains").map(str::to_string);
+    filter.created_resource = value(&q, "created_resources").map(str::to_string);
+    filter.reserved_resources = any_of(&q, "reserved_resources");
+    filter.exclusive_resources = any_of(&q, "exclusive_resources");
+    filter.shared_resources = any_of(&q, "shared_resources");
+    for (name, slot) in [
+        ("started_at__gte", &mut filter.started_after),
+        ("started_at__lte", &mut filter.started_before),
+        ("finished_at__gte", &mut filter.finished_after),
+        ("finished_at__lte", &mut filter.finished_before),
+    ] {
+        if let Some(v) = value(&q, name) {
+            *slot = Some(parse_time(name, v)?);
+        }
+    }
+    // No task has a parent or a group (tasks do not spawn tasks here).
+    if value(&q, "task_group").is_some() || value(&q, "parent_task").is_some() {
+        return Ok(Json(q.paginate(0, Vec::new())?));
+    }
+    if let Some(w) = value(&q, "worker") {
+        match workers::find(&state, w).await? {
+            Some(found) => filter.worker = Some(found.name),
+            // No worker by that href or name: no task ran on it.
+            None => return Ok(Json(q.paginate(0, Vec::new())?)),
+        }
+    }
+    let count = state.store.count_tasks(&filter).await?;
+    let tasks = state.store.list_tasks(&filter).await?;
+    Ok(Json(
+        q.paginate(count, tasks.iter().map(task_json).collect())?,
+    ))
+}
+
+fn task_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound("No Task matches the given query.".into()))
+}
+
+async fn get_task(state: &AppState, id: Uuid) -> ApiResult<Task> {
+    match state.store.get_task(id).await {
+        Ok(t) => Ok(t),
+        Err(DbError::NotFound(_)) => Err(ApiError::NotFound(
+            "No Task matches the given query.".to_string(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    q: Query,
+) -> ApiResult<Json<Value>> {
+    q.only(&[])?;
+    let task = get_task(&state, task_id(&id)?).await?;
+    Ok(Json(q.select(task_json(&task))))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
+    let id = task_id(&id)?;
+    get_task(&state, id).await?;
+    let mut fields = Fields::new(body);
+    let wanted = fields.string("state", true);
+    if let Some(s) = &wanted {
+        if s != "canceled" {
+            fields.error(
+                "state",
+                "The only acceptable value for 'state' is 'canceled'.",
+            );
+        }
+    }
+    fields.finish()?;
+    match state.store.request_cancel(id).await {
+        Ok(task) => Ok(Json(task_json(&task)).into_response()),
+        Err(DbError::Conflict(_)) => {
+            let task = get_task(&state, id).await?;
+            let mut body = task_json(&task);
+            body["detail"] = Value::from(format!(
+                "Task is already {} and cannot be canceled.",
+                task.state
+            ));
+            Ok((StatusCode::CONFLICT, Json(body)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id = task_id(&id)?;
+    let task = get_task(&state, id).await?;
+    if !task.state.is_final() {
+        return Err(ApiError::Conflict(format!(
+            "Task is {}: only finished tasks can be deleted.",
+            task.state
+        )));
+    }
+    match state.store.delete_task(id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(DbError::NotFound(_)) => Err(ApiError::NotFound(
+            "No Task matches the given query.".to_string(),
+        )),
+        Err(DbError::Conflict(_)) => Err(ApiError::Conflict(
+            "Task is not finished: only finished tasks can be deleted.".to_string(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn register(b: &mut ApiBuilder) {
+    let list_path = "/pulp/api/v3/tasks/";
+    let doc = b
+        .route(
+            Method::GET,
+            list_path,
+            list_path,
+            "tasks_list",
+            "Tasks",
+            get(list),
+        )
+        .summary("List tasks")
+        .query("limit", "integer", "Number of results to return per page.")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
+        .query(
+            "state",
+            "string",
+            "Filter results where state matches value",
+        )
+        .query(
+            "state__in",
+            "array",
+            "Filter results where state is in a comma-separated list of values",
+        )
+        .query("name", "string", "Filter results where name matches value")
+        .query(
+            "name__contains",
+            "string",
+            "Filter results where name contains value",
+        )
+        .query(
+            "logging_cid__contains",
+            "string",
+            "Filter results where logging_cid contains value",
+        )
+        .query(
+            "worker",
+            "string",
+            "Filter results by the worker (href or name) that ran the task",
+        )
+        .query(
+            "created_resources",
+            "string",
+            "Filter results by a resource the task created",
+        )
+        .query(
+            "reserved_resources",
+            "string",
+            "Filter results by a resource the task reserved (exclusive or shared)",
+        )
+        .query(
+            "reserved_resources__in",
+            "array",
+            "Filter results by reserved resources (any of)",
+        )
+        .query(
+            "exclusive_resources",
+            "string",
+            "Filter results by an exclusively reserved resource",
+        )
+        .query(
+            "exclusive_resources__in",
+            "array",
+            "Filter results by exclusively reserved resources (any of)",
+        )
+        .query(
+            "shared_resources",
+            "string",
+            "Filter results by a shared resource",
+        )
+        .query(
+            "shared_resources__in",
+            "array",
+            "Filter results by shared resources (any of)",
+        );
+    for name in [
+        "started_at__gte",
+        "started_at__lte",
+        "finished_at__gte",
+        "finished_at__lte",
+    ] {
+        doc.params.push(super::routes::Param {
+            name: name.to_string(),
+            location: "query",
+            schema: json!({"type": "string", "format": "date-time"}),
+            required: false,
+            description: format!("Filter results where {name}"),
+        });
+    }
+    doc.query(
+        "fields",
+        "array",
+        "A list of fields to include in the response.",
+    )
+    .query(
+        "exclude_fields",
+        "array",
+        "A list of fields to exclude from the response.",
+    )
+    .response(200, Some("PaginatedTaskResponseList"));
+
+    let detail = "/pulp/api/v3/tasks/{id}/";
+    b.route(
+        Method::GET,
+        detail,
+        "{task_href}",
+        "tasks_read",
+        "Tasks",
+        get(read),
+    )
+    .summary("Inspect a task")
+    .path_param("task_href")
+    .query(
+        "fields",
+        "array",
+        "A list of fields to include in the response.",
+    )
+    .query(
+        "exclude_fields",
+        "array",
+        "A list of fields to exclude from the response.",
+    )
+    .response(200, Some("TaskResponse"));
+    b.route(
+        Method::PATCH,
+        detail,
+        "{task_href}",
+        "tasks_cancel",
+        "Tasks",
+        patch(cancel),
+    )
+    .summary("Cancel a task")
+    .path_param("task_href")
+    .request("PatchedTaskCancel")
+    .response(200, Some("TaskResponse"))
+    .response(409, Some("TaskResponse"));
+    b.route(
+        Method::DELETE,
+        detail,
+        "{task_href}",
+        "tasks_delete",
+        "Tasks",
+        delete(remove),
+    )
+    .summary("Delete a finished task")
+    .path_param("task_href")
+    .response(204, None);
+
+    let date_time = json!({"type": "string", "format": "date-time", "readOnly": true});
+    let nullable_uri =
+        json!({"type": "string", "format": "uri", "nullable": true, "readOnly": true});
+    b.schema(
+        "ProgressReportResponse",
+        json!({
+            "type": "object",
+            "properties": {
+                "message": {"type": "string", "readOnly": true},
+                "code": {"type": "string", "readOnly": true},
+                "state": {"type": "string", "readOnly": true},
+                "total": {"type": "integer", "format": "int64", "nullable": true, "readOnly": true},
+                "done": {"type": "integer", "format": "int64", "readOnly": true},
+                "suffix": {"type": "string", "nullable": true, "readOnly": true},
+            }
+        }),
+    );
+    b.schema(
+        "TaskResponse",
+        json!({
+            "type": "object",
+            "required": ["logging_cid", "name"],
+            "properties": {
+                "pulp_href": {"type": "string", "format": "uri", "readOnly": true},
+                "prn": {"type": "string", "readOnly": true},
+                "pulp_created": date_time,
+                "pulp_last_updated": date_time,
+                "state": {"type": "string", "readOnly": true},
+                "name": {"type": "string"},
+                "logging_cid": {"type": "string"},
+                "created_by": nullable_uri,
+                "unblocked_at": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                "started_at": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                "finished_at": {"type": "string", "format": "date-time", "nullable": true, "readOnly": true},
+                "error": {"type": "object", "nullable": true, "readOnly": true},
+                "worker": nullable_uri,
+                "parent_task": nullable_uri,
+                "child_tasks": {"type": "array", "items": {"type": "string", "format": "uri"}, "readOnly": true},
+                "task_group": nullable_uri,
+                "progress_reports": {"type": "array", "items": schema_ref("ProgressReportResponse"), "readOnly": true},
+                "created_resources": {"type": "array", "items": {"type": "string", "format": "uri"}, "readOnly": true},
+                "reserved_resources_record": {"type": "array", "items": {"type": "string"}, "readOnly": true},
+                "result": {"readOnly": true, "nullable": true},
+            }
+        }),
+    );
+    b.schema("PaginatedTaskResponseList", paginated("TaskResponse"));
+    b.schema(
+        "PatchedTaskCancel",
+        json!({
+            "type": "object",
+            "properties": {
+                "state": {"type": "string", "minLength": 1,
+                          "description": "The desired state of the task. Only 'canceled' is accepted."}
+            }
+        }),
+    );
+}

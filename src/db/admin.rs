@@ -1,9 +1,30 @@
-//! [`AdminStore`]: API users and housekeeping (orphan cleanup, task deletion). Implemented in
-//! `sqlite_admin.rs` and `pg_admin.rs`.
+//! [`AdminStore`]: API users and housekeeping (artifacts as REST objects, orphan cleanup).
+//! Implemented in `sqlite_admin.rs` and `pg_admin.rs`.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::DbResult;
+use crate::models::Artifact;
+
+/// Which artifacts to list: every digest given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArtifactFilter {
+    pub sha256: Option<String>,
+    pub sha224: Option<String>,
+    pub sha384: Option<String>,
+    pub sha512: Option<String>,
+}
+
+/// What an orphan cleanup removed. The rows are gone when this is returned; the caller removes
+/// the files of `artifacts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanCleanup {
+    pub content_removed: u64,
+    /// `(id, sha256, file)` of every deleted artifact.
+    pub artifacts: Vec<(Uuid, String, String)>,
+}
 
 /// Users and housekeeping.
 #[async_trait]
@@ -12,4 +33,31 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn user_password_hash(&self, username: &str) -> DbResult<Option<String>>;
     /// Creates the user or replaces its password hash.
     async fn set_user_password_hash(&self, username: &str, hash: &str) -> DbResult<()>;
+
+    /// Artifacts matching `filter`, oldest first.
+    async fn list_artifacts(
+        &self,
+        filter: &ArtifactFilter,
+        limit: u64,
+        offset: u64,
+    ) -> DbResult<Vec<Artifact>>;
+    async fn count_artifacts(&self, filter: &ArtifactFilter) -> DbResult<u64>;
+    async fn get_artifact(&self, id: Uuid) -> DbResult<Artifact>;
+    /// Deletes an artifact no content and no publication refers to and returns it (the caller
+    /// removes its file); one still referred to is [`super::DbError::Conflict`].
+    async fn delete_artifact(&self, id: Uuid) -> DbResult<Artifact>;
+
+    /// The ids among `ids` that are saved content units.
+    async fn existing_content_ids(&self, ids: &[Uuid]) -> DbResult<Vec<Uuid>>;
+
+    /// Deletes, in one transaction, orphan content (in no repository version, served by no
+    /// published file) whose `timestamp_of_interest` is before `cutoff` (restricted to
+    /// `content_ids` when given), then artifacts referred to by no content artifact and no
+    /// published file, also older than `cutoff` (restricted to the artifacts of the deleted
+    /// content when `content_ids` is given).
+    async fn delete_orphans(
+        &self,
+        cutoff: DateTime<Utc>,
+        content_ids: Option<&[Uuid]>,
+    ) -> DbResult<OrphanCleanup>;
 }

@@ -221,6 +221,11 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn get_task(&self, id: Uuid) -> DbResult<Task>;
     /// Tasks matching the filter, newest first.
     async fn list_tasks(&self, filter: &TaskFilter) -> DbResult<Vec<Task>>;
+    /// How many tasks match the filter (its `limit` and `offset` ignored).
+    async fn count_tasks(&self, filter: &TaskFilter) -> DbResult<u64>;
+    /// Deletes a task in a final state; a waiting, running or canceling one is
+    /// [`DbError::Conflict`].
+    async fn delete_task(&self, id: Uuid) -> DbResult<()>;
 
     /// Atomically claims the oldest waiting task whose resources are free (see the
     /// `reservations` module), sets it `running` with `started_at` and `worker`, and returns it.

@@ -1,12 +1,44 @@
 //! [`AdminStore`] on PostgreSQL.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::Row;
+use uuid::Uuid;
 
-use super::admin::AdminStore;
+use super::admin::{AdminStore, ArtifactFilter, OrphanCleanup};
 use super::pg::PgStore;
 use super::shared;
-use super::DbResult;
+use super::{DbError, DbResult};
+use crate::models::{Artifact, OtherDigests};
+
+const ARTIFACT_COLS: &str = "id, sha256, size, sha224, sha384, sha512, file, pulp_created";
+
+/// The conditions of an [`ArtifactFilter`], parameters `$1` to `$4`.
+const ARTIFACT_WHERE: &str = " FROM artifacts WHERE ($1::text IS NULL OR sha256 = $1) \
+     AND ($2::text IS NULL OR sha224 = $2) AND ($3::text IS NULL OR sha384 = $3) \
+     AND ($4::text IS NULL OR sha512 = $4)";
+
+/// Content in no repository version and served by no published file.
+const ORPHAN_CONTENT: &str = "NOT EXISTS (SELECT 1 FROM repository_content rc \
+     WHERE rc.content_id = content.id) \
+     AND NOT EXISTS (SELECT 1 FROM content_artifacts ca \
+     JOIN published_files pf ON pf.content_artifact_id = ca.id WHERE ca.content_id = content.id)";
+
+fn artifact_from(row: &PgRow) -> DbResult<Artifact> {
+    Ok(Artifact {
+        id: row.try_get(0)?,
+        sha256: row.try_get(1)?,
+        size: shared::to_u64(row.try_get(2)?, "artifact size")?,
+        other: OtherDigests {
+            sha224: row.try_get(3)?,
+            sha384: row.try_get(4)?,
+            sha512: row.try_get(5)?,
+        },
+        file: row.try_get(6)?,
+        pulp_created: row.try_get(7)?,
+    })
+}
 
 #[async_trait]
 impl AdminStore for PgStore {
@@ -29,5 +61,151 @@ impl AdminStore for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn list_artifacts(
+        &self,
+        filter: &ArtifactFilter,
+        limit: u64,
+        offset: u64,
+    ) -> DbResult<Vec<Artifact>> {
+        let sql = format!(
+            "SELECT {ARTIFACT_COLS}{ARTIFACT_WHERE} ORDER BY pulp_created, id LIMIT $5 OFFSET $6"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.sha256.as_deref())
+            .bind(filter.sha224.as_deref())
+            .bind(filter.sha384.as_deref())
+            .bind(filter.sha512.as_deref())
+            .bind(shared::to_i64(limit, "limit")?)
+            .bind(shared::to_i64(offset, "offset")?)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(artifact_from).collect()
+    }
+
+    async fn count_artifacts(&self, filter: &ArtifactFilter) -> DbResult<u64> {
+        let sql = format!("SELECT COUNT(*){ARTIFACT_WHERE}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(filter.sha256.as_deref())
+            .bind(filter.sha224.as_deref())
+            .bind(filter.sha384.as_deref())
+            .bind(filter.sha512.as_deref())
+            .fetch_one(&self.pool)
+            .await?;
+        shared::to_u64(n, "count")
+    }
+
+    async fn get_artifact(&self, id: Uuid) -> DbResult<Artifact> {
+        let sql = format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("artifact {id}")))?;
+        artifact_from(&row)
+    }
+
+    async fn delete_artifact(&self, id: Uuid) -> DbResult<Artifact> {
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "DELETE FROM artifacts WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM content_artifacts WHERE artifact_id = artifacts.id) \
+             AND NOT EXISTS (SELECT 1 FROM published_files WHERE artifact_id = artifacts.id) \
+             RETURNING {ARTIFACT_COLS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let out = match row {
+            Some(row) => artifact_from(&row)?,
+            None => {
+                let exists: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM artifacts WHERE id = $1)")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                return Err(if exists {
+                    DbError::Conflict(format!(
+                        "artifact {id} is in use by content or a publication"
+                    ))
+                } else {
+                    DbError::NotFound(format!("artifact {id}"))
+                });
+            }
+        };
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn existing_content_ids(&self, ids: &[Uuid]) -> DbResult<Vec<Uuid>> {
+        let rows = sqlx::query("SELECT id FROM content WHERE id = ANY($1)")
+            .bind(ids.to_vec())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<Uuid, _>(0).map_err(DbError::from))
+            .collect()
+    }
+
+    async fn delete_orphans(
+        &self,
+        cutoff: DateTime<Utc>,
+        content_ids: Option<&[Uuid]>,
+    ) -> DbResult<OrphanCleanup> {
+        let only: Option<Vec<Uuid>> = content_ids.map(<[Uuid]>::to_vec);
+        let mut tx = self.begin().await?;
+        // With content_ids, only the artifacts of the content deleted now are candidates.
+        let candidates: Option<Vec<Uuid>> = match &only {
+            None => None,
+            Some(ids) => {
+                let sql = format!(
+                    "SELECT DISTINCT artifact_id FROM content_artifacts \
+                     WHERE artifact_id IS NOT NULL AND content_id IN (SELECT id FROM content \
+                     WHERE id = ANY($1) AND timestamp_of_interest < $2 AND {ORPHAN_CONTENT})"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(ids.clone())
+                    .bind(cutoff)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let ids: Vec<Uuid> = rows
+                    .iter()
+                    .map(|r| r.try_get::<Uuid, _>(0).map_err(DbError::from))
+                    .collect::<DbResult<_>>()?;
+                Some(ids)
+            }
+        };
+        let sql = format!(
+            "DELETE FROM content WHERE timestamp_of_interest < $1 \
+             AND ($2::uuid[] IS NULL OR id = ANY($2)) AND {ORPHAN_CONTENT}"
+        );
+        let content_removed = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(cutoff)
+            .bind(only)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let rows = sqlx::query(
+            "DELETE FROM artifacts WHERE timestamp_of_interest < $1 \
+             AND ($2::uuid[] IS NULL OR id = ANY($2)) \
+             AND NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = artifacts.id) \
+             AND NOT EXISTS (SELECT 1 FROM published_files pf WHERE pf.artifact_id = artifacts.id) \
+             RETURNING id, sha256, file",
+        )
+        .bind(cutoff)
+        .bind(candidates)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut artifacts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            artifacts.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+        }
+        tx.commit().await?;
+        Ok(OrphanCleanup {
+            content_removed,
+            artifacts,
+        })
     }
 }

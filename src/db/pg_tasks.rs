@@ -28,6 +28,88 @@ macro_rules! task_cols {
     };
 }
 
+/// The conditions of a [`TaskFilter`], parameters `$1` to `$14` (see [`FilterBinds`]).
+macro_rules! task_where {
+    () => {
+        " FROM tasks WHERE ($1::text IS NULL OR state = $1) \
+         AND ($2::text IS NULL OR name = $2) \
+         AND ($3::text[] IS NULL OR state = ANY($3)) \
+         AND ($4::text IS NULL OR strpos(name, $4) > 0) \
+         AND ($5::text IS NULL OR strpos(logging_cid, $5) > 0) \
+         AND ($6::text IS NULL OR worker = $6) \
+         AND ($7::text IS NULL OR created_resources @> jsonb_build_array($7::text)) \
+         AND ($8::text[] IS NULL OR exclusive_resources ?| $8 OR shared_resources ?| $8) \
+         AND ($9::text[] IS NULL OR exclusive_resources ?| $9) \
+         AND ($10::text[] IS NULL OR shared_resources ?| $10) \
+         AND ($11::timestamptz IS NULL OR started_at >= $11) \
+         AND ($12::timestamptz IS NULL OR started_at <= $12) \
+         AND ($13::timestamptz IS NULL OR finished_at >= $13) \
+         AND ($14::timestamptz IS NULL OR finished_at <= $14)"
+    };
+}
+
+/// Binds a [`FilterBinds`] as parameters `$1` to `$14` of [`task_where`].
+macro_rules! bind_filter {
+    ($q:expr, $b:expr) => {
+        $q.bind($b.state)
+            .bind($b.name)
+            .bind($b.states)
+            .bind($b.name_contains)
+            .bind($b.cid_contains)
+            .bind($b.worker)
+            .bind($b.created)
+            .bind($b.reserved)
+            .bind($b.exclusive)
+            .bind($b.shared)
+            .bind($b.started_after)
+            .bind($b.started_before)
+            .bind($b.finished_after)
+            .bind($b.finished_before)
+    };
+}
+
+/// A [`TaskFilter`] as PostgreSQL values.
+struct FilterBinds {
+    state: Option<&'static str>,
+    name: Option<String>,
+    states: Option<Vec<String>>,
+    name_contains: Option<String>,
+    cid_contains: Option<String>,
+    worker: Option<String>,
+    created: Option<String>,
+    reserved: Option<Vec<String>>,
+    exclusive: Option<Vec<String>>,
+    shared: Option<Vec<String>>,
+    started_after: Option<chrono::DateTime<chrono::Utc>>,
+    started_before: Option<chrono::DateTime<chrono::Utc>>,
+    finished_after: Option<chrono::DateTime<chrono::Utc>>,
+    finished_before: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl FilterBinds {
+    fn new(f: &TaskFilter) -> FilterBinds {
+        FilterBinds {
+            state: f.state.map(TaskState::as_str),
+            name: f.name.clone(),
+            states: f
+                .states
+                .as_ref()
+                .map(|v| v.iter().map(|s| s.as_str().to_string()).collect()),
+            name_contains: f.name_contains.clone(),
+            cid_contains: f.logging_cid_contains.clone(),
+            worker: f.worker.clone(),
+            created: f.created_resource.clone(),
+            reserved: f.reserved_resources.clone(),
+            exclusive: f.exclusive_resources.clone(),
+            shared: f.shared_resources.clone(),
+            started_after: f.started_after,
+            started_before: f.started_before,
+            finished_after: f.finished_after,
+            finished_before: f.finished_before,
+        }
+    }
+}
+
 fn task_from(row: &PgRow) -> DbResult<Task> {
     let state: &str = row.try_get(2)?;
     Ok(Task {
@@ -118,20 +200,52 @@ impl TaskStore for PgStore {
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> DbResult<Vec<Task>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            task_cols!(),
-            " FROM tasks WHERE ($1::text IS NULL OR state = $1) \
-             AND ($2::text IS NULL OR name = $2) \
-             ORDER BY pulp_created DESC, id DESC LIMIT $3 OFFSET $4"
-        ))
-        .bind(filter.state.map(TaskState::as_str))
-        .bind(filter.name.as_deref())
+        let b = FilterBinds::new(filter);
+        let rows = bind_filter!(
+            sqlx::query(concat!(
+                "SELECT ",
+                task_cols!(),
+                task_where!(),
+                " ORDER BY pulp_created DESC, id DESC LIMIT $15 OFFSET $16"
+            )),
+            b
+        )
         .bind(shared::opt_to_i64(filter.limit, "limit")?)
         .bind(shared::to_i64(filter.offset, "offset")?)
         .fetch_all(&self.pool)
         .await?;
         tasks_from(&rows)
+    }
+
+    async fn count_tasks(&self, filter: &TaskFilter) -> DbResult<u64> {
+        let b = FilterBinds::new(filter);
+        let n: i64 = bind_filter!(
+            sqlx::query_scalar(concat!("SELECT COUNT(*)", task_where!())),
+            b
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        shared::to_u64(n, "count")
+    }
+
+    async fn delete_task(&self, id: Uuid) -> DbResult<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "DELETE FROM tasks WHERE id = $1 \
+             AND state IN ('skipped', 'completed', 'failed', 'canceled')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let current = get_task_in(&mut tx, id).await?;
+            return Err(DbError::Conflict(format!(
+                "task {id} is {} and cannot be deleted until it has finished",
+                current.state
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>> {

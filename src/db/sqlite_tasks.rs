@@ -24,6 +24,93 @@ macro_rules! task_cols {
     };
 }
 
+/// The conditions of a [`TaskFilter`], parameters `?1` to `?14` (see [`FilterBinds`]).
+macro_rules! task_where {
+    () => {
+        " FROM tasks WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2) \
+         AND (?3 IS NULL OR state IN (SELECT value FROM json_each(?3))) \
+         AND (?4 IS NULL OR instr(name, ?4) > 0) \
+         AND (?5 IS NULL OR instr(logging_cid, ?5) > 0) \
+         AND (?6 IS NULL OR worker = ?6) \
+         AND (?7 IS NULL OR EXISTS (SELECT 1 FROM json_each(tasks.created_resources) c \
+              WHERE c.value = ?7)) \
+         AND (?8 IS NULL \
+              OR EXISTS (SELECT 1 FROM json_each(tasks.exclusive_resources) r \
+                         WHERE r.value IN (SELECT value FROM json_each(?8))) \
+              OR EXISTS (SELECT 1 FROM json_each(tasks.shared_resources) r \
+                         WHERE r.value IN (SELECT value FROM json_each(?8)))) \
+         AND (?9 IS NULL OR EXISTS (SELECT 1 FROM json_each(tasks.exclusive_resources) r \
+              WHERE r.value IN (SELECT value FROM json_each(?9)))) \
+         AND (?10 IS NULL OR EXISTS (SELECT 1 FROM json_each(tasks.shared_resources) r \
+              WHERE r.value IN (SELECT value FROM json_each(?10)))) \
+         AND (?11 IS NULL OR started_at >= ?11) AND (?12 IS NULL OR started_at <= ?12) \
+         AND (?13 IS NULL OR finished_at >= ?13) AND (?14 IS NULL OR finished_at <= ?14)"
+    };
+}
+
+/// Binds a [`FilterBinds`] as parameters `?1` to `?14` of [`task_where`].
+macro_rules! bind_filter {
+    ($q:expr, $b:expr) => {
+        $q.bind($b.state)
+            .bind($b.name)
+            .bind($b.states)
+            .bind($b.name_contains)
+            .bind($b.cid_contains)
+            .bind($b.worker)
+            .bind($b.created)
+            .bind($b.reserved)
+            .bind($b.exclusive)
+            .bind($b.shared)
+            .bind($b.started_after)
+            .bind($b.started_before)
+            .bind($b.finished_after)
+            .bind($b.finished_before)
+    };
+}
+
+/// A [`TaskFilter`] as SQLite values: lists as JSON text, times as microseconds.
+struct FilterBinds {
+    state: Option<&'static str>,
+    name: Option<String>,
+    states: Option<String>,
+    name_contains: Option<String>,
+    cid_contains: Option<String>,
+    worker: Option<String>,
+    created: Option<String>,
+    reserved: Option<String>,
+    exclusive: Option<String>,
+    shared: Option<String>,
+    started_after: Option<i64>,
+    started_before: Option<i64>,
+    finished_after: Option<i64>,
+    finished_before: Option<i64>,
+}
+
+impl FilterBinds {
+    fn new(f: &TaskFilter) -> FilterBinds {
+        let list = |v: &Option<Vec<String>>| v.as_deref().map(shared::strings_to_json);
+        FilterBinds {
+            state: f.state.map(TaskState::as_str),
+            name: f.name.clone(),
+            states: f.states.as_ref().map(|v| {
+                let names: Vec<String> = v.iter().map(|s| s.as_str().to_string()).collect();
+                shared::strings_to_json(&names)
+            }),
+            name_contains: f.name_contains.clone(),
+            cid_contains: f.logging_cid_contains.clone(),
+            worker: f.worker.clone(),
+            created: f.created_resource.clone(),
+            reserved: list(&f.reserved_resources),
+            exclusive: list(&f.exclusive_resources),
+            shared: list(&f.shared_resources),
+            started_after: f.started_after.map(us),
+            started_before: f.started_before.map(us),
+            finished_after: f.finished_after.map(us),
+            finished_before: f.finished_before.map(us),
+        }
+    }
+}
+
 fn opt_time_at(row: &SqliteRow, i: usize) -> DbResult<Option<chrono::DateTime<chrono::Utc>>> {
     match row.try_get::<Option<i64>, _>(i)? {
         None => Ok(None),
@@ -117,14 +204,16 @@ impl TaskStore for SqliteStore {
             Some(l) => shared::to_i64(l, "limit")?,
             None => -1,
         };
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            task_cols!(),
-            " FROM tasks WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2) \
-             ORDER BY pulp_created DESC, id DESC LIMIT ?3 OFFSET ?4"
-        ))
-        .bind(filter.state.map(TaskState::as_str))
-        .bind(filter.name.as_deref())
+        let b = FilterBinds::new(filter);
+        let rows = bind_filter!(
+            sqlx::query(concat!(
+                "SELECT ",
+                task_cols!(),
+                task_where!(),
+                " ORDER BY pulp_created DESC, id DESC LIMIT ?15 OFFSET ?16"
+            )),
+            b
+        )
         .bind(limit)
         .bind(shared::to_i64(filter.offset, "offset")?)
         .fetch_all(&self.read)
@@ -134,6 +223,37 @@ impl TaskStore for SqliteStore {
             out.push(task_from(row)?);
         }
         Ok(out)
+    }
+
+    async fn count_tasks(&self, filter: &TaskFilter) -> DbResult<u64> {
+        let b = FilterBinds::new(filter);
+        let n: i64 = bind_filter!(
+            sqlx::query_scalar(concat!("SELECT COUNT(*)", task_where!())),
+            b
+        )
+        .fetch_one(&self.read)
+        .await?;
+        shared::to_u64(n, "count")
+    }
+
+    async fn delete_task(&self, id: Uuid) -> DbResult<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "DELETE FROM tasks WHERE id = ? \
+             AND state IN ('skipped', 'completed', 'failed', 'canceled')",
+        )
+        .bind(hy(id))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let current = get_task_in(&mut tx, id).await?;
+            return Err(DbError::Conflict(format!(
+                "task {id} is {} and cannot be deleted until it has finished",
+                current.state
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>> {

@@ -128,6 +128,25 @@ impl ArtifactStorage {
         Ok(out)
     }
 
+    /// Removes the stored file at `file` (a relative path as [`ArtifactStorage::relative_path`]
+    /// makes; anything else is [`StorageError::BadDigest`] and nothing is touched). A file
+    /// already gone is not an error. The caller must have deleted the artifact's row first.
+    pub fn remove(&self, file: &str) -> Result<(), StorageError> {
+        let digest: String = file
+            .strip_prefix("artifact/")
+            .map(|rest| rest.split('/').collect())
+            .unwrap_or_default();
+        if Self::relative_path(&digest).ok().as_deref() != Some(file) {
+            return Err(StorageError::BadDigest(file.to_string()));
+        }
+        let path = self.root.join(file);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::Io { path, source: e }),
+        }
+    }
+
     /// Flushes every dirty page and directory entry of the storage filesystem (`syncfs(2)`).
     pub fn sync_filesystem(&self) -> Result<(), StorageError> {
         let dir = std::fs::File::open(&self.root).map_err(io_err(&self.root))?;
@@ -166,6 +185,29 @@ mod tests {
         assert!(ArtifactStorage::relative_path(&"A".repeat(64)).is_err());
         let ok = ArtifactStorage::relative_path(&"ab".repeat(32)).unwrap();
         assert_eq!(ok, format!("artifact/ab/{}", "ab".repeat(31)));
+    }
+
+    #[test]
+    fn remove_takes_only_artifact_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = ArtifactStorage::open(dir.path()).unwrap();
+        let sha = "ef".repeat(32);
+        let rel = ArtifactStorage::relative_path(&sha).unwrap();
+        std::fs::write(st.absolute(&rel), b"x").unwrap();
+        std::fs::write(dir.path().join("keep"), b"x").unwrap();
+        for bad in [
+            "keep",
+            "artifact/../keep",
+            "artifact/ef/../../keep",
+            "/etc/passwd",
+            "",
+        ] {
+            assert!(st.remove(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(dir.path().join("keep").exists());
+        st.remove(&rel).unwrap();
+        assert!(!st.absolute(&rel).exists());
+        st.remove(&rel).expect("already gone is fine");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!
 //! - `repository`: sync, modify, delete a repository version (to be written).
 //! - `publish`: publications (to be written).
-//! - `admin`: deletes of plain objects, orphan cleanup (to be written).
+//! - `admin`: orphan cleanup.
+
+pub mod admin;
 
 use std::sync::Arc;
 
@@ -28,6 +30,10 @@ pub struct TaskEnv {
 
 /// Every task function of the server.
 pub fn registry(env: &TaskEnv) -> Registry {
-    let _ = env;
-    Registry::new()
+    let mut registry = Registry::new();
+    let storage = env.storage.clone();
+    registry.register(admin::ORPHAN_CLEANUP, move |ctx| {
+        admin::orphan_cleanup(ctx, storage.clone())
+    });
+    registry
 }
