@@ -22,15 +22,14 @@ use serde_json::{json, Map, Value};
 
 use super::routes::{ApiRoute, OpDoc};
 use super::ApiBuilder;
-use crate::plugins::Plugin;
 
 /// The schema name of `{"task": href}`, the answer of every call that dispatches a task.
 pub const ASYNC_OPERATION: &str = "AsyncOperationResponse";
 
-/// The pulpcore (and plugin) release whose REST API this server answers like. pulp-glue gates
-/// features on it: >= 3.86 reads a task's `result`, >= 3.106 sends `repository_version: null`
-/// with distribution changes.
-pub const PULPCORE_COMPAT_VERSION: &str = "3.123.1";
+/// The pulpcore (and plugin) release whose REST API this server answers like (see `status/`).
+/// pulp-glue gates features on it: >= 3.86 reads a task's `result`, >= 3.106 sends
+/// `repository_version: null` with distribution changes.
+pub const PULPCORE_COMPAT_VERSION: &str = super::status::PULPCORE_API_VERSION;
 
 /// The name of the Basic authentication scheme in `components.securitySchemes`.
 pub const BASIC_AUTH: &str = "basicAuth";
@@ -80,20 +79,6 @@ pub fn list_params(op: &mut OpDoc) -> &mut OpDoc {
             "array",
             "A list of fields to exclude from the response.",
         )
-}
-
-/// Component name -> version, as claimed by `info.x-pulp-app-versions` and to be reported by
-/// `status/`: `core` and each plugin's app label, all at [`PULPCORE_COMPAT_VERSION`].
-pub fn app_versions(plugins: &[Arc<dyn Plugin>]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    out.insert("core".to_string(), PULPCORE_COMPAT_VERSION.to_string());
-    for p in plugins {
-        out.insert(
-            p.api_names().app_label.to_string(),
-            PULPCORE_COMPAT_VERSION.to_string(),
-        );
-    }
-    out
 }
 
 /// Registers the shared schemas and the two documentation routes.
@@ -247,7 +232,8 @@ pub fn document(b: &ApiBuilder) -> Value {
         }
     }
     tags.sort_unstable();
-    let versions = app_versions(&crate::plugins::registry());
+    // The same components and versions as `status/` reports (pulp-cli compares them).
+    let versions = super::status::app_versions(&crate::plugins::registry());
     json!({
         "openapi": "3.0.3",
         "info": {
