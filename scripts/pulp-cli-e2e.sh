@@ -23,9 +23,9 @@ VENV="${PULP_CLI_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pulp-rs/pulp-cli-$PULP_CL
 
 # ---- the client ------------------------------------------------------------------------------
 ensure_venv() {
-  if "$VENV/bin/pulp" --version 2>/dev/null | grep -q "Version $PULP_CLI_VERSION\$"; then
-    return
-  fi
+  local have
+  have="$("$VENV/bin/pulp" --version 2>/dev/null || true)"
+  case "$have" in *"Version $PULP_CLI_VERSION"*) return ;; esac
   echo "== creating the pulp-cli virtualenv in $VENV"
   mkdir -p "$(dirname "$VENV")"
   python3 -m venv "$VENV"
@@ -94,13 +94,33 @@ export FIXTURE
 PASSWORD="e2e-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 DB_ARGS=()
 [ -n "${PULP_RS_DATABASE_URL:-}" ] && DB_ARGS=(--database-url "$PULP_RS_DATABASE_URL")
-PULP_ADMIN_PASSWORD="$PASSWORD" RUST_LOG="${RUST_LOG:-warn}" \
-  "$BIN" --data-dir "$WORK/data" "${DB_ARGS[@]}" serve \
-  --api-bind 127.0.0.1:0 --content-bind 127.0.0.1:0 --workers 2 \
-  >"$WORK/server.out" 2>"$WORK/server.log" &
-SERVER_PID=$!
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Explicit ports (a distribution's base_url names the content app's configured address), picked
+# free just before; another process may take one in between, so a failed start is retried.
+for attempt in 1 2 3 4 5; do
+  API_PORT="$(free_port)"
+  CONTENT_PORT="$(free_port)"
+  [ "$API_PORT" != "$CONTENT_PORT" ] || continue
+  PULP_ADMIN_PASSWORD="$PASSWORD" RUST_LOG="${RUST_LOG:-warn}" \
+    "$BIN" --data-dir "$WORK/data" "${DB_ARGS[@]}" serve \
+    --api-bind "127.0.0.1:$API_PORT" --content-bind "127.0.0.1:$CONTENT_PORT" --workers 2 \
+    >"$WORK/server.out" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    grep -q '^Content app listening on' "$WORK/server.out" 2>/dev/null && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  grep -q '^Content app listening on' "$WORK/server.out" 2>/dev/null && break
+  echo "pulp-rs serve did not start (attempt $attempt):" >&2
+  cat "$WORK/server.out" "$WORK/server.log" >&2 || true
+  stop_pid "$SERVER_PID"
+  SERVER_PID=""
+done
+[ -n "$SERVER_PID" ] || { echo "FAIL: pulp-rs serve did not start" >&2; exit 1; }
 API="$(wait_for_line "$WORK/server.out" '^REST API listening on (http://[^/]+)/.*$' "pulp-rs serve")"
-wait_for_line "$WORK/server.out" '^Content app listening on (http://[^/]+)/.*$' "the content app" >/dev/null
 echo "== pulp-rs at $API, fixtures at $FIXTURE, work dir $WORK"
 
 # ---- helpers ---------------------------------------------------------------------------------
@@ -322,16 +342,16 @@ fails "cannot be canceled" task cancel --href "$SLOW_TASK"
 
 step "destroy"
 run file distribution destroy --name e2e-dist
-fails "not find|not found" file distribution show --name e2e-dist
+fails "not find|not found|no .* matches" file distribution show --name e2e-dist
 run file repository destroy --name e2e-slow-repo
 run file repository destroy --name e2e-repo
-fails "not find|not found" file repository show --name e2e-repo
+fails "not find|not found|no .* matches" file repository show --name e2e-repo
 run file repository list
 check 'all(r["pulp_href"] != E["REPO_HREF"] for r in d)'
 run file remote destroy --name e2e-slow
 run file remote destroy --href "$REMOTE_HREF"
 run file remote list --name e2e-remote
 check 'd == []'
-fails "not find|not found|404" file remote show --href "$REMOTE_HREF"
+fails "not find|not found|no .* matches" file remote show --href "$REMOTE_HREF"
 
 echo "== pulp-cli end-to-end: PASSED"
