@@ -134,7 +134,7 @@ fail() {
     echo
     echo "FAIL [$STEP]: $*"
     echo "--- last stdout:"; printf '%s\n' "$OUT" | head -c 4000; echo
-    echo "--- last stderr:"; head -c 4000 "$WORK/err" 2>/dev/null; echo
+    echo "--- last stderr (tail):"; tail -c 3000 "$WORK/err" 2>/dev/null; echo
     echo "--- server log (tail):"; tail -n 40 "$WORK/server.log" 2>/dev/null
   } >&2
   exit 1
