@@ -221,10 +221,20 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
 
-        let content_origin = settings
-            .content_origin
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", settings.content_bind));
+        // Bind first: with port 0 the origin must name the port actually bound.
+        let api_listener = match parts.api {
+            true => Some(bind(settings.api_bind).await?),
+            false => None,
+        };
+        let content_listener = match parts.content {
+            true => Some(bind(settings.content_bind).await?),
+            false => None,
+        };
+        let content_origin = match (&settings.content_origin, &content_listener) {
+            (Some(o), _) => o.trim_end_matches('/').to_string(),
+            (None, Some(l)) => format!("http://{}", l.local_addr()?),
+            (None, None) => format!("http://{}", settings.content_bind),
+        };
         let state = AppState {
             store: store.clone(),
             storage: storage.clone(),
@@ -236,15 +246,13 @@ impl Server {
         };
 
         let mut api_addr = None;
-        if parts.api {
-            let listener = bind(settings.api_bind).await?;
+        if let Some(listener) = api_listener {
             api_addr = Some(listener.local_addr()?);
             let app = api::router(state.clone());
             tracker.spawn(serve(listener, app, shutdown.clone()));
         }
         let mut content_addr = None;
-        if parts.content {
-            let listener = bind(settings.content_bind).await?;
+        if let Some(listener) = content_listener {
             content_addr = Some(listener.local_addr()?);
             let app = crate::content::router(state.clone());
             tracker.spawn(serve(listener, app, shutdown.clone()));
