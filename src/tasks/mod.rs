@@ -4,9 +4,12 @@
 //! the artifact storage, and records created resources. The REST API dispatches them with
 //! the resources they reserve; nothing here knows about HTTP.
 //!
-//! - `repository`: sync, modify, delete a repository version (to be written).
+//! - `repository`: sync, modify, delete a repository version, update / delete remotes and
+//!   repositories.
 //! - `publish`: publications (to be written).
 //! - `admin`: deletes of plain objects, orphan cleanup (to be written).
+
+pub mod repository;
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ pub struct TaskEnv {
 
 /// Every task function of the server.
 pub fn registry(env: &TaskEnv) -> Registry {
-    let _ = env;
-    Registry::new()
+    let mut reg = Registry::new();
+    repository::register(&mut reg, env);
+    reg
 }
