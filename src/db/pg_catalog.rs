@@ -64,7 +64,10 @@ impl CatalogStore for PgStore {
         .bind(&r.description)
         .bind(r.remote_id)
         .bind(labels_to_json(&r.pulp_labels))
-        .bind(shared::opt_to_i64(r.retain_repo_versions, "retain_repo_versions")?)
+        .bind(shared::opt_to_i64(
+            r.retain_repo_versions,
+            "retain_repo_versions",
+        )?)
         .bind(&r.plugin_data)
         .bind(shared::now())
         .bind(r.id)
@@ -249,7 +252,9 @@ impl CatalogStore for PgStore {
         let number: i64 = row.try_get(1)?;
         let complete: bool = row.try_get(2)?;
         if !complete {
-            return Err(DbError::NotFound(format!("repository version {version_id}")));
+            return Err(DbError::NotFound(format!(
+                "repository version {version_id}"
+            )));
         }
         // Serializes with other writers of this repository's versions.
         sqlx::query("SELECT id FROM repositories WHERE id = $1 FOR UPDATE")

@@ -65,7 +65,10 @@ impl CatalogStore for SqliteStore {
         .bind(&r.description)
         .bind(r.remote_id.map(hy))
         .bind(labels_to_json(&r.pulp_labels).to_string())
-        .bind(shared::opt_to_i64(r.retain_repo_versions, "retain_repo_versions")?)
+        .bind(shared::opt_to_i64(
+            r.retain_repo_versions,
+            "retain_repo_versions",
+        )?)
         .bind(r.plugin_data.to_string())
         .bind(us(shared::now()))
         .bind(hy(r.id))
@@ -246,7 +249,9 @@ impl CatalogStore for SqliteStore {
         let number: i64 = row.try_get(1)?;
         let complete: bool = row.try_get(2)?;
         if !complete {
-            return Err(DbError::NotFound(format!("repository version {version_id}")));
+            return Err(DbError::NotFound(format!(
+                "repository version {version_id}"
+            )));
         }
         let versions: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM repository_versions WHERE repository_id = ? AND complete = 1",
@@ -287,11 +292,13 @@ impl CatalogStore for SqliteStore {
                         .bind(r2)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query("UPDATE repository_content SET version_removed_id = ? WHERE id = ?")
-                        .bind(r2_removed)
-                        .bind(r1)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE repository_content SET version_removed_id = ? WHERE id = ?",
+                    )
+                    .bind(r2_removed)
+                    .bind(r1)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 // Added by this version, removed by the next: never visible any more.
                 sqlx::query(

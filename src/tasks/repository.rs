@@ -36,7 +36,9 @@ pub fn register(reg: &mut Registry, env: &TaskEnv) {
     let e = env.clone();
     reg.register(MODIFY, move |ctx| run_modify(e.clone(), ctx));
     let e = env.clone();
-    reg.register(VERSION_DELETE, move |ctx| run_version_delete(e.clone(), ctx));
+    reg.register(VERSION_DELETE, move |ctx| {
+        run_version_delete(e.clone(), ctx)
+    });
     let e = env.clone();
     reg.register(REMOTE_UPDATE, move |ctx| run_remote_update(e.clone(), ctx));
     let e = env.clone();
@@ -95,7 +97,13 @@ fn plugin_of(env: &TaskEnv, pulp_type: &str) -> Result<Arc<dyn Plugin>, TaskErro
         .ok_or_else(|| TaskError::failed(format!("no plugin handles {pulp_type}")))
 }
 
-fn report(code: &str, message: &str, total: Option<u64>, done: u64, state: TaskState) -> ProgressReport {
+fn report(
+    code: &str,
+    message: &str,
+    total: Option<u64>,
+    done: u64,
+    state: TaskState,
+) -> ProgressReport {
     ProgressReport {
         message: message.to_string(),
         code: code.to_string(),
@@ -150,10 +158,22 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
                 .map(|s| s.items_out())
                 .unwrap_or(0);
             let _ = ticker_ctx
-                .progress(report(DOWNLOADING.0, DOWNLOADING.1, None, downloaded, running))
+                .progress(report(
+                    DOWNLOADING.0,
+                    DOWNLOADING.1,
+                    None,
+                    downloaded,
+                    running,
+                ))
                 .await;
             let _ = ticker_ctx
-                .progress(report(ASSOCIATING.0, ASSOCIATING.1, None, associated, running))
+                .progress(report(
+                    ASSOCIATING.0,
+                    ASSOCIATING.1,
+                    None,
+                    associated,
+                    running,
+                ))
                 .await;
         }
     });
@@ -230,7 +250,9 @@ async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
             store.associate(version.id, &ids).await?;
         }
         if remove_all {
-            store.unassociate_except(version.id, &HashSet::new()).await?;
+            store
+                .unassociate_except(version.id, &HashSet::new())
+                .await?;
         } else if !remove.is_empty() {
             store.unassociate(version.id, &remove).await?;
         }
@@ -312,7 +334,10 @@ async fn run_repository_update(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskErr
         .unwrap_or(true);
     let updated = apply_repository(plugin.as_ref(), &current, arg_patch(&ctx), partial)
         .map_err(|e| TaskError::failed(format!("{e:?}")))?;
-    store.update_repository(&updated).await.map_err(db_failure)?;
+    store
+        .update_repository(&updated)
+        .await
+        .map_err(db_failure)?;
     Ok(())
 }
 
@@ -365,7 +390,10 @@ fn nullable_u32(f: &mut Fields, name: &str, min: u64) -> Option<Option<u32>> {
         Some(v) => match u32::try_from(v) {
             Ok(v) => Some(Some(v)),
             Err(_) => {
-                f.error(name, "Ensure this value is less than or equal to 4294967295.");
+                f.error(
+                    name,
+                    "Ensure this value is less than or equal to 4294967295.",
+                );
                 None
             }
         },
@@ -502,7 +530,10 @@ pub fn apply_remote(
                 if ok {
                     r.headers = out;
                 } else {
-                    f.error("headers", "Expected a list of {\"name\": \"value\"} objects.");
+                    f.error(
+                        "headers",
+                        "Expected a list of {\"name\": \"value\"} objects.",
+                    );
                 }
             }
             Some(_) => f.error("headers", "Expected a list of items."),

@@ -83,7 +83,11 @@ impl Plugin for FilePlugin {
         let mut m = serde_json::Map::new();
         m.insert(
             "relative_path".into(),
-            content.data.get("relative_path").cloned().unwrap_or_default(),
+            content
+                .data
+                .get("relative_path")
+                .cloned()
+                .unwrap_or_default(),
         );
         m.insert(
             "sha256".into(),
