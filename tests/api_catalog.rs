@@ -43,7 +43,11 @@ async fn wait(store: &DynStore, answer: &Value) -> Task {
         if t.state.is_final() {
             return t;
         }
-        assert!(tokio::time::Instant::now() < deadline, "task still {}: {t:?}", t.state);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task still {}: {t:?}",
+            t.state
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
@@ -58,12 +62,18 @@ async fn completed(store: &DynStore, (status, body): (u16, Value)) -> Task {
 
 fn files(n: usize, tag: &str) -> Vec<(String, Vec<u8>)> {
     (0..n)
-        .map(|i| (format!("dir/f{i}.txt"), format!("{tag} file {i}").into_bytes()))
+        .map(|i| {
+            (
+                format!("dir/f{i}.txt"),
+                format!("{tag} file {i}").into_bytes(),
+            )
+        })
         .collect()
 }
 
 fn write_repo(dir: &Path, files: &[(String, Vec<u8>)]) {
-    let borrowed: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, d)| (p.as_str(), d.clone())).collect();
     write_file_repo(dir, &borrowed);
 }
 
@@ -74,7 +84,9 @@ async fn create_remote(app: &TestApp, name: &str, url: &str) -> Value {
 }
 
 async fn create_repo(app: &TestApp, name: &str, remote: Option<&str>) -> Value {
-    let (status, body) = app.post(REPOS, json!({"name": name, "remote": remote})).await;
+    let (status, body) = app
+        .post(REPOS, json!({"name": name, "remote": remote}))
+        .await;
     assert_eq!(status, 201, "{body}");
     body
 }
@@ -99,13 +111,19 @@ async fn remotes_crud_validation_and_secrets() {
             .await;
         assert_eq!(status, 201, "{backend}: {r}");
         let text = r.to_string();
-        assert!(!text.contains("s3cret-pass") && !text.contains("KEYDATA"), "{text}");
+        assert!(
+            !text.contains("s3cret-pass") && !text.contains("KEYDATA"),
+            "{text}"
+        );
         assert!(r.get("password").is_none() && r.get("username").is_none());
         assert_eq!(r["policy"], "on_demand");
         assert_eq!(r["download_concurrency"], 3);
         assert_eq!(r["headers"], json!([{"X-A": "1"}]));
         assert_eq!(r["tls_validation"], true);
-        assert!(r["prn"].as_str().unwrap().starts_with("prn:file.fileremote:"));
+        assert!(r["prn"]
+            .as_str()
+            .unwrap()
+            .starts_with("prn:file.fileremote:"));
         let hidden = r["hidden_fields"].as_array().unwrap();
         let is_set = |n: &str| hidden.iter().find(|h| h["name"] == n).unwrap()["is_set"].clone();
         assert_eq!(is_set("password"), true);
@@ -114,17 +132,28 @@ async fn remotes_crud_validation_and_secrets() {
 
         // Validation: field by field.
         let (status, e) = app.post(REMOTES, json!({"name": "r2"})).await;
-        assert_eq!((status, &e), (400, &json!({"url": ["This field is required."]})));
+        assert_eq!(
+            (status, &e),
+            (400, &json!({"url": ["This field is required."]}))
+        );
         let (status, e) = app
-            .post(REMOTES, json!({"name": "r2", "url": "http://x/", "download_concurrency": "many",
-                                  "policy": "sometimes", "colour": "red"}))
+            .post(
+                REMOTES,
+                json!({"name": "r2", "url": "http://x/", "download_concurrency": "many",
+                                  "policy": "sometimes", "colour": "red"}),
+            )
             .await;
         assert_eq!(status, 400, "{e}");
         assert!(e["download_concurrency"].is_array(), "{e}");
         assert_eq!(e["policy"], json!(["\"sometimes\" is not a valid choice."]));
         assert_eq!(e["colour"], json!(["Unexpected field."]));
-        let (status, e) = app.post(REMOTES, json!({"name": "r1", "url": "http://x/"})).await;
-        assert_eq!((status, &e), (400, &json!({"name": ["This field must be unique."]})));
+        let (status, e) = app
+            .post(REMOTES, json!({"name": "r1", "url": "http://x/"}))
+            .await;
+        assert_eq!(
+            (status, &e),
+            (400, &json!({"name": ["This field must be unique."]}))
+        );
 
         // Read, 404, list filters.
         let (status, got) = app.get(&r1).await;
@@ -135,7 +164,9 @@ async fn remotes_crud_validation_and_secrets() {
         create_remote(&app, "other", "http://example.test/b/PULP_MANIFEST").await;
         let (_, l) = app.get(&format!("{REMOTES}?name__icontains=R1")).await;
         assert_eq!(l["count"], 1, "{l}");
-        let (_, l) = app.get(&format!("{REMOTES}?pulp_label_select=env=prod")).await;
+        let (_, l) = app
+            .get(&format!("{REMOTES}?pulp_label_select=env=prod"))
+            .await;
         assert_eq!(l["count"], 1, "{l}");
         let (_, l) = app.get(&format!("{REMOTES}?limit=1&fields=name")).await;
         assert_eq!(l["count"], 2);
@@ -148,16 +179,38 @@ async fn remotes_crud_validation_and_secrets() {
         // Update and partial update are tasks; a bad body is a 400 before any task.
         let (status, e) = app.patch(&r1, json!({"policy": "nope"})).await;
         assert_eq!(status, 400, "{e}");
-        completed(&store, app.patch(&r1, json!({"url": "http://example.test/c/PULP_MANIFEST", "password": null})).await).await;
+        completed(
+            &store,
+            app.patch(
+                &r1,
+                json!({"url": "http://example.test/c/PULP_MANIFEST", "password": null}),
+            )
+            .await,
+        )
+        .await;
         let (_, got) = app.get(&r1).await;
         assert_eq!(got["url"], "http://example.test/c/PULP_MANIFEST");
         assert_eq!(got["policy"], "on_demand", "PATCH keeps other fields");
         let hidden = got["hidden_fields"].as_array().unwrap();
-        assert_eq!(hidden.iter().find(|h| h["name"] == "password").unwrap()["is_set"], false);
-        completed(&store, app.put(&r1, json!({"name": "r1-renamed", "url": "http://example.test/d/"})).await).await;
+        assert_eq!(
+            hidden.iter().find(|h| h["name"] == "password").unwrap()["is_set"],
+            false
+        );
+        completed(
+            &store,
+            app.put(
+                &r1,
+                json!({"name": "r1-renamed", "url": "http://example.test/d/"}),
+            )
+            .await,
+        )
+        .await;
         let (_, got) = app.get(&r1).await;
         assert_eq!(got["name"], "r1-renamed");
-        assert_eq!(got["policy"], "immediate", "PUT resets what it does not name");
+        assert_eq!(
+            got["policy"], "immediate",
+            "PUT resets what it does not name"
+        );
         assert_eq!(got["pulp_labels"], json!({}));
         completed(&store, app.delete(&r1).await).await;
         let (status, _) = app.get(&r1).await;
@@ -176,25 +229,49 @@ async fn repositories_crud() {
         assert_eq!(repo["manifest"], "PULP_MANIFEST");
         assert_eq!(repo["autopublish"], false);
         assert_eq!(repo["remote"], remote["pulp_href"]);
-        assert_eq!(repo["latest_version_href"], format!("{}versions/0/", href(&repo)));
+        assert_eq!(
+            repo["latest_version_href"],
+            format!("{}versions/0/", href(&repo))
+        );
         assert_eq!(repo["versions_href"], format!("{}versions/", href(&repo)));
-        let (status, e) = app.post(REPOS, json!({"name": "repo2", "remote": format!("{REMOTES}{}/", Uuid::now_v7())})).await;
+        let (status, e) = app
+            .post(
+                REPOS,
+                json!({"name": "repo2", "remote": format!("{REMOTES}{}/", Uuid::now_v7())}),
+            )
+            .await;
         assert_eq!(status, 400, "{e}");
         assert!(e["remote"].is_array());
-        let (status, e) = app.post(REPOS, json!({"name": "repo2", "autopublish": "yes"})).await;
+        let (status, e) = app
+            .post(REPOS, json!({"name": "repo2", "autopublish": "yes"}))
+            .await;
         assert_eq!(status, 400, "{e}");
         assert!(e["autopublish"].is_array());
         let (status, e) = app.post(REPOS, json!({"name": "repo1"})).await;
-        assert_eq!((status, &e), (400, &json!({"name": ["This field must be unique."]})));
+        assert_eq!(
+            (status, &e),
+            (400, &json!({"name": ["This field must be unique."]}))
+        );
         let (status, e) = app.post(REPOS, json!({"description": "no name"})).await;
-        assert_eq!((status, &e), (400, &json!({"name": ["This field is required."]})));
+        assert_eq!(
+            (status, &e),
+            (400, &json!({"name": ["This field is required."]}))
+        );
         create_repo(&app, "repo2", None).await;
         let (_, l) = app.get(&format!("{REPOS}?name=repo2")).await;
         assert_eq!(l["count"], 1);
         let (_, l) = app.get("/pulp/api/v3/repositories/").await;
         assert_eq!(l["count"], 2);
 
-        completed(&store, app.patch(&href(&repo), json!({"description": "d", "manifest": "OTHER", "remote": null})).await).await;
+        completed(
+            &store,
+            app.patch(
+                &href(&repo),
+                json!({"description": "d", "manifest": "OTHER", "remote": null}),
+            )
+            .await,
+        )
+        .await;
         let (_, got) = app.get(&href(&repo)).await;
         assert_eq!(got["description"], "d");
         assert_eq!(got["manifest"], "OTHER");
@@ -242,63 +319,137 @@ async fn sync_modify_and_versions() {
         assert_eq!(status, 400, "{e}");
         assert!(e["remote"].is_array(), "{e}");
 
-        let t = completed(&store, app.post(&format!("{repo}sync/"), json!({"remote": href(&remote)})).await).await;
+        let t = completed(
+            &store,
+            app.post(&format!("{repo}sync/"), json!({"remote": href(&remote)}))
+                .await,
+        )
+        .await;
         let v1 = format!("{repo}versions/1/");
         assert_eq!(t.created_resources, vec![v1.clone()]);
         let codes: Vec<&str> = t.progress_reports.iter().map(|r| r.code.as_str()).collect();
-        assert!(codes.contains(&"sync.downloading.artifacts") && codes.contains(&"associating.content"), "{codes:?}");
+        assert!(
+            codes.contains(&"sync.downloading.artifacts") && codes.contains(&"associating.content"),
+            "{codes:?}"
+        );
         let (status, v) = app.get(&v1).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["number"], 1);
         assert_eq!(v["repository"], repo);
-        assert_eq!(v["content_summary"]["present"]["file.file"]["count"], 5, "{v}");
-        assert_eq!(v["content_summary"]["added"]["file.file"]["count"], 5, "{v}");
+        assert_eq!(
+            v["content_summary"]["present"]["file.file"]["count"], 5,
+            "{v}"
+        );
+        assert_eq!(
+            v["content_summary"]["added"]["file.file"]["count"], 5,
+            "{v}"
+        );
         assert_eq!(v["content_summary"]["removed"], json!({}));
-        let present_href = v["content_summary"]["present"]["file.file"]["href"].as_str().unwrap();
+        let present_href = v["content_summary"]["present"]["file.file"]["href"]
+            .as_str()
+            .unwrap();
         let (_, l) = app.get(present_href).await;
         assert_eq!(l["count"], 5, "{l}");
-        assert!(l["results"][0]["artifact"].as_str().unwrap().contains("/artifacts/"));
+        assert!(l["results"][0]["artifact"]
+            .as_str()
+            .unwrap()
+            .contains("/artifacts/"));
         assert_eq!(content_in(&app, "repository_version", &v1).await.len(), 5);
         let (_, got) = app.get(&repo).await;
         assert_eq!(got["latest_version_href"], v1);
 
         // A no-op re-sync completes without a version.
-        let t = completed(&store, app.post(&format!("{repo}sync/"), json!({"remote": href(&remote)})).await).await;
+        let t = completed(
+            &store,
+            app.post(&format!("{repo}sync/"), json!({"remote": href(&remote)}))
+                .await,
+        )
+        .await;
         assert!(t.created_resources.is_empty(), "{t:?}");
         assert_eq!(versions(&app, &repo).await.len(), 2);
 
         // Mirror sync drops a unit no longer in the manifest; the repository's remote is used.
-        completed(&store, app.patch(&repo, json!({"remote": href(&remote)})).await).await;
+        completed(
+            &store,
+            app.patch(&repo, json!({"remote": href(&remote)})).await,
+        )
+        .await;
         let dropped = fx.remove(0);
         std::fs::remove_file(upstream.path().join("PULP_MANIFEST")).unwrap();
         write_repo(upstream.path(), &fx);
-        completed(&store, app.post(&format!("{repo}sync/"), json!({"mirror": true})).await).await;
+        completed(
+            &store,
+            app.post(&format!("{repo}sync/"), json!({"mirror": true}))
+                .await,
+        )
+        .await;
         let v2 = format!("{repo}versions/2/");
         assert_eq!(content_in(&app, "repository_version", &v2).await.len(), 4);
-        assert_eq!(content_in(&app, "repository_version_removed", &v2).await, vec![dropped.0.clone()]);
+        assert_eq!(
+            content_in(&app, "repository_version_removed", &v2).await,
+            vec![dropped.0.clone()]
+        );
         let vs = versions(&app, &repo).await;
-        assert_eq!(vs.iter().map(|v| v["number"].as_i64().unwrap()).collect::<Vec<_>>(), vec![2, 1, 0]);
+        assert_eq!(
+            vs.iter()
+                .map(|v| v["number"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![2, 1, 0]
+        );
 
         // Modify: remove one unit, then add the dropped one back.
-        let (_, l) = app.get(&format!("{CONTENT}?relative_path={}", fx[0].0)).await;
+        let (_, l) = app
+            .get(&format!("{CONTENT}?relative_path={}", fx[0].0))
+            .await;
         assert_eq!(l["count"], 1, "{l}");
         let unit = href(&l["results"][0]);
-        let (_, l) = app.get(&format!("{CONTENT}?repository_version_removed={v2}")).await;
+        let (_, l) = app
+            .get(&format!("{CONTENT}?repository_version_removed={v2}"))
+            .await;
         let old = href(&l["results"][0]);
-        let t = completed(&store, app.post(&format!("{repo}modify/"), json!({"remove_content_units": [unit]})).await).await;
+        let t = completed(
+            &store,
+            app.post(
+                &format!("{repo}modify/"),
+                json!({"remove_content_units": [unit]}),
+            )
+            .await,
+        )
+        .await;
         assert_eq!(t.created_resources, vec![format!("{repo}versions/3/")]);
-        let t = completed(&store, app.post(&format!("{repo}modify/"), json!({"add_content_units": [old]})).await).await;
+        let t = completed(
+            &store,
+            app.post(
+                &format!("{repo}modify/"),
+                json!({"add_content_units": [old]}),
+            )
+            .await,
+        )
+        .await;
         let v4 = format!("{repo}versions/4/");
         assert_eq!(t.created_resources, vec![v4.clone()]);
         let v4_paths = content_in(&app, "repository_version", &v4).await;
         assert_eq!(v4_paths.len(), 4);
         assert!(v4_paths.contains(&dropped.0) && !v4_paths.contains(&fx[0].0));
         let bogus = format!("{CONTENT}{}/", Uuid::now_v7());
-        let (status, e) = app.post(&format!("{repo}modify/"), json!({"add_content_units": [bogus]})).await;
+        let (status, e) = app
+            .post(
+                &format!("{repo}modify/"),
+                json!({"add_content_units": [bogus]}),
+            )
+            .await;
         assert_eq!(status, 400, "{e}");
         assert!(e["add_content_units"].is_array(), "{e}");
         // Base version 1 with everything removed: an empty version 5.
-        completed(&store, app.post(&format!("{repo}modify/"), json!({"base_version": v1, "remove_content_units": ["*"]})).await).await;
+        completed(
+            &store,
+            app.post(
+                &format!("{repo}modify/"),
+                json!({"base_version": v1, "remove_content_units": ["*"]}),
+            )
+            .await,
+        )
+        .await;
         let (_, v5) = app.get(&format!("{repo}versions/5/")).await;
         assert_eq!(v5["content_summary"]["present"], json!({}), "{v5}");
 
@@ -308,23 +459,38 @@ async fn sync_modify_and_versions() {
         assert_eq!(status, 404);
         assert_eq!(content_in(&app, "repository_version", &v4).await, v4_paths);
         let (_, v4v) = app.get(&v4).await;
-        assert_eq!(v4v["content_summary"]["present"]["file.file"]["count"], 4, "{v4v}");
+        assert_eq!(
+            v4v["content_summary"]["present"]["file.file"]["count"], 4,
+            "{v4v}"
+        );
         // Deleting the latest version makes the previous one latest.
         completed(&store, app.delete(&format!("{repo}versions/5/")).await).await;
         let (_, got) = app.get(&repo).await;
         assert_eq!(got["latest_version_href"], v4);
         assert_eq!(content_in(&app, "repository_version", &v4).await, v4_paths);
-        let (_, l) = app.get(&format!("{repo}versions/?number__gte=2&ordering=number")).await;
-        let numbers: Vec<i64> = l["results"].as_array().unwrap().iter().map(|v| v["number"].as_i64().unwrap()).collect();
+        let (_, l) = app
+            .get(&format!("{repo}versions/?number__gte=2&ordering=number"))
+            .await;
+        let numbers: Vec<i64> = l["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["number"].as_i64().unwrap())
+            .collect();
         assert_eq!(numbers, vec![2, 4]);
 
         // A failing upstream fails the task with a message and makes no version.
         let broken = create_remote(&app, "broken", &server.url("missing/PULP_MANIFEST")).await;
-        let (status, a) = app.post(&format!("{repo}sync/"), json!({"remote": href(&broken)})).await;
+        let (status, a) = app
+            .post(&format!("{repo}sync/"), json!({"remote": href(&broken)}))
+            .await;
         assert_eq!(status, 202);
         let t = wait(&store, &a).await;
         assert_eq!(t.state, TaskState::Failed, "{t:?}");
-        let msg = t.error.as_ref().unwrap()["description"].as_str().unwrap().to_string();
+        let msg = t.error.as_ref().unwrap()["description"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(msg.contains("404"), "{msg}");
         let (_, got) = app.get(&repo).await;
         assert_eq!(got["latest_version_href"], v4);
@@ -357,7 +523,10 @@ async fn syncs_serialize_per_repository_and_cancel() {
         let (s2, t2) = app.post(&format!("{a}sync/"), json!({})).await;
         assert_eq!((s1, s2), (202, 202));
         let (t1, t2) = (wait(&store, &t1).await, wait(&store, &t2).await);
-        assert_eq!((t1.state, t2.state), (TaskState::Completed, TaskState::Completed));
+        assert_eq!(
+            (t1.state, t2.state),
+            (TaskState::Completed, TaskState::Completed)
+        );
         assert!(!overlap(&t1, &t2), "{t1:?} {t2:?}");
 
         // Syncs of two repositories (sharing the remote) run side by side.
@@ -365,7 +534,10 @@ async fn syncs_serialize_per_repository_and_cancel() {
         let (_, t3) = app.post(&format!("{b}sync/"), json!({})).await;
         let (_, t4) = app.post(&format!("{other}sync/"), json!({})).await;
         let (t3, t4) = (wait(&store, &t3).await, wait(&store, &t4).await);
-        assert_eq!((t3.state, t4.state), (TaskState::Completed, TaskState::Completed));
+        assert_eq!(
+            (t3.state, t4.state),
+            (TaskState::Completed, TaskState::Completed)
+        );
         assert!(overlap(&t3, &t4), "{t3:?} {t4:?}");
 
         // Cancel mid-sync: the task ends canceled and no version is left behind.

@@ -144,10 +144,9 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     known.extend_from_slice(REPO_FILTERS);
     q.only(&known)?;
     let plugin = plugin(&state, p)?;
-    let remote_filter = match q.get("remote") {
-        None => None,
-        Some(h) => Some(catalog_tasks::parse_remote_href(plugin.as_ref(), h)),
-    };
+    let remote_filter = q
+        .get("remote")
+        .map(|h| catalog_tasks::parse_remote_href(plugin.as_ref(), h));
     let mut items = Vec::new();
     for r in state.store.list_repositories().await? {
         if r.pulp_type != plugin.repository_type() || !name_matches(&q, &r.name, &r.pulp_labels) {
