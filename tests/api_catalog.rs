@@ -317,7 +317,10 @@ async fn sync_modify_and_versions() {
 
         let (status, e) = app.post(&format!("{repo}sync/"), json!({})).await;
         assert_eq!(status, 400, "{e}");
-        assert!(e["remote"].is_array(), "{e}");
+        assert_eq!(
+            e,
+            json!({"remote": ["This field is required since a remote is not set on the repository."]})
+        );
 
         let t = completed(
             &store,
@@ -357,6 +360,18 @@ async fn sync_modify_and_versions() {
         assert_eq!(content_in(&app, "repository_version", &v1).await.len(), 5);
         let (_, got) = app.get(&repo).await;
         assert_eq!(got["latest_version_href"], v1);
+        let sha = common::server::sha256_hex(&fx[1].1);
+        let (_, l) = app.get(&format!("{CONTENT}?sha256={sha}")).await;
+        assert_eq!(l["count"], 1, "{l}");
+        assert_eq!(l["results"][0]["relative_path"], fx[1].0);
+        assert_eq!(l["results"][0]["sha256"], sha);
+        let unit1 = href(&l["results"][0]);
+        let (status, one) = app.get(&unit1).await;
+        assert_eq!((status, &one), (200, &l["results"][0]));
+        let (_, l) = app.get(&format!("{CONTENT}?pulp_label_select=x")).await;
+        assert_eq!(l["count"], 0, "{l}");
+        let (status, e) = app.get(&format!("{CONTENT}?colour=red")).await;
+        assert_eq!(status, 400, "{e}");
 
         // A no-op re-sync completes without a version.
         let t = completed(
@@ -468,6 +483,16 @@ async fn sync_modify_and_versions() {
         let (_, got) = app.get(&repo).await;
         assert_eq!(got["latest_version_href"], v4);
         assert_eq!(content_in(&app, "repository_version", &v4).await, v4_paths);
+        let (_, l) = app
+            .get(&format!("{repo}versions/?content__in={unit1}"))
+            .await;
+        let numbers: Vec<i64> = l["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["number"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, vec![2, 1], "{l}: modify removed this unit in 3");
         let (_, l) = app
             .get(&format!("{repo}versions/?number__gte=2&ordering=number"))
             .await;

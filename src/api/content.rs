@@ -58,6 +58,7 @@ const CORE_FILTERS: &[&str] = &[
     "repository_version_added",
     "repository_version_removed",
     "pulp_href__in",
+    "pulp_label_select",
 ];
 
 /// The version an href names, for filter `field`: (repository id, number, version id).
@@ -129,6 +130,12 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
             query.data_equals.push((key.to_string(), v.to_string()));
         }
     }
+    // Units carry no labels: a selection that needs one matches nothing.
+    if q.get("pulp_label_select").is_some()
+        && !super::remotes::name_matches(&q, "", &Default::default())
+    {
+        query.ids = Some(Vec::new());
+    }
     let (count, units) = state.store.list_content(&query).await?;
     let items = content_json(&state, plugin.as_ref(), &units).await?;
     Ok(Json(q.paginate(count, items)?))
@@ -198,22 +205,27 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         for (f, _) in plugin.content_filters() {
             l.query(f, "string", "");
         }
-        l.query("limit", "integer", "Number of results to return per page.")
-            .query(
-                "offset",
-                "integer",
-                "The initial index from which to return the results.",
-            )
-            .query(
-                "fields",
-                "array",
-                "A list of fields to include in the response.",
-            )
-            .query(
-                "exclude_fields",
-                "array",
-                "A list of fields to exclude from the response.",
-            );
+        l.query(
+            "ordering",
+            "array",
+            "Which field to use when ordering the results.",
+        )
+        .query("limit", "integer", "Number of results to return per page.")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        );
         b.route(
             Method::GET,
             &detail,

@@ -439,6 +439,11 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         for f in NAME_FILTERS {
             list_doc.query(f, if *f == "name__in" { "array" } else { "string" }, "");
         }
+        list_doc.query(
+            "ordering",
+            "array",
+            "Which field to use when ordering the results.",
+        );
         list_doc.query("limit", "integer", "Number of results to return per page.");
         list_doc.query(
             "offset",

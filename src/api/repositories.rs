@@ -22,6 +22,7 @@ use super::openapi::{paginated, ASYNC_OPERATION};
 use super::remotes::{
     accepted, collection, name_matches, page_of, path_id, plugin, title, ts, NAME_FILTERS,
 };
+use super::routes::{OpDoc, Param};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::db::catalog::ContentQuery;
 use crate::db::DbError;
@@ -320,7 +321,7 @@ async fn sync(
         None => {
             return Err(ApiError::field(
                 "remote",
-                "A remote must be specified either on the repository or in the request.",
+                "This field is required since a remote is not set on the repository.",
             ))
         }
     };
@@ -457,6 +458,7 @@ const VERSION_FILTERS: &[&str] = &[
     "number__lt",
     "number__lte",
     "content",
+    "content__in",
     "pulp_created__gte",
     "pulp_created__lte",
 ];
@@ -490,7 +492,12 @@ async fn versions_list(
         match q.get(name) {
             None | Some("") => Ok(None),
             Some(v) => chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f")
+                        .map(|t| t.and_utc())
+                })
+                .map(Some)
                 .map_err(|_| ApiError::field(name, "Enter a valid date/time.")),
         }
     };
@@ -505,8 +512,17 @@ async fn versions_list(
             && created_gte.is_none_or(|t| v.pulp_created >= t)
             && created_lte.is_none_or(|t| v.pulp_created <= t)
     });
+    let mut wanted: Vec<String> = q.list("content__in");
     if let Some(c) = q.get("content") {
-        let ids = content_ids(&state, plugin.as_ref(), "content", &[c.to_string()]).await?;
+        wanted.push(c.to_string());
+    }
+    if q.get("content").is_some() || q.get("content__in").is_some() {
+        let field = if q.get("content").is_some() {
+            "content"
+        } else {
+            "content__in"
+        };
+        let ids = content_ids(&state, plugin.as_ref(), field, &wanted).await?;
         let mut keep = Vec::new();
         for v in versions {
             let (n, _) = state
@@ -586,6 +602,18 @@ async fn version_delete(
 }
 
 // ---- registration -----------------------------------------------------------------------------
+
+/// A `date-time` query parameter (pulp-glue passes datetime objects for these).
+fn date_time_param<'a>(doc: &'a mut OpDoc, name: &str) -> &'a mut OpDoc {
+    doc.params.push(Param {
+        name: name.to_string(),
+        location: "query",
+        schema: json!({"type": "string", "format": "date-time"}),
+        required: false,
+        description: String::new(),
+    });
+    doc
+}
 
 fn repository_schema(plugin: &dyn Plugin, response: bool) -> Value {
     let mut props = json!({
@@ -708,22 +736,27 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         for f in NAME_FILTERS.iter().chain(REPO_FILTERS) {
             l.query(f, if *f == "name__in" { "array" } else { "string" }, "");
         }
-        l.query("limit", "integer", "Number of results to return per page.")
-            .query(
-                "offset",
-                "integer",
-                "The initial index from which to return the results.",
-            )
-            .query(
-                "fields",
-                "array",
-                "A list of fields to include in the response.",
-            )
-            .query(
-                "exclude_fields",
-                "array",
-                "A list of fields to exclude from the response.",
-            );
+        l.query(
+            "ordering",
+            "array",
+            "Which field to use when ordering the results.",
+        )
+        .query("limit", "integer", "Number of results to return per page.")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        );
         b.route(
             Method::POST,
             &coll,
@@ -852,15 +885,12 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             .path_param(&ref_param)
             .response(200, Some("PaginatedRepositoryVersionResponseList"));
         for f in VERSION_FILTERS {
-            vl.query(
-                f,
-                if f.starts_with("number") {
-                    "integer"
-                } else {
-                    "string"
-                },
-                "",
-            );
+            match *f {
+                "content__in" => vl.query(f, "array", ""),
+                f if f.starts_with("number") => vl.query(f, "integer", ""),
+                f if f.starts_with("pulp_created") => date_time_param(vl, f),
+                f => vl.query(f, "string", ""),
+            };
         }
         vl.query(
             "ordering",
