@@ -504,6 +504,31 @@ async fn sync_modify_and_versions() {
             .collect();
         assert_eq!(numbers, vec![2, 4]);
 
+        // retain_repo_versions keeps only the newest versions.
+        let kept = href(&create_repo(&app, "kept", Some(&href(&remote))).await);
+        completed(
+            &store,
+            app.patch(&kept, json!({"retain_repo_versions": 1})).await,
+        )
+        .await;
+        completed(&store, app.post(&format!("{kept}sync/"), json!({})).await).await;
+        let numbers: Vec<i64> = versions(&app, &kept)
+            .await
+            .iter()
+            .map(|v| v["number"].as_i64().unwrap())
+            .collect();
+        assert_eq!(numbers, vec![1]);
+        // The last remaining version cannot be deleted: the task fails, the version stays.
+        let (status, a) = app.delete(&format!("{kept}versions/1/")).await;
+        assert_eq!(status, 202);
+        let t = wait(&store, &a).await;
+        assert_eq!(t.state, TaskState::Failed, "{t:?}");
+        assert_eq!(
+            t.error.as_ref().unwrap()["description"],
+            "Attempt to delete the last remaining version."
+        );
+        assert_eq!(versions(&app, &kept).await.len(), 1);
+
         // A failing upstream fails the task with a message and makes no version.
         let broken = create_remote(&app, "broken", &server.url("missing/PULP_MANIFEST")).await;
         let (status, a) = app

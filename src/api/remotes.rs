@@ -338,7 +338,7 @@ async fn remove(
 
 // ---- registration -----------------------------------------------------------------------------
 
-fn remote_schema(plugin: &dyn Plugin, response: bool) -> Value {
+fn remote_schema(response: bool) -> Value {
     let mut props = json!({
         "name": {"type": "string", "minLength": 1, "description": "A unique name for this remote."},
         "url": {"type": "string", "minLength": 1, "description": "The URL of an external content source."},
@@ -390,7 +390,6 @@ fn remote_schema(plugin: &dyn Plugin, response: bool) -> Value {
             );
         }
     }
-    let _ = plugin;
     json!({"type": "object", "properties": props})
 }
 
@@ -406,10 +405,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
     )
     .summary("List remotes")
     .response(200, Some("PaginatedGenericRemoteResponseList"));
-    b.schema(
-        "GenericRemoteResponse",
-        remote_schema(plugins[0].as_ref(), true),
-    );
+    b.schema("GenericRemoteResponse", remote_schema(true));
     b.schema(
         "PaginatedGenericRemoteResponseList",
         paginated("GenericRemoteResponse"),
@@ -539,11 +535,11 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         .summary("Delete a remote")
         .path_param(&ref_param)
         .response(202, Some(ASYNC_OPERATION));
-        let mut request = remote_schema(plugin.as_ref(), false);
+        let mut request = remote_schema(false);
         b.schema(&format!("Patched{model}"), request.clone());
         request["required"] = json!(["name", "url"]);
         b.schema(&model, request);
-        b.schema(&response, remote_schema(plugin.as_ref(), true));
+        b.schema(&response, remote_schema(true));
         b.schema(&format!("Paginated{response}List"), paginated(&response));
         let _ = schema_ref;
     }

@@ -615,7 +615,7 @@ fn date_time_param<'a>(doc: &'a mut OpDoc, name: &str) -> &'a mut OpDoc {
     doc
 }
 
-fn repository_schema(plugin: &dyn Plugin, response: bool) -> Value {
+fn repository_schema(plugin: Option<&dyn Plugin>, response: bool) -> Value {
     let mut props = json!({
         "name": {"type": "string", "minLength": 1, "description": "A unique name for this repository."},
         "description": {"type": "string", "nullable": true, "description": "An optional description."},
@@ -624,7 +624,7 @@ fn repository_schema(plugin: &dyn Plugin, response: bool) -> Value {
         "pulp_labels": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
     });
     let m = props.as_object_mut().expect("object");
-    for f in plugin.repository_fields() {
+    for f in plugin.map(|p| p.repository_fields()).unwrap_or_default() {
         m.insert(f.name.into(), f.schema);
     }
     if response {
@@ -686,10 +686,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
     )
     .summary("List repositories")
     .response(200, Some("PaginatedRepositoryResponseList"));
-    b.schema(
-        "RepositoryResponse",
-        repository_schema(plugins[0].as_ref(), true),
-    );
+    b.schema("RepositoryResponse", repository_schema(None, true));
     b.schema(
         "PaginatedRepositoryResponseList",
         paginated("RepositoryResponse"),
@@ -954,11 +951,11 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         .summary("Delete a repository version")
         .path_param(&vref_param)
         .response(202, Some(ASYNC_OPERATION));
-        let mut request = repository_schema(plugin.as_ref(), false);
+        let mut request = repository_schema(Some(plugin.as_ref()), false);
         b.schema(&format!("Patched{model}"), request.clone());
         request["required"] = json!(["name"]);
         b.schema(&model, request);
-        b.schema(&response, repository_schema(plugin.as_ref(), true));
+        b.schema(&response, repository_schema(Some(plugin.as_ref()), true));
         b.schema(&format!("Paginated{response}List"), paginated(&response));
         b.schema(&sync_schema, json!({"type": "object", "properties": {
             "remote": {"type": "string", "format": "uri", "description": "A remote to sync from. This will override a remote set on repository."},

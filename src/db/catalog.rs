@@ -55,8 +55,7 @@ pub trait CatalogStore: Send + Sync + 'static {
 }
 
 /// The message of deleting the last version, as pulpcore words it.
-pub const LAST_VERSION: &str =
-    "Cannot delete repository version. Repositories must have at least one repository version.";
+pub const LAST_VERSION: &str = "Attempt to delete the last remaining version.";
 
 pub(crate) fn labels_to_json(labels: &BTreeMap<String, String>) -> serde_json::Value {
     serde_json::to_value(labels).unwrap_or_else(|_| serde_json::json!({}))

@@ -211,6 +211,7 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
                 let names = plugin.api_names();
                 ctx.created_resource(&href::version(&names, repository.id, v.number))
                     .await?;
+                apply_retention(&store, repository.id).await?;
             }
             Ok(())
         }
@@ -266,7 +267,7 @@ async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
             let names = plugin.api_names();
             ctx.created_resource(&href::version(&names, repository.id, v.number))
                 .await?;
-            Ok(())
+            apply_retention(&store, repository.id).await
         }
         Ok(None) => Ok(()),
         Err(e) => {
@@ -274,6 +275,26 @@ async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
             Err(TaskError::failed(e))
         }
     }
+}
+
+/// Deletes the oldest complete versions beyond the repository's `retain_repo_versions`.
+/// (pulpcore also keeps versions a distribution serves; distributions are not considered here.)
+async fn apply_retention(
+    store: &crate::db::DynStore,
+    repository_id: Uuid,
+) -> Result<(), TaskError> {
+    let repo = store.get_repository(repository_id).await?;
+    let Some(keep) = repo.retain_repo_versions else {
+        return Ok(());
+    };
+    let versions = store.list_versions(repository_id).await?;
+    let excess = versions
+        .len()
+        .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+    for v in versions.iter().take(excess) {
+        store.delete_version(v.id).await?;
+    }
+    Ok(())
 }
 
 // ---- deletes and updates ----------------------------------------------------------------------
