@@ -504,6 +504,34 @@ async fn sync_modify_and_versions() {
             .collect();
         assert_eq!(numbers, vec![2, 4]);
 
+        // Removed by one version and added back by the next: deleting the first leaves the
+        // second with no change at all.
+        completed(
+            &store,
+            app.post(
+                &format!("{repo}modify/"),
+                json!({"remove_content_units": [old]}),
+            )
+            .await,
+        )
+        .await;
+        completed(
+            &store,
+            app.post(
+                &format!("{repo}modify/"),
+                json!({"add_content_units": [old]}),
+            )
+            .await,
+        )
+        .await;
+        let v7 = format!("{repo}versions/7/");
+        completed(&store, app.delete(&format!("{repo}versions/6/")).await).await;
+        let (_, v7v) = app.get(&v7).await;
+        assert_eq!(v7v["content_summary"]["added"], json!({}), "{v7v}");
+        assert_eq!(v7v["content_summary"]["removed"], json!({}), "{v7v}");
+        assert_eq!(content_in(&app, "repository_version", &v7).await, v4_paths);
+        assert_eq!(content_in(&app, "repository_version", &v4).await, v4_paths);
+
         // retain_repo_versions keeps only the newest versions.
         let kept = href(&create_repo(&app, "kept", Some(&href(&remote))).await);
         completed(
@@ -543,7 +571,7 @@ async fn sync_modify_and_versions() {
             .to_string();
         assert!(msg.contains("404"), "{msg}");
         let (_, got) = app.get(&repo).await;
-        assert_eq!(got["latest_version_href"], v4);
+        assert_eq!(got["latest_version_href"], v7);
         app.stop().await;
         drop(dropped);
     }
