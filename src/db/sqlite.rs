@@ -155,7 +155,7 @@ fn values(rows: usize, cols: usize) -> String {
 }
 
 /// `?,?,?` for an `IN (...)` list of `n` values.
-fn in_list(n: usize) -> String {
+pub(super) fn in_list(n: usize) -> String {
     let mut s = String::with_capacity(n * 2);
     for i in 0..n {
         if i > 0 {
@@ -171,7 +171,7 @@ fn in_list(n: usize) -> String {
 macro_rules! repo_cols {
     () => {
         "id, pulp_type, name, description, next_version, remote_id, pulp_created, \
-         pulp_last_updated"
+         pulp_last_updated, pulp_labels, retain_repo_versions, plugin_data"
     };
 }
 
@@ -198,7 +198,7 @@ macro_rules! remote_cols {
         "id, pulp_type, name, url, policy, download_concurrency, max_retries, username, \
          password, proxy_url, proxy_username, proxy_password, ca_cert, client_cert, client_key, \
          tls_validation, headers, connect_timeout, sock_read_timeout, total_timeout, rate_limit, \
-         pulp_created, pulp_last_updated"
+         pulp_created, pulp_last_updated, pulp_labels, sock_connect_timeout"
     };
 }
 
@@ -208,7 +208,7 @@ macro_rules! remote_artifact_cols {
     };
 }
 
-fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
+pub(super) fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
     Ok(Repository {
         id: uuid_at(row, 0)?,
         pulp_type: row.try_get(1)?,
@@ -218,10 +218,13 @@ fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
         remote_id: opt_uuid_at(row, 5)?,
         pulp_created: time_at(row, 6)?,
         pulp_last_updated: time_at(row, 7)?,
+        pulp_labels: super::catalog::labels_from_json(&json_at(row, 8)?)?,
+        retain_repo_versions: shared::opt_to_u64(row.try_get(9)?, "retain_repo_versions")?,
+        plugin_data: json_at(row, 10)?,
     })
 }
 
-fn version_from(row: &SqliteRow) -> DbResult<RepositoryVersion> {
+pub(super) fn version_from(row: &SqliteRow) -> DbResult<RepositoryVersion> {
     Ok(RepositoryVersion {
         id: uuid_at(row, 0)?,
         repository_id: uuid_at(row, 1)?,
@@ -236,7 +239,7 @@ fn version_from(row: &SqliteRow) -> DbResult<RepositoryVersion> {
     })
 }
 
-fn content_from(row: &SqliteRow) -> DbResult<Content> {
+pub(super) fn content_from(row: &SqliteRow) -> DbResult<Content> {
     Ok(Content {
         id: uuid_at(row, 0)?,
         pulp_type: row.try_get(1)?,
@@ -263,7 +266,7 @@ fn artifact_from(row: &SqliteRow, base: usize) -> DbResult<Artifact> {
     })
 }
 
-fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
+pub(super) fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
     let policy: &str = row.try_get(4)?;
     Ok(Remote {
         id: uuid_at(row, 0)?,
@@ -289,6 +292,8 @@ fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
         rate_limit: shared::opt_to_u32(row.try_get(20)?, "rate_limit")?,
         pulp_created: time_at(row, 21)?,
         pulp_last_updated: time_at(row, 22)?,
+        pulp_labels: super::catalog::labels_from_json(&json_at(row, 23)?)?,
+        sock_connect_timeout: row.try_get(24)?,
     })
 }
 
@@ -489,12 +494,14 @@ impl Store for SqliteStore {
         let q = sqlx::query(concat!(
             "INSERT INTO remotes (",
             remote_cols!(),
-            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ))
         .bind(hy(remote.id));
         bind_remote_options(q, remote)
             .bind(us(now))
             .bind(us(now))
+            .bind(super::catalog::labels_to_json(&remote.pulp_labels).to_string())
+            .bind(remote.sock_connect_timeout)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -518,10 +525,12 @@ impl Store for SqliteStore {
              proxy_url = ?, proxy_username = ?, proxy_password = ?, ca_cert = ?, \
              client_cert = ?, client_key = ?, tls_validation = ?, headers = ?, \
              connect_timeout = ?, sock_read_timeout = ?, total_timeout = ?, rate_limit = ?, \
-             pulp_last_updated = ? WHERE id = ?",
+             pulp_last_updated = ?, pulp_labels = ?, sock_connect_timeout = ? WHERE id = ?",
         );
         let done = bind_remote_options(q, remote)
             .bind(us(shared::now()))
+            .bind(super::catalog::labels_to_json(&remote.pulp_labels).to_string())
+            .bind(remote.sock_connect_timeout)
             .bind(hy(remote.id))
             .execute(&mut *tx)
             .await
@@ -568,7 +577,7 @@ impl Store for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO repositories (",
             repo_cols!(),
-            ") VALUES (?, ?, ?, NULL, 1, ?, ?, ?)"
+            ") VALUES (?, ?, ?, NULL, 1, ?, ?, ?, '{}', NULL, '{}')"
         ))
         .bind(hy(id))
         .bind(pulp_type)
