@@ -8,6 +8,8 @@
 //! - `publish`: publications (to be written).
 //! - `admin`: deletes of plain objects, orphan cleanup (to be written).
 
+pub mod publish;
+
 use std::sync::Arc;
 
 use crate::db::DynStore;
@@ -28,6 +30,7 @@ pub struct TaskEnv {
 
 /// Every task function of the server.
 pub fn registry(env: &TaskEnv) -> Registry {
-    let _ = env;
-    Registry::new()
+    let mut reg = Registry::new();
+    publish::register(&mut reg, env);
+    reg
 }
