@@ -10,7 +10,7 @@ use reqwest::{Certificate, Client, Identity, Proxy, StatusCode};
 use url::Url;
 
 use super::retry::parse_retry_after;
-use super::sink::{Sink, Written};
+use super::sink::{Sink, Tee, Written};
 use super::{secs, DownloadError, DownloadStats, Failure, Secrets};
 use crate::models::{Expected, Remote};
 
@@ -133,6 +133,7 @@ impl HttpDownloader {
         tmp_dir: &std::path::Path,
         stats: &DownloadStats,
         secrets: &Secrets,
+        tee: Option<&Tee>,
     ) -> Result<Written, Failure> {
         stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self.client.get(url.clone()).headers(self.headers.clone());
@@ -182,7 +183,8 @@ impl HttpDownloader {
             tmp_dir.to_path_buf(),
             &expected.other,
             content_length.or(expected.size),
-        );
+        )
+        .with_tee(tee);
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
