@@ -4,7 +4,7 @@
 //!
 //! - `on_demand` (and `immediate`, for a unit synced before the policy changed): once the size
 //!   and digests matched, the file is adopted into storage, its artifact row inserted and the
-//!   content artifact linked; only then does the client's body end. The download runs in its
+//!   content artifact linked; only then does the client get the last chunk. The download runs in its
 //!   own task, so a client leaving does not stop the save. Concurrent requests for the same
 //!   content artifact in this process share one download: the first streams, the others wait
 //!   for the saved artifact and serve it from storage. Two processes may both fetch it; the
@@ -13,7 +13,9 @@
 //!   download (its temp file is deleted).
 //! - A failure before any byte reached the client (remote down, 404, a size announced wrong)
 //!   answers 502 with the reason; after (a digest mismatch is only known at the end) the body
-//!   ends with an error, which breaks the connection. Nothing is stored either way.
+//!   ends with an error, which breaks the connection: the last chunk is held back until the
+//!   download is validated, so the client never sees the full announced length of bad bytes.
+//!   Nothing is stored either way.
 //! - HEAD answers from the remote artifact's recorded size without fetching. Range requests on
 //!   content not yet downloaded get the whole file (200), which HTTP allows.
 
@@ -197,41 +199,38 @@ async fn stream(
     if let Some(size) = size {
         hdrs.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
-    enum Phase {
-        First(Bytes),
-        Rest,
-        Done,
-    }
+    // The latest chunk is held back until the next one arrives or the download is known
+    // good (validated, and saved when saving): a client never receives the whole announced
+    // length of a download that turns out corrupt, so its connection breaks short of it.
     struct St {
-        phase: Phase,
+        pending: Option<Bytes>,
         rx: mpsc::Receiver<Bytes>,
         done: Option<oneshot::Receiver<Result<(), String>>>,
         _guard: Option<AbortOnDrop>,
     }
     let st = St {
-        phase: Phase::First(first),
+        pending: Some(first),
         rx,
         done: Some(done_rx),
         _guard: guard,
     };
     let body = futures::stream::unfold(st, |mut st| async move {
-        match std::mem::replace(&mut st.phase, Phase::Rest) {
-            Phase::First(b) => Some((Ok(b), st)),
-            Phase::Done => None,
-            Phase::Rest => match st.rx.recv().await {
-                Some(b) => Some((Ok(b), st)),
-                None => {
-                    st.phase = Phase::Done;
-                    let outcome = match st.done.take() {
-                        Some(d) => d.await.unwrap_or_else(|_| Err("download stopped".into())),
-                        None => Ok(()),
-                    };
-                    match outcome {
-                        Ok(()) => None,
-                        Err(e) => Some((Err(std::io::Error::other(e)), st)),
-                    }
+        let held = st.pending.take()?;
+        match st.rx.recv().await {
+            Some(next) => {
+                st.pending = Some(next);
+                Some((Ok(held), st))
+            }
+            None => {
+                let outcome = match st.done.take() {
+                    Some(d) => d.await.unwrap_or_else(|_| Err("download stopped".into())),
+                    None => Err("download stopped".into()),
+                };
+                match outcome {
+                    Ok(()) => Some((Ok(held), st)),
+                    Err(e) => Some((Err(std::io::Error::other(e)), st)),
                 }
-            },
+            }
         }
     });
     (StatusCode::OK, hdrs, Body::from_stream(body)).into_response()
