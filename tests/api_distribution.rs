@@ -51,10 +51,16 @@ async fn distribution_rules() {
         assert!(d["repository_version"].is_null() && d["publication"].is_null());
         // (The origin comes from the server's settings; with port 0 it is not the bound port.)
         assert!(
-            d["base_url"].as_str().unwrap().ends_with("/pulp/content/a/b/"),
+            d["base_url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/pulp/content/a/b/"),
             "{d}"
         );
-        assert!(d["prn"].as_str().unwrap().starts_with("prn:file.filedistribution:"));
+        assert!(d["prn"]
+            .as_str()
+            .unwrap()
+            .starts_with("prn:file.filedistribution:"));
         assert_eq!(d["hidden"], false);
         assert!(d["content_guard"].is_null());
 
@@ -67,21 +73,29 @@ async fn distribution_rules() {
 
         // Overlaps, both ways, naming the other; a sibling with a common string prefix is fine.
         for bp in ["a/b/c", "a", "a/b"] {
-            let (s, body) = app.post(DISTS, json!({"name": format!("n-{bp}"), "base_path": bp})).await;
+            let (s, body) = app
+                .post(DISTS, json!({"name": format!("n-{bp}"), "base_path": bp}))
+                .await;
             assert_eq!(s, 400, "{bp}: {body}");
             let msg = body["base_path"][0].as_str().unwrap();
-            assert!(
-                msg.contains("d1") || msg.contains("unique"),
-                "{bp}: {msg}"
-            );
+            assert!(msg.contains("d1") || msg.contains("unique"), "{bp}: {msg}");
         }
-        let (s, body) = app.post(DISTS, json!({"name": "n-ab/c", "base_path": "a/b/c"})).await;
-        assert!(body["base_path"][0].as_str().unwrap().contains("'d1'"), "{s} {body}");
+        let (s, body) = app
+            .post(DISTS, json!({"name": "n-ab/c", "base_path": "a/b/c"}))
+            .await;
+        assert!(
+            body["base_path"][0].as_str().unwrap().contains("'d1'"),
+            "{s} {body}"
+        );
         support::distribution(&app, &lib, json!({"name": "sib", "base_path": "a/bc"})).await;
 
         // Bad base paths.
-        for bad in ["/x", "x/", "x//y", "x/../y", "..", "x\\y", "x/%2e%2e", "x\u{0}y", "x\ny", ""] {
-            let (s, body) = app.post(DISTS, json!({"name": "bad", "base_path": bad})).await;
+        for bad in [
+            "/x", "x/", "x//y", "x/../y", "..", "x\\y", "x/%2e%2e", "x\u{0}y", "x\ny", "",
+        ] {
+            let (s, body) = app
+                .post(DISTS, json!({"name": "bad", "base_path": bad}))
+                .await;
             assert_eq!(s, 400, "{bad:?}: {body}");
             assert!(body["base_path"].is_array(), "{bad:?}: {body}");
         }
@@ -109,9 +123,7 @@ async fn distribution_rules() {
         assert_eq!(list["count"], 1);
         let (_, list) = app.get(&format!("{DISTS}?base_path__contains=a/b")).await;
         assert_eq!(list["count"], 2);
-        let (_, list) = app
-            .get(&format!("{DISTS}?repository={repo_href}"))
-            .await;
+        let (_, list) = app.get(&format!("{DISTS}?repository={repo_href}")).await;
         assert_eq!(list["count"], 1);
         let (s, list) = app.get("/pulp/api/v3/distributions/").await;
         assert_eq!(s, 200);
@@ -121,7 +133,10 @@ async fn distribution_rules() {
 
         // PATCH: move to a version (clears repository), rename the base path.
         let (s, answer) = app
-            .patch(&d1, json!({"repository_version": ver_href, "base_path": "z"}))
+            .patch(
+                &d1,
+                json!({"repository_version": ver_href, "base_path": "z"}),
+            )
             .await;
         assert_eq!(s, 202, "{answer}");
         assert_eq!(support::wait(&lib, &answer).await.0, TaskState::Completed);
@@ -166,15 +181,17 @@ async fn publications_create_list_delete() {
             .await;
         assert_eq!(s, 400);
 
-        let created =
-            support::post_task(&app, &lib, PUBS, json!({"repository": repo_href})).await;
+        let created = support::post_task(&app, &lib, PUBS, json!({"repository": repo_href})).await;
         let p1 = created[0].clone();
         assert!(p1.starts_with(PUBS), "{p1}");
         let (s, p) = app.get(&p1).await;
         assert_eq!(s, 200);
         assert_eq!(p["manifest"], "PULP_MANIFEST");
         assert_eq!(p["repository"], repo_href.as_str());
-        assert_eq!(p["repository_version"], support::version_href(&repo, 1).as_str());
+        assert_eq!(
+            p["repository_version"],
+            support::version_href(&repo, 1).as_str()
+        );
         assert_eq!(p["distributions"], json!([]));
 
         let created = support::post_task(

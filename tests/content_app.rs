@@ -18,7 +18,9 @@ use serde_json::json;
 const PUBS: &str = "/pulp/api/v3/publications/file/file/";
 
 fn data(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -100,7 +102,10 @@ async fn version_files_head_range_conditional_and_listings() {
         assert_eq!(resp.status(), 200, "{backend}");
         let h = resp.headers().clone();
         assert_eq!(h["content-length"], a.len().to_string().as_str());
-        assert!(h["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert!(h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
         let etag = h["etag"].to_str().unwrap().to_string();
         assert_eq!(etag, format!("\"{}\"", sha256_hex(&a)));
         assert!(h.contains_key("last-modified"));
@@ -109,7 +114,10 @@ async fn version_files_head_range_conditional_and_listings() {
 
         let head = client.head(format!("{base}a.txt")).send().await.unwrap();
         assert_eq!(head.status(), 200);
-        assert_eq!(head.headers()["content-length"], a.len().to_string().as_str());
+        assert_eq!(
+            head.headers()["content-length"],
+            a.len().to_string().as_str()
+        );
         assert!(head.bytes().await.unwrap().is_empty());
 
         let r = client
@@ -156,7 +164,10 @@ async fn version_files_head_range_conditional_and_listings() {
         // Directories: 301 to add the slash, then a listing of the entries directly below.
         let r = client.get(format!("{base}dir")).send().await.unwrap();
         assert_eq!(r.status(), 301);
-        assert!(r.headers()["location"].to_str().unwrap().ends_with("/ver/x/dir/"));
+        assert!(r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("/ver/x/dir/"));
         let r = client.get(format!("{base}dir/")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let html = r.text().await.unwrap();
@@ -255,7 +266,11 @@ async fn on_demand_is_fetched_once_and_saved() {
             assert_eq!(body.len(), big.len());
             assert!(body.as_ref() == big.as_slice());
         }
-        assert_eq!(up.server.requests("big.bin"), 1, "{backend}: one upstream fetch");
+        assert_eq!(
+            up.server.requests("big.bin"),
+            1,
+            "{backend}: one upstream fetch"
+        );
         let saved = lib
             .store
             .find_artifacts_by_sha256(&[sha256_hex(&big)])
@@ -340,7 +355,10 @@ async fn bad_digest_or_failing_remote_stores_nothing() {
         assert!(status == 200 || status == 502, "{status}");
         if status == 200 {
             // Headers were sent: the body must break short of its Content-Length.
-            assert!(r.bytes().await.is_err(), "{backend}: corrupt bytes looked complete");
+            assert!(
+                r.bytes().await.is_err(),
+                "{backend}: corrupt bytes looked complete"
+            );
         }
         // A remote that fails before sending anything: a 502 with a reason.
         up.server.set_always("gone.bin", Some(Fault::Status(404)));
@@ -353,7 +371,7 @@ async fn bad_digest_or_failing_remote_stores_nothing() {
         for sha in [sha256_hex(&f), sha256_hex(&g)] {
             assert!(lib
                 .store
-                .find_artifacts_by_sha256(&[sha.clone()])
+                .find_artifacts_by_sha256(std::slice::from_ref(&sha))
                 .await
                 .unwrap()
                 .is_empty());

@@ -100,7 +100,11 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect a distribution")
         .path_param(&href_param)
-        .query("fields", "array", "A list of fields to include in the response.")
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
         .query(
             "exclude_fields",
             "array",
@@ -175,17 +179,37 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
 
 fn list_params(doc: &mut super::routes::OpDoc) -> &mut super::routes::OpDoc {
     doc.query("limit", "integer", "Number of results to return per page.")
-        .query("offset", "integer", "The initial index from which to return the results.")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
         .query("name", "string", "Filter results where name matches value")
-        .query("name__contains", "string", "Filter results where name contains value")
-        .query("base_path", "string", "Filter results where base_path matches value")
+        .query(
+            "name__contains",
+            "string",
+            "Filter results where name contains value",
+        )
+        .query(
+            "base_path",
+            "string",
+            "Filter results where base_path matches value",
+        )
         .query(
             "base_path__contains",
             "string",
             "Filter results where base_path contains value",
         )
-        .query("repository", "string", "Filter results where repository matches value")
-        .query("fields", "array", "A list of fields to include in the response.")
+        .query(
+            "repository",
+            "string",
+            "Filter results where repository matches value",
+        )
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
         .query(
             "exclude_fields",
             "array",
@@ -292,7 +316,11 @@ pub fn check_base_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn list(State(state): State<AppState>, plugin: Option<&str>, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(state): State<AppState>,
+    plugin: Option<&str>,
+    q: Query,
+) -> ApiResult<Response> {
     q.only(FILTERS)?;
     let (limit, offset) = q.page()?;
     let pulp_type = match plugin {
@@ -439,10 +467,12 @@ async fn read_body(
     let n = plugin.api_names();
     let mut f = Fields::new(body.0);
     let required = !partial;
-    let mut d = current.map(Distribution::fields).unwrap_or_else(|| DistributionFields {
-        pulp_type: plugin.repository_type().to_string(),
-        ..DistributionFields::default()
-    });
+    let mut d = current
+        .map(Distribution::fields)
+        .unwrap_or_else(|| DistributionFields {
+            pulp_type: plugin.repository_type().to_string(),
+            ..DistributionFields::default()
+        });
     if let Some(name) = f.string("name", required) {
         if name.is_empty() {
             f.error("name", "This field may not be blank.");
@@ -534,7 +564,11 @@ fn accepted(task_id: Uuid) -> Response {
         .into_response()
 }
 
-async fn create(State(state): State<AppState>, plugin: &str, body: JsonObject) -> ApiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    plugin: &str,
+    body: JsonObject,
+) -> ApiResult<Response> {
     let p = state
         .plugin(plugin)
         .cloned()
@@ -578,7 +612,11 @@ async fn update(
     Ok(accepted(task.id))
 }
 
-async fn remove(State(state): State<AppState>, plugin: &str, Path(id): Path<Uuid>) -> ApiResult<Response> {
+async fn remove(
+    State(state): State<AppState>,
+    plugin: &str,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
     let d = load(&state, plugin, id).await?;
     let n = names_of(&state, &d.pulp_type)
         .ok_or_else(|| ApiError::Internal(format!("no plugin for {}", d.pulp_type)))?;
@@ -605,8 +643,19 @@ mod tests {
             assert!(check_base_path(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "/a", "a/", "a//b", "a/../b", "..", ".", "a/%2e%2e/b", "a/%2E", "a\\b", "a\0b",
-            "a\nb", "a/%2fb",
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "..",
+            ".",
+            "a/%2e%2e/b",
+            "a/%2E",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "a/%2fb",
         ] {
             assert!(check_base_path(bad).is_err(), "{bad:?}");
         }

@@ -54,14 +54,42 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("List publications")
         .query("limit", "integer", "Number of results to return per page.")
-        .query("offset", "integer", "The initial index from which to return the results.")
-        .query("repository_version", "string", "Repository Version referenced by HREF")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
+        .query(
+            "repository_version",
+            "string",
+            "Repository Version referenced by HREF",
+        )
         .query("repository", "string", "Repository referenced by HREF")
-        .query("pulp_created", "string", "Filter results where pulp_created matches value")
-        .query("pulp_created__gte", "string", "Filter results where pulp_created is greater than or equal to value")
-        .query("pulp_created__lte", "string", "Filter results where pulp_created is less than or equal to value")
-        .query("fields", "array", "A list of fields to include in the response.")
-        .query("exclude_fields", "array", "A list of fields to exclude from the response.")
+        .query(
+            "pulp_created",
+            "string",
+            "Filter results where pulp_created matches value",
+        )
+        .query(
+            "pulp_created__gte",
+            "string",
+            "Filter results where pulp_created is greater than or equal to value",
+        )
+        .query(
+            "pulp_created__lte",
+            "string",
+            "Filter results where pulp_created is less than or equal to value",
+        )
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        )
         .response(200, Some(&page));
         b.route(
             Method::POST,
@@ -84,8 +112,16 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect a publication")
         .path_param(&href_param)
-        .query("fields", "array", "A list of fields to include in the response.")
-        .query("exclude_fields", "array", "A list of fields to exclude from the response.")
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        )
         .response(200, Some(&response));
         b.route(
             Method::DELETE,
@@ -105,7 +141,9 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
                 "description": "A URI of the repository to be published."},
             "checkpoint": {"type": "boolean"},
         });
-        if let (Some(p), Value::Object(extra)) = (props.as_object_mut(), plugin.publication_schema()) {
+        if let (Some(p), Value::Object(extra)) =
+            (props.as_object_mut(), plugin.publication_schema())
+        {
             p.extend(extra);
         }
         b.schema(&schema, json!({"type": "object", "properties": props}));
@@ -243,14 +281,22 @@ async fn read(
     Ok(Json(q.select(out.remove(0))).into_response())
 }
 
-async fn remove(State(state): State<AppState>, plugin: &str, Path(id): Path<Uuid>) -> ApiResult<Response> {
+async fn remove(
+    State(state): State<AppState>,
+    plugin: &str,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
     let p = plugin_of(&state, plugin)?;
     load(&state, &p, id).await?;
     state.store.delete_publication(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn create(State(state): State<AppState>, plugin: &str, body: JsonObject) -> ApiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    plugin: &str,
+    body: JsonObject,
+) -> ApiResult<Response> {
     let p = plugin_of(&state, plugin)?;
     let n = p.api_names();
     let mut map = body.0;

@@ -36,10 +36,7 @@ fn page(title_path: &str, entries: &[(String, Option<u64>)], head: bool) -> Resp
     for (name, size) in entries {
         let href = utf8_percent_encode(name, HREF).to_string();
         let size = size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-        html.push_str(&format!(
-            "<a href=\"{href}\">{}</a> {size}\n",
-            escape(name)
-        ));
+        html.push_str(&format!("<a href=\"{href}\">{}</a> {size}\n", escape(name)));
     }
     html.push_str("</pre><hr></body>\n</html>\n");
     let ct = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
@@ -115,10 +112,21 @@ mod tests {
 
     #[test]
     fn direct_children_only() {
-        let paths = [("a/x", Some(1)), ("a/b/y", Some(2)), ("a/b/z", Some(3)), ("c", Some(4))];
+        let paths = [
+            ("a/x", Some(1)),
+            ("a/b/y", Some(2)),
+            ("a/b/z", Some(3)),
+            ("c", Some(4)),
+        ];
         let got = children("a/", paths.into_iter());
-        assert_eq!(got, vec![("b/".to_string(), None), ("x".to_string(), Some(1))]);
+        assert_eq!(
+            got,
+            vec![("b/".to_string(), None), ("x".to_string(), Some(1))]
+        );
         let root = children("", paths.into_iter());
-        assert_eq!(root, vec![("a/".to_string(), None), ("c".to_string(), Some(4))]);
+        assert_eq!(
+            root,
+            vec![("a/".to_string(), None), ("c".to_string(), Some(4))]
+        );
     }
 }

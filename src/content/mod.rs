@@ -60,10 +60,7 @@ pub fn router(state: AppState) -> Router {
         inflight: Arc::new(Mutex::new(HashMap::new())),
     };
     Router::new()
-        .route(
-            "/pulp/content",
-            get(|| async { redirect(CONTENT_PREFIX) }),
-        )
+        .route("/pulp/content", get(|| async { redirect(CONTENT_PREFIX) }))
         .route("/pulp/content/", get(handle))
         .route("/pulp/content/{*rest}", get(handle))
         .with_state(cs)
@@ -84,12 +81,19 @@ fn not_found() -> Response {
 }
 
 fn redirect(to: &str) -> Response {
-    (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to.to_string())]).into_response()
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, to.to_string())],
+    )
+        .into_response()
 }
 
 fn db_error(e: DbError) -> Response {
     tracing::error!(error = %e, "database error in the content app");
-    text(StatusCode::INTERNAL_SERVER_ERROR, "500: Internal Server Error\n")
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "500: Internal Server Error\n",
+    )
 }
 
 /// What a distribution serves.

@@ -141,8 +141,15 @@ pub async fn serve(
             };
             match outcome {
                 Ok(artifact) => {
-                    serve::artifact(&cs.app.storage, &artifact, rel, f.pulp_created, headers, head)
-                        .await
+                    serve::artifact(
+                        &cs.app.storage,
+                        &artifact,
+                        rel,
+                        f.pulp_created,
+                        headers,
+                        head,
+                    )
+                    .await
                 }
                 Err(e) => bad_gateway(&e),
             }
@@ -150,7 +157,11 @@ pub async fn serve(
     }
 }
 
-type Leader = (Uuid, watch::Sender<Option<Result<Artifact, String>>>, InflightEntry);
+type Leader = (
+    Uuid,
+    watch::Sender<Option<Result<Artifact, String>>>,
+    InflightEntry,
+);
 
 /// Starts the download in its own task and answers with its bytes as they come.
 async fn stream(

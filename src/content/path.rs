@@ -42,8 +42,13 @@ pub fn parse(raw: &str) -> Result<RequestPath, String> {
         if decoded == "." || decoded == ".." {
             return Err("'.' and '..' segments are not allowed".into());
         }
-        if decoded.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
-            return Err("encoded slashes, backslashes and control characters are not allowed".into());
+        if decoded
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+        {
+            return Err(
+                "encoded slashes, backslashes and control characters are not allowed".into(),
+            );
         }
         segments.push(decoded.into_owned());
     }

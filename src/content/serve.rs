@@ -81,7 +81,10 @@ fn hv(s: &str) -> HeaderValue {
 
 /// Whether a conditional request can be answered 304.
 fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         return inm
             .split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
@@ -140,10 +143,7 @@ pub async fn artifact(
     if not_modified(req, &etag, SystemTime::from(modified)) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    let mut range = parse_range(
-        req.get(header::RANGE).and_then(|v| v.to_str().ok()),
-        size,
-    );
+    let mut range = parse_range(req.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
     if let Some(if_range) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         if if_range.trim() != etag {
             range = Range::Full;
@@ -152,10 +152,7 @@ pub async fn artifact(
     let (status, start, len) = match range {
         Range::Full => (StatusCode::OK, 0, size),
         Range::Bytes(s, e) => {
-            headers.insert(
-                header::CONTENT_RANGE,
-                hv(&format!("bytes {s}-{e}/{size}")),
-            );
+            headers.insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{size}")));
             (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
         }
         Range::Unsatisfiable => {
@@ -172,13 +169,19 @@ pub async fn artifact(
         Ok(f) => f,
         Err(e) => {
             tracing::error!(artifact = %a.sha256, error = %e, "artifact file missing from storage");
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "500: artifact file missing\n");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500: artifact file missing\n",
+            );
         }
     };
     if start > 0 {
         if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
             tracing::error!(error = %e, "cannot seek in an artifact file");
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "500: cannot read artifact\n");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500: cannot read artifact\n",
+            );
         }
     }
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 256 * 1024));

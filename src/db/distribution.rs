@@ -171,8 +171,7 @@ pub trait DistributionStore: Send + Sync + 'static {
     /// A publication, complete or not.
     async fn get_publication(&self, id: Uuid) -> DbResult<Publication>;
     /// Complete publications matching the filter, newest first, and how many match in all.
-    async fn list_publications(&self, f: &PublicationFilter)
-        -> DbResult<(u64, Vec<Publication>)>;
+    async fn list_publications(&self, f: &PublicationFilter) -> DbResult<(u64, Vec<Publication>)>;
     /// `(publication id, distribution id)` of distributions serving these publications.
     async fn publication_distributions(&self, ids: &[Uuid]) -> DbResult<Vec<(Uuid, Uuid)>>;
     /// The newest complete publication of the version, or of the repository (highest version
@@ -217,8 +216,11 @@ pub trait DistributionStore: Send + Sync + 'static {
     /// Base paths of visible distributions starting with `prefix` (empty: all).
     async fn base_paths_under(&self, prefix: &str) -> DbResult<Vec<String>>;
     /// The file of the version at `relative_path`.
-    async fn version_file(&self, version_id: Uuid, relative_path: &str)
-        -> DbResult<Option<ServedFile>>;
+    async fn version_file(
+        &self,
+        version_id: Uuid,
+        relative_path: &str,
+    ) -> DbResult<Option<ServedFile>>;
     /// Files of the version whose path starts with `prefix` (all with an empty prefix), by path.
     async fn version_files(&self, version_id: Uuid, prefix: &str) -> DbResult<Vec<ServedFile>>;
     /// The metadata file published at `relative_path`.
@@ -228,8 +230,11 @@ pub trait DistributionStore: Send + Sync + 'static {
         relative_path: &str,
     ) -> DbResult<Option<ServedFile>>;
     /// Metadata files of the publication whose path starts with `prefix`.
-    async fn published_files(&self, publication_id: Uuid, prefix: &str)
-        -> DbResult<Vec<ServedFile>>;
+    async fn published_files(
+        &self,
+        publication_id: Uuid,
+        prefix: &str,
+    ) -> DbResult<Vec<ServedFile>>;
     /// Links an artifact fetched on demand to its content artifact (if still unlinked).
     async fn link_artifact(&self, content_artifact_id: Uuid, artifact_id: Uuid) -> DbResult<()>;
 }

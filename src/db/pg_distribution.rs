@@ -10,13 +10,14 @@ use super::distribution::{
     like_escape, Distribution, DistributionFields, DistributionFilter, DistributionStore,
     Publication, PublicationFilter, ServedFile, VersionRef,
 };
-use super::shared;
 use super::pg::{artifact_from, PgStore};
+use super::shared;
 use super::{DbError, DbResult};
 
 const PUB_COLS: &str = "p.id, p.pulp_type, p.repository_version_id, v.repository_id, v.number, \
      p.complete, p.pass_through, p.plugin_data, p.pulp_created, p.pulp_last_updated";
-const PUB_FROM: &str = "FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id";
+const PUB_FROM: &str =
+    "FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id";
 
 const DIST_COLS: &str = "d.id, d.pulp_type, d.name, d.base_path, d.repository_id, \
      d.repository_version_id, v.repository_id, v.number, d.publication_id, d.hidden, \
@@ -237,19 +238,23 @@ impl DistributionStore for PgStore {
     }
 
     async fn complete_publication(&self, id: Uuid) -> DbResult<Publication> {
-        sqlx::query(AssertSqlSafe(numbered("UPDATE publications SET complete = true, pulp_last_updated = ? WHERE id = ?")))
-            .bind(shared::now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(AssertSqlSafe(numbered(
+            "UPDATE publications SET complete = true, pulp_last_updated = ? WHERE id = ?",
+        )))
+        .bind(shared::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         self.publication_in(id).await
     }
 
     async fn delete_publication(&self, id: Uuid) -> DbResult<()> {
-        let done = sqlx::query(AssertSqlSafe(numbered("DELETE FROM publications WHERE id = ?")))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(AssertSqlSafe(numbered(
+            "DELETE FROM publications WHERE id = ?",
+        )))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound(format!("publication {id}")));
         }
@@ -266,10 +271,7 @@ impl DistributionStore for PgStore {
         pub_from(&row)
     }
 
-    async fn list_publications(
-        &self,
-        f: &PublicationFilter,
-    ) -> DbResult<(u64, Vec<Publication>)> {
+    async fn list_publications(&self, f: &PublicationFilter) -> DbResult<(u64, Vec<Publication>)> {
         let mut cond = String::from(" WHERE p.complete");
         if f.pulp_type.is_some() {
             cond.push_str(" AND p.pulp_type = ?");
@@ -366,11 +368,13 @@ impl DistributionStore for PgStore {
     }
 
     async fn version_ref(&self, version_id: Uuid) -> DbResult<VersionRef> {
-        let row = sqlx::query(AssertSqlSafe(numbered("SELECT repository_id, number FROM repository_versions WHERE id = ?")))
-            .bind(version_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
+        let row = sqlx::query(AssertSqlSafe(numbered(
+            "SELECT repository_id, number FROM repository_versions WHERE id = ?",
+        )))
+        .bind(version_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
         Ok(VersionRef {
             id: version_id,
             repository_id: row.try_get::<Uuid, _>(0)?,
@@ -432,10 +436,12 @@ impl DistributionStore for PgStore {
     }
 
     async fn delete_distribution(&self, id: Uuid) -> DbResult<()> {
-        let done = sqlx::query(AssertSqlSafe(numbered("DELETE FROM distributions WHERE id = ?")))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(AssertSqlSafe(numbered(
+            "DELETE FROM distributions WHERE id = ?",
+        )))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound(format!("distribution {id}")));
         }
@@ -653,7 +659,9 @@ impl DistributionStore for PgStore {
     }
 
     async fn link_artifact(&self, content_artifact_id: Uuid, artifact_id: Uuid) -> DbResult<()> {
-        sqlx::query(AssertSqlSafe(numbered("UPDATE content_artifacts SET artifact_id = ? WHERE id = ? AND artifact_id IS NULL")))
+        sqlx::query(AssertSqlSafe(numbered(
+            "UPDATE content_artifacts SET artifact_id = ? WHERE id = ? AND artifact_id IS NULL",
+        )))
         .bind(artifact_id)
         .bind(content_artifact_id)
         .execute(&self.pool)

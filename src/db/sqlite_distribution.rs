@@ -17,7 +17,8 @@ use super::{DbError, DbResult};
 
 const PUB_COLS: &str = "p.id, p.pulp_type, p.repository_version_id, v.repository_id, v.number, \
      p.complete, p.pass_through, p.plugin_data, p.pulp_created, p.pulp_last_updated";
-const PUB_FROM: &str = "FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id";
+const PUB_FROM: &str =
+    "FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id";
 
 const DIST_COLS: &str = "d.id, d.pulp_type, d.name, d.base_path, d.repository_id, \
      d.repository_version_id, v.repository_id, v.number, d.publication_id, d.hidden, \
@@ -246,10 +247,7 @@ impl DistributionStore for SqliteStore {
         pub_from(&row)
     }
 
-    async fn list_publications(
-        &self,
-        f: &PublicationFilter,
-    ) -> DbResult<(u64, Vec<Publication>)> {
+    async fn list_publications(&self, f: &PublicationFilter) -> DbResult<(u64, Vec<Publication>)> {
         let mut cond = String::from(" WHERE p.complete = 1");
         if f.pulp_type.is_some() {
             cond.push_str(" AND p.pulp_type = ?");

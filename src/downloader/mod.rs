@@ -347,7 +347,14 @@ impl DownloaderFactory {
             let written = match target {
                 Target::Http(parsed) => {
                     self.http
-                        .attempt(parsed, url, expected, tmp_dir, &self.stats, &self.secrets, tee)
+                        .attempt(
+                            parsed,
+                            url,
+                            expected,
+                            sink::Dest { tmp_dir, tee },
+                            &self.stats,
+                            &self.secrets,
+                        )
                         .await?
                 }
                 Target::File(path) => {

@@ -97,6 +97,13 @@ impl Tee {
     }
 }
 
+/// Where one attempt's bytes go: a temp file in `tmp_dir`, and a copy to `tee` if any.
+#[derive(Clone, Copy)]
+pub(crate) struct Dest<'a> {
+    pub tmp_dir: &'a std::path::Path,
+    pub tee: Option<&'a Tee>,
+}
+
 /// Receives the body of one attempt. Dropping it deletes whatever was written.
 pub(crate) struct Sink {
     tmp_dir: PathBuf,

@@ -87,7 +87,9 @@ pub fn version_href(repo: &Repository, number: i64) -> String {
 /// Waits (through the store) for the task of a 202 answer to end; returns its state and
 /// created resources.
 pub async fn wait(lib: &Lib, answer: &Value) -> (TaskState, Vec<String>, Option<Value>) {
-    let href = answer["task"].as_str().unwrap_or_else(|| panic!("no task in {answer}"));
+    let href = answer["task"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no task in {answer}"));
     let id = href
         .trim_end_matches('/')
         .rsplit('/')
@@ -100,7 +102,10 @@ pub async fn wait(lib: &Lib, answer: &Value) -> (TaskState, Vec<String>, Option<
         if t.state.is_final() {
             return (t.state, t.created_resources, t.error);
         }
-        assert!(tokio::time::Instant::now() < deadline, "task {href} not done");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {href} not done"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -36,7 +36,10 @@ pub fn schema() -> Value {
 }
 
 /// The manifest of `files` at the publication's `manifest` path (none when it is null).
-pub fn metadata(plugin_data: &Value, files: &[ServedFile]) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn metadata(
+    plugin_data: &Value,
+    files: &[ServedFile],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
     let Some(name) = plugin_data.get("manifest").and_then(Value::as_str) else {
         return Ok(Vec::new());
     };
