@@ -128,6 +128,16 @@ async fn distribution_rules() {
         let (s, list) = app.get("/pulp/api/v3/distributions/").await;
         assert_eq!(s, 200);
         assert_eq!(list["count"], 2);
+        let (_, list) = app.get(&format!("{DISTS}?name__in=d1,sib,zz")).await;
+        assert_eq!(list["count"], 2);
+        let (_, list) = app.get(&format!("{DISTS}?name__in=")).await;
+        assert_eq!(list["count"], 2);
+        let (_, list) = app.get(&format!("{DISTS}?name__icontains=D1")).await;
+        assert_eq!(list["count"], 1);
+        let (_, list) = app.get(&format!("{DISTS}?name__contains=D1")).await;
+        assert_eq!(list["count"], 0);
+        let (_, list) = app.get(&format!("{DISTS}?base_path__icontains=A/BC")).await;
+        assert_eq!(list["count"], 1);
         let (s, _) = app.get(&format!("{DISTS}?nope=1")).await;
         assert_eq!(s, 400);
 
@@ -224,6 +234,22 @@ async fn publications_create_list_delete() {
             .await;
         assert_eq!(list["count"], 1);
         assert_eq!(list["results"][0]["pulp_href"], p1.as_str());
+
+        let (_, list) = app
+            .get(&format!("{PUBS}?pulp_created__gte=2000-01-01T00:00:00Z"))
+            .await;
+        assert_eq!(list["count"], 2);
+
+        // A publish that fails (the manifest would hide a file) leaves no publication.
+        let (s, answer) = app
+            .post(PUBS, json!({"repository": repo_href, "manifest": "a.txt"}))
+            .await;
+        assert_eq!(s, 202);
+        let (state, created, error) = support::wait(&lib, &answer).await;
+        assert_eq!(state, TaskState::Failed, "{error:?}");
+        assert!(created.is_empty());
+        let (_, list) = app.get(PUBS).await;
+        assert_eq!(list["count"], 2);
 
         let (s, _) = app.delete(&p0).await;
         assert_eq!(s, 204);

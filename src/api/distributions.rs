@@ -36,8 +36,11 @@ pub const DISTRIBUTIONS_RESOURCE: &str = "/api/v3/distributions/";
 const FILTERS: &[&str] = &[
     "name",
     "name__contains",
+    "name__icontains",
+    "name__in",
     "base_path",
     "base_path__contains",
+    "base_path__icontains",
     "repository",
 ];
 
@@ -201,6 +204,16 @@ fn list_params(doc: &mut super::routes::OpDoc) -> &mut super::routes::OpDoc {
             "Filter results where base_path contains value",
         )
         .query(
+            "base_path__icontains",
+            "string",
+            "Filter results where base_path contains value (case-insensitive)",
+        )
+        .query(
+            "ordering",
+            "array",
+            "Which field to use when ordering the results.",
+        )
+        .query(
             "repository",
             "string",
             "Filter results where repository matches value",
@@ -346,8 +359,11 @@ async fn list(
         pulp_type,
         name: q.get("name").map(str::to_string),
         name_contains: q.get("name__contains").map(str::to_string),
+        name_icontains: q.get("name__icontains").map(str::to_string),
+        name_in: q.list("name__in"),
         base_path: q.get("base_path").map(str::to_string),
         base_path_contains: q.get("base_path__contains").map(str::to_string),
+        base_path_icontains: q.get("base_path__icontains").map(str::to_string),
         repository_id,
         limit,
         offset,

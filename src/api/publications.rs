@@ -18,6 +18,7 @@ use super::body::JsonObject;
 use super::distributions::{capitalized, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
+use super::routes::Param;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
 use crate::db::distribution::{Publication, PublicationFilter};
 use crate::plugins::{ApiNames, Plugin};
@@ -91,6 +92,21 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             "A list of fields to exclude from the response.",
         )
         .response(200, Some(&page));
+        if let Some(doc) = b.routes.last_mut().map(|r| &mut r.doc) {
+            for (name, what) in [
+                ("pulp_created", "matches"),
+                ("pulp_created__gte", "is greater than or equal to"),
+                ("pulp_created__lte", "is less than or equal to"),
+            ] {
+                doc.params.push(Param {
+                    name: name.to_string(),
+                    location: "query",
+                    schema: json!({"type": "string", "format": "date-time"}),
+                    required: false,
+                    description: format!("Filter results where pulp_created {what} value"),
+                });
+            }
+        }
         b.route(
             Method::POST,
             &base,

@@ -86,8 +86,12 @@ pub struct DistributionFilter {
     pub pulp_type: Option<String>,
     pub name: Option<String>,
     pub name_contains: Option<String>,
+    pub name_icontains: Option<String>,
+    /// Any of these names (no filter when empty).
+    pub name_in: Vec<String>,
     pub base_path: Option<String>,
     pub base_path_contains: Option<String>,
+    pub base_path_icontains: Option<String>,
     pub repository_id: Option<Uuid>,
     pub limit: u64,
     pub offset: u64,

@@ -480,13 +480,22 @@ impl DistributionStore for PgStore {
             cond.push_str(" AND d.name = ?");
         }
         if f.name_contains.is_some() {
-            cond.push_str(" AND d.name LIKE ? ESCAPE '\\'");
+            cond.push_str(" AND strpos(d.name, ?) > 0");
+        }
+        if f.name_icontains.is_some() {
+            cond.push_str(" AND lower(d.name) LIKE lower(?) ESCAPE '\\'");
+        }
+        if !f.name_in.is_empty() {
+            cond.push_str(&format!(" AND d.name IN ({})", in_list(f.name_in.len())));
         }
         if f.base_path.is_some() {
             cond.push_str(" AND d.base_path = ?");
         }
         if f.base_path_contains.is_some() {
-            cond.push_str(" AND d.base_path LIKE ? ESCAPE '\\'");
+            cond.push_str(" AND strpos(d.base_path, ?) > 0");
+        }
+        if f.base_path_icontains.is_some() {
+            cond.push_str(" AND lower(d.base_path) LIKE lower(?) ESCAPE '\\'");
         }
         if f.repository_id.is_some() {
             cond.push_str(" AND d.repository_id = ?");
@@ -504,12 +513,21 @@ impl DistributionStore for PgStore {
                     q = q.bind(v.clone());
                 }
                 if let Some(v) = &f.name_contains {
+                    q = q.bind(v.clone());
+                }
+                if let Some(v) = &f.name_icontains {
                     q = q.bind(format!("%{}%", like_escape(v)));
+                }
+                for v in &f.name_in {
+                    q = q.bind(v.clone());
                 }
                 if let Some(v) = &f.base_path {
                     q = q.bind(v.clone());
                 }
                 if let Some(v) = &f.base_path_contains {
+                    q = q.bind(v.clone());
+                }
+                if let Some(v) = &f.base_path_icontains {
                     q = q.bind(format!("%{}%", like_escape(v)));
                 }
                 if let Some(v) = f.repository_id {

@@ -452,13 +452,22 @@ impl DistributionStore for SqliteStore {
             cond.push_str(" AND d.name = ?");
         }
         if f.name_contains.is_some() {
-            cond.push_str(" AND d.name LIKE ? ESCAPE '\\'");
+            cond.push_str(" AND instr(d.name, ?) > 0");
+        }
+        if f.name_icontains.is_some() {
+            cond.push_str(" AND lower(d.name) LIKE lower(?) ESCAPE '\\'");
+        }
+        if !f.name_in.is_empty() {
+            cond.push_str(&format!(" AND d.name IN ({})", in_list(f.name_in.len())));
         }
         if f.base_path.is_some() {
             cond.push_str(" AND d.base_path = ?");
         }
         if f.base_path_contains.is_some() {
-            cond.push_str(" AND d.base_path LIKE ? ESCAPE '\\'");
+            cond.push_str(" AND instr(d.base_path, ?) > 0");
+        }
+        if f.base_path_icontains.is_some() {
+            cond.push_str(" AND lower(d.base_path) LIKE lower(?) ESCAPE '\\'");
         }
         if f.repository_id.is_some() {
             cond.push_str(" AND d.repository_id = ?");
@@ -476,12 +485,21 @@ impl DistributionStore for SqliteStore {
                     q = q.bind(v.clone());
                 }
                 if let Some(v) = &f.name_contains {
+                    q = q.bind(v.clone());
+                }
+                if let Some(v) = &f.name_icontains {
                     q = q.bind(format!("%{}%", like_escape(v)));
+                }
+                for v in &f.name_in {
+                    q = q.bind(v.clone());
                 }
                 if let Some(v) = &f.base_path {
                     q = q.bind(v.clone());
                 }
                 if let Some(v) = &f.base_path_contains {
+                    q = q.bind(v.clone());
+                }
+                if let Some(v) = &f.base_path_icontains {
                     q = q.bind(format!("%{}%", like_escape(v)));
                 }
                 if let Some(v) = f.repository_id {
@@ -568,13 +586,23 @@ impl DistributionStore for SqliteStore {
         version_id: Uuid,
         relative_path: &str,
     ) -> DbResult<Option<ServedFile>> {
+        // CROSS JOIN fixes the join order: start from the few content artifacts at this path
+        // (path index), then check membership, instead of walking the repository's content.
         let sql = format!(
-            "SELECT {FILE_COLS} {VERSION_FILES_FROM} AND ca.relative_path = ? \
-             ORDER BY ca.id LIMIT 1"
+            "SELECT {FILE_COLS} FROM content_artifacts ca \
+             CROSS JOIN repository_versions v \
+             JOIN repository_content rc \
+               ON rc.repository_id = v.repository_id AND rc.content_id = ca.content_id \
+             JOIN repository_versions va ON va.id = rc.version_added_id \
+             LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
+             JOIN content c ON c.id = ca.content_id \
+             LEFT JOIN artifacts a ON a.id = ca.artifact_id \
+             WHERE ca.relative_path = ? AND v.id = ? AND va.number <= v.number \
+             AND (vr.id IS NULL OR vr.number > v.number) ORDER BY ca.id LIMIT 1"
         );
         sqlx::query(AssertSqlSafe(sql))
-            .bind(hy(version_id))
             .bind(relative_path)
+            .bind(hy(version_id))
             .fetch_optional(&self.read)
             .await?
             .map(|r| file_from(&r))
