@@ -317,6 +317,12 @@ pub fn check_base_path(p: &str) -> Result<(), String> {
     if p.chars().any(|c| c == '\\' || c.is_control()) {
         return Err("Base path must not contain backslashes or control characters.".into());
     }
+    if p.split('/').count() > crate::content::path::MAX_BASE_PATH_SEGMENTS {
+        return Err(format!(
+            "Base path must not have more than {} segments.",
+            crate::content::path::MAX_BASE_PATH_SEGMENTS
+        ));
+    }
     for seg in p.split('/') {
         if seg.is_empty() {
             return Err("Base path must not contain empty segments ('//').".into());

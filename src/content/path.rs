@@ -7,6 +7,10 @@ use percent_encoding::percent_decode_str;
 
 use super::CONTENT_PREFIX;
 
+/// The most segments a base path may have; the distribution lookup considers only that many
+/// leading segments of a request (a bounded query whatever the request's depth).
+pub const MAX_BASE_PATH_SEGMENTS: usize = 64;
+
 /// A checked request path below the content prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestPath {
@@ -58,11 +62,12 @@ pub fn parse(raw: &str) -> Result<RequestPath, String> {
     })
 }
 
-/// Every path-component prefix of the segments (`a`, `a/b`, `a/b/c`).
+/// Every path-component prefix of the segments (`a`, `a/b`, `a/b/c`), at most
+/// [`MAX_BASE_PATH_SEGMENTS`] of them.
 pub fn prefixes(segments: &[String]) -> Vec<String> {
-    let mut out = Vec::with_capacity(segments.len());
+    let mut out = Vec::with_capacity(segments.len().min(MAX_BASE_PATH_SEGMENTS));
     let mut cur = String::new();
-    for s in segments {
+    for s in segments.iter().take(MAX_BASE_PATH_SEGMENTS) {
         if !cur.is_empty() {
             cur.push('/');
         }
