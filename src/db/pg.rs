@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "server",
         include_str!("../../migrations/postgres/0003_server.sql"),
     ),
+    (
+        6,
+        "distribution",
+        include_str!("../../migrations/postgres/0006_distribution.sql"),
+    ),
 ];
 
 /// Connections in the pool.
@@ -165,7 +170,7 @@ pub(super) fn content_from(row: &PgRow) -> DbResult<Content> {
 }
 
 /// An artifact whose 8 columns start at `base`.
-fn artifact_from(row: &PgRow, base: usize) -> DbResult<Artifact> {
+pub(super) fn artifact_from(row: &PgRow, base: usize) -> DbResult<Artifact> {
     Ok(Artifact {
         id: row.try_get(base)?,
         sha256: row.try_get(base + 1)?,

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "server",
         include_str!("../../migrations/sqlite/0003_server.sql"),
     ),
+    (
+        6,
+        "distribution",
+        include_str!("../../migrations/sqlite/0006_distribution.sql"),
+    ),
 ];
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
@@ -105,7 +110,7 @@ pub(super) fn hy(id: Uuid) -> Hyphenated {
     id.hyphenated()
 }
 
-fn opt_hy(id: Option<Uuid>) -> Option<Hyphenated> {
+pub(super) fn opt_hy(id: Option<Uuid>) -> Option<Hyphenated> {
     id.map(Uuid::hyphenated)
 }
 
@@ -117,7 +122,7 @@ pub(super) fn uuid_at(row: &SqliteRow, i: usize) -> DbResult<Uuid> {
     Ok(row.try_get::<Hyphenated, _>(i)?.into_uuid())
 }
 
-fn opt_uuid_at(row: &SqliteRow, i: usize) -> DbResult<Option<Uuid>> {
+pub(super) fn opt_uuid_at(row: &SqliteRow, i: usize) -> DbResult<Option<Uuid>> {
     Ok(row
         .try_get::<Option<Hyphenated>, _>(i)?
         .map(Hyphenated::into_uuid))
@@ -251,7 +256,7 @@ pub(super) fn content_from(row: &SqliteRow) -> DbResult<Content> {
 }
 
 /// An artifact whose 8 columns start at `base`.
-fn artifact_from(row: &SqliteRow, base: usize) -> DbResult<Artifact> {
+pub(super) fn artifact_from(row: &SqliteRow, base: usize) -> DbResult<Artifact> {
     Ok(Artifact {
         id: uuid_at(row, base)?,
         sha256: row.try_get(base + 1)?,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use url::Url;
 
-use super::sink::{Sink, Written, BUFFER_SIZE};
+use super::sink::{Sink, Tee, Written, BUFFER_SIZE};
 use super::{DownloadError, DownloadStats, Failure};
 use crate::models::Expected;
 
@@ -55,6 +55,7 @@ pub(crate) async fn attempt(
     expected: &Expected,
     tmp_dir: &Path,
     stats: &DownloadStats,
+    tee: Option<&Tee>,
 ) -> Result<Written, Failure> {
     stats.requests.fetch_add(1, Ordering::Relaxed);
     let owned = path.to_path_buf();
@@ -85,7 +86,7 @@ pub(crate) async fn attempt(
         }
     }
 
-    let mut sink = Sink::new(tmp_dir.to_path_buf(), &expected.other, Some(len));
+    let mut sink = Sink::new(tmp_dir.to_path_buf(), &expected.other, Some(len)).with_tee(tee);
     let mut buf = vec![0u8; BUFFER_SIZE];
     loop {
         let (f, b, n) = tokio::task::spawn_blocking(move || -> io::Result<_> {

@@ -10,7 +10,7 @@ use reqwest::{Certificate, Client, Identity, Proxy, StatusCode};
 use url::Url;
 
 use super::retry::parse_retry_after;
-use super::sink::{Sink, Written};
+use super::sink::{Dest, Sink, Written};
 use super::{secs, DownloadError, DownloadStats, Failure, Secrets};
 use crate::models::{Expected, Remote};
 
@@ -130,7 +130,7 @@ impl HttpDownloader {
         url: &Url,
         url_str: &str,
         expected: &Expected,
-        tmp_dir: &std::path::Path,
+        dest: Dest<'_>,
         stats: &DownloadStats,
         secrets: &Secrets,
     ) -> Result<Written, Failure> {
@@ -179,10 +179,11 @@ impl HttpDownloader {
         }
 
         let mut sink = Sink::new(
-            tmp_dir.to_path_buf(),
+            dest.tmp_dir.to_path_buf(),
             &expected.other,
             content_length.or(expected.size),
-        );
+        )
+        .with_tee(dest.tee);
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,

@@ -29,6 +29,7 @@ use ratelimit::RateLimiter;
 use sink::Written;
 
 pub use http::USER_AGENT_PREFIX as USER_AGENT;
+pub use sink::Tee;
 
 /// Total time of one attempt (headers and body) when the remote sets none, as in pulpcore.
 pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -339,17 +340,25 @@ impl DownloaderFactory {
         target: &Target,
         url: &str,
         expected: &Expected,
+        tee: Option<&Tee>,
     ) -> Result<Written, Failure> {
         let tmp_dir = &self.settings.tmp_dir;
         let run = async {
             let written = match target {
                 Target::Http(parsed) => {
                     self.http
-                        .attempt(parsed, url, expected, tmp_dir, &self.stats, &self.secrets)
+                        .attempt(
+                            parsed,
+                            url,
+                            expected,
+                            sink::Dest { tmp_dir, tee },
+                            &self.stats,
+                            &self.secrets,
+                        )
                         .await?
                 }
                 Target::File(path) => {
-                    file::attempt(path, url, expected, tmp_dir, &self.stats).await?
+                    file::attempt(path, url, expected, tmp_dir, &self.stats, tee).await?
                 }
             };
             sink::check(url, expected, &written)?;
@@ -373,6 +382,30 @@ impl DownloaderFactory {
         url: &str,
         expected: &Expected,
     ) -> Result<DownloadResult, DownloadError> {
+        self.download_inner(url, expected, None).await
+    }
+
+    /// Like [`DownloaderFactory::download`], also handing every chunk to `tee` as it arrives
+    /// (the content app streams an on-demand artifact to its client while it is saved). An
+    /// attempt that fails before any byte reached `tee` is retried as usual; once bytes were
+    /// forwarded nothing is retried (the receiver cannot take them back): the error is returned.
+    /// The size and digests are checked at the end, as for any download, so a receiver must
+    /// treat the bytes as unverified until this returns `Ok`.
+    pub async fn download_streaming(
+        &self,
+        url: &str,
+        expected: &Expected,
+        tee: &Tee,
+    ) -> Result<DownloadResult, DownloadError> {
+        self.download_inner(url, expected, Some(tee)).await
+    }
+
+    async fn download_inner(
+        &self,
+        url: &str,
+        expected: &Expected,
+        tee: Option<&Tee>,
+    ) -> Result<DownloadResult, DownloadError> {
         let target = self.target(url)?;
         let _permit = self
             .semaphore
@@ -386,7 +419,7 @@ impl DownloaderFactory {
             if let Some(limiter) = &self.limiter {
                 limiter.acquire().await;
             }
-            let failure = match self.attempt(&target, url, expected).await {
+            let failure = match self.attempt(&target, url, expected, tee).await {
                 Ok(w) => {
                     self.stats.completed.fetch_add(1, Ordering::Relaxed);
                     return Ok(DownloadResult {
@@ -400,7 +433,7 @@ impl DownloaderFactory {
                 Err(f) => f,
             };
             let error = failure.error;
-            if !retry::is_retryable(&error) {
+            if !retry::is_retryable(&error) || tee.is_some_and(|t| t.forwarded() > 0) {
                 return Err(error);
             }
             if attempt >= self.max_attempts {

@@ -108,6 +108,45 @@ pub trait Plugin: Send + Sync + 'static {
     }
 
     // ---- REST API: publications and distributions --------------------------------------
+
+    /// Takes the plugin's own publication fields out of a publication create body and returns
+    /// them as the publication's `plugin_data` (shown as fields of the publication), or
+    /// `(field, message)` for a bad value.
+    fn publication_options(
+        &self,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, (String, String)> {
+        let _ = body;
+        Ok(serde_json::json!({}))
+    }
+
+    /// OpenAPI properties of the plugin's publication fields (`{"manifest": {...}}`).
+    fn publication_schema(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+
+    /// Whether a publication also serves every content artifact of its version at its own
+    /// relative path (pulpcore's `pass_through`).
+    fn publication_pass_through(&self) -> bool {
+        true
+    }
+
+    /// Whether a distribution on a repository (or a version) serves the latest publication
+    /// (pulpcore's `SERVE_FROM_PUBLICATION`) rather than the version itself.
+    fn serves_publications(&self) -> bool {
+        false
+    }
+
+    /// The metadata files a publication of a version whose files are `files` carries:
+    /// `(relative path, bytes)`.
+    fn publication_metadata(
+        &self,
+        plugin_data: &serde_json::Value,
+        files: &[crate::db::distribution::ServedFile],
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let _ = (plugin_data, files);
+        Ok(Vec::new())
+    }
 }
 
 /// Every compiled-in plugin.

@@ -6,10 +6,11 @@
 //!
 //! - `repository`: sync, modify, delete a repository version, update / delete remotes and
 //!   repositories.
-//! - `publish`: publications (to be written).
+//! - `publish`: publications (the plugin's metadata files stored as artifacts).
 //! - `admin`: orphan cleanup.
 
 pub mod admin;
+pub mod publish;
 pub mod repository;
 
 use std::sync::Arc;
@@ -38,5 +39,6 @@ pub fn registry(env: &TaskEnv) -> Registry {
         admin::orphan_cleanup(ctx, storage.clone())
     });
     repository::register(&mut registry, env);
+    publish::register(&mut registry, env);
     registry
 }

@@ -7,6 +7,7 @@
 //! in the new version).
 
 pub mod manifest;
+pub mod publish;
 
 use async_trait::async_trait;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -109,6 +110,29 @@ impl Plugin for FilePlugin {
                     "description": "The SHA-256 checksum if available."}),
             ),
         ]
+    }
+
+    fn publication_options(
+        &self,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, (String, String)> {
+        publish::options(body)
+    }
+
+    fn publication_schema(&self) -> serde_json::Value {
+        publish::schema()
+    }
+
+    fn serves_publications(&self) -> bool {
+        true
+    }
+
+    fn publication_metadata(
+        &self,
+        plugin_data: &serde_json::Value,
+        files: &[crate::db::distribution::ServedFile],
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        publish::metadata(plugin_data, files)
     }
 }
 
