@@ -3,7 +3,6 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use url::Url;
 
@@ -57,7 +56,7 @@ pub(crate) async fn attempt(
     stats: &DownloadStats,
     tee: Option<&Tee>,
 ) -> Result<Written, Failure> {
-    stats.requests.fetch_add(1, Ordering::Relaxed);
+    stats.request();
     let owned = path.to_path_buf();
     let (mut file, len) = tokio::task::spawn_blocking(move || -> io::Result<_> {
         let file = std::fs::File::open(&owned)?;

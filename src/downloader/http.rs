@@ -3,8 +3,6 @@
 //! body into a [`Sink`]). Errors from reqwest are mapped to [`DownloadError`] without URLs of
 //! proxies or any credential.
 
-use std::sync::atomic::Ordering;
-
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Certificate, Client, Identity, Proxy, StatusCode};
 use url::Url;
@@ -134,7 +132,8 @@ impl HttpDownloader {
         stats: &DownloadStats,
         secrets: &Secrets,
     ) -> Result<Written, Failure> {
-        stats.requests.fetch_add(1, Ordering::Relaxed);
+        stats.request();
+        let sent = std::time::Instant::now();
         let mut request = self.client.get(url.clone()).headers(self.headers.clone());
         if let Some((user, password)) = &self.auth {
             request = request.basic_auth(user, Some(password));
@@ -143,6 +142,7 @@ impl HttpDownloader {
             .send()
             .await
             .map_err(|e| Failure::from(send_error(url_str, e, secrets)))?;
+        stats.first_byte(sent.elapsed());
 
         let status = response.status();
         if !status.is_success() {

@@ -210,6 +210,9 @@ struct InFlight<'a>(&'a DownloadStats);
 impl<'a> InFlight<'a> {
     fn enter(stats: &'a DownloadStats) -> InFlight<'a> {
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &stats.telemetry {
+            t.in_flight.inc();
+        }
         InFlight(stats)
     }
 }
@@ -217,6 +220,9 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(t) = &self.0.telemetry {
+            t.in_flight.dec();
+        }
     }
 }
 
@@ -245,9 +251,42 @@ pub struct DownloadStats {
     pub completed: AtomicU64,
     /// Downloads in flight (holding a concurrency slot).
     pub in_flight: AtomicU64,
+    /// The process-wide per-remote metrics these counters also feed (`/metrics`).
+    pub telemetry: Option<crate::telemetry::RemoteMetrics>,
 }
 
 impl DownloadStats {
+    /// Counters for remote `name`, also feeding the process metrics.
+    pub fn for_remote(name: &str) -> DownloadStats {
+        DownloadStats {
+            telemetry: Some(crate::telemetry::global().remote(name)),
+            ..DownloadStats::default()
+        }
+    }
+
+    /// A request was sent (or a file opened).
+    pub(crate) fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &self.telemetry {
+            t.requests.inc();
+        }
+    }
+
+    /// Response headers arrived `after` the request was sent.
+    pub(crate) fn first_byte(&self, after: Duration) {
+        if let Some(t) = &self.telemetry {
+            t.ttfb.observe(after.as_secs_f64());
+        }
+    }
+
+    /// Body bytes were received.
+    pub(crate) fn received(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        if let Some(t) = &self.telemetry {
+            t.bytes.inc_by(n);
+        }
+    }
+
     pub fn retries(&self) -> u64 {
         self.retries_status.load(Ordering::Relaxed)
             + self.retries_timeout.load(Ordering::Relaxed)
@@ -305,7 +344,7 @@ impl DownloaderFactory {
             max_attempts: retries.saturating_add(1),
             total_timeout,
             secrets: Secrets::of(remote),
-            stats: Arc::new(DownloadStats::default()),
+            stats: Arc::new(DownloadStats::for_remote(&remote.name)),
         }))
     }
 
@@ -413,13 +452,29 @@ impl DownloaderFactory {
             .await
             .map_err(|_| DownloadError::Cancelled)?;
         let _in_flight = InFlight::enter(&self.stats);
+        let started = std::time::Instant::now();
+        let result = self.download_attempts(&target, url, expected, tee).await;
+        if let Some(t) = &self.stats.telemetry {
+            t.duration.observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// The attempts of one download, holding its slot.
+    async fn download_attempts(
+        &self,
+        target: &Target,
+        url: &str,
+        expected: &Expected,
+        tee: Option<&Tee>,
+    ) -> Result<DownloadResult, DownloadError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             if let Some(limiter) = &self.limiter {
                 limiter.acquire().await;
             }
-            let failure = match self.attempt(&target, url, expected, tee).await {
+            let failure = match self.attempt(target, url, expected, tee).await {
                 Ok(w) => {
                     self.stats.completed.fetch_add(1, Ordering::Relaxed);
                     return Ok(DownloadResult {

@@ -151,9 +151,7 @@ impl Sink {
         expected_size: Option<u64>,
         stats: &super::DownloadStats,
     ) -> Result<(), super::DownloadError> {
-        stats
-            .bytes
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        stats.received(data.len() as u64);
         let total = self.received() + data.len() as u64;
         if let Some(want) = expected_size {
             if total > want {

@@ -275,6 +275,48 @@ impl Telemetry {
     }
 }
 
+/// One remote's handles into the download families, cloned once per downloader factory so the
+/// hot path does no label lookups.
+#[derive(Debug, Clone)]
+pub struct RemoteMetrics {
+    remote: String,
+    pub requests: Counter,
+    pub bytes: Counter,
+    pub in_flight: Gauge,
+    pub ttfb: Histogram,
+    pub duration: Histogram,
+}
+
+impl RemoteMetrics {
+    /// A retry of `cause` (`status`, `timeout`, `connection`, `digest`).
+    pub fn retry(&self, cause: &str) {
+        global()
+            .download_retries
+            .get_or_create(&RetryLabels {
+                remote: self.remote.clone(),
+                cause: cause.to_string(),
+            })
+            .inc();
+    }
+}
+
+impl Telemetry {
+    /// The handles of remote `name` (labels carry the name only, never a URL).
+    pub fn remote(&self, name: &str) -> RemoteMetrics {
+        let l = RemoteLabels {
+            remote: name.to_string(),
+        };
+        RemoteMetrics {
+            remote: name.to_string(),
+            requests: self.download_requests.get_or_create(&l).clone(),
+            bytes: self.download_bytes.get_or_create(&l).clone(),
+            in_flight: self.download_in_flight.get_or_create(&l).clone(),
+            ttfb: self.download_ttfb.get_or_create(&l).clone(),
+            duration: self.download_duration.get_or_create(&l).clone(),
+        }
+    }
+}
+
 /// This process's metrics.
 pub fn global() -> &'static Telemetry {
     static T: OnceLock<Telemetry> = OnceLock::new();
