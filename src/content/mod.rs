@@ -59,11 +59,35 @@ pub fn router(state: AppState) -> Router {
         app: state,
         inflight: Arc::new(Mutex::new(HashMap::new())),
     };
+    let metrics = Router::new()
+        .route("/metrics", crate::api::metrics::route(&cs.app))
+        .with_state(cs.app.clone());
     Router::new()
         .route("/pulp/content", get(|| async { redirect(CONTENT_PREFIX) }))
         .route("/pulp/content/", get(handle))
         .route("/pulp/content/{*rest}", get(handle))
+        .layer(axum::middleware::from_fn(count_response))
         .with_state(cs)
+        .merge(metrics)
+}
+
+/// Counts every content response by status, and the body bytes it announces (a GET's
+/// `Content-Length` or exact body size; a body cut short by a failed on-demand fetch counts as announced).
+async fn count_response(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_head = req.method() == axum::http::Method::HEAD;
+    let resp = next.run(req).await;
+    let bytes = if is_head {
+        0
+    } else {
+        resp.headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| axum::body::HttpBody::size_hint(resp.body()).exact())
+            .unwrap_or(0)
+    };
+    crate::telemetry::global().record_content_response(resp.status().as_u16(), bytes);
+    resp
 }
 
 /// Errors answered as plain text.

@@ -178,8 +178,17 @@ async fn stream(
     let handle = tokio::spawn(async move {
         let tee = Tee::new(tx);
         let save_ca = leader.as_ref().map(|(ca, _, _)| *ca);
+        let started = std::time::Instant::now();
         let result = fetch(&app, &ra, &remote, &tee, save_ca).await;
         drop(tee);
+        crate::telemetry::global().record_on_demand(
+            match &result {
+                Ok(Some(_)) => "saved",
+                Ok(None) => "streamed",
+                Err(_) => "failed",
+            },
+            started.elapsed(),
+        );
         if let Err(e) = &result {
             tracing::warn!(url = %ra.url, error = %e, "on-demand fetch failed");
         }

@@ -59,6 +59,8 @@ pub struct Settings {
     pub admin_password: Option<String>,
     /// Seconds without a heartbeat after which a worker is presumed dead.
     pub worker_ttl: f64,
+    /// Whether `GET /metrics` (API and content app) needs credentials.
+    pub metrics_auth: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -78,6 +80,7 @@ impl std::fmt::Debug for Settings {
                 &self.admin_password.as_ref().map(|_| "<set>"),
             )
             .field("worker_ttl", &self.worker_ttl)
+            .field("metrics_auth", &self.metrics_auth)
             .finish()
     }
 }
@@ -93,6 +96,7 @@ impl Default for Settings {
             content_origin: None,
             admin_password: None,
             worker_ttl: 30.0,
+            metrics_auth: false,
         }
     }
 }
@@ -243,6 +247,7 @@ impl Server {
             auth: Arc::new(auth::Authenticator::default()),
             content_origin,
             content_path_prefix: crate::content::CONTENT_PREFIX.to_string(),
+            metrics_auth: settings.metrics_auth,
         };
 
         let mut api_addr = None;

@@ -256,6 +256,16 @@ impl Telemetry {
             .observe(took.as_secs_f64());
     }
 
+    /// An on-demand fetch that ended with `outcome` (`saved`, `streamed`, `failed`).
+    pub fn record_on_demand(&self, outcome: &str, took: Duration) {
+        self.on_demand_fetches
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.on_demand_seconds.observe(took.as_secs_f64());
+    }
+
     /// A content app response.
     pub fn record_content_response(&self, status: u16, body_bytes: u64) {
         self.content_requests
