@@ -188,6 +188,10 @@ pub struct Remote {
     pub rate_limit: Option<u32>,
     pub pulp_created: DateTime<Utc>,
     pub pulp_last_updated: DateTime<Utc>,
+    /// Free-form labels (`pulp_labels` of the REST API).
+    pub pulp_labels: std::collections::BTreeMap<String, String>,
+    /// Seconds to connect a socket (pulpcore's `sock_connect_timeout`).
+    pub sock_connect_timeout: Option<f64>,
 }
 
 impl Remote {
@@ -218,6 +222,8 @@ impl Remote {
             rate_limit: None,
             pulp_created: now,
             pulp_last_updated: now,
+            pulp_labels: Default::default(),
+            sock_connect_timeout: None,
         }
     }
 
@@ -274,6 +280,12 @@ pub struct Repository {
     pub remote_id: Option<Uuid>,
     pub pulp_created: DateTime<Utc>,
     pub pulp_last_updated: DateTime<Utc>,
+    /// Free-form labels (`pulp_labels` of the REST API).
+    pub pulp_labels: std::collections::BTreeMap<String, String>,
+    /// How many versions to keep (`None`: all).
+    pub retain_repo_versions: Option<u64>,
+    /// The plugin's own repository fields (a JSON object).
+    pub plugin_data: serde_json::Value,
 }
 
 /// Added / removed / present unit counts of one version.

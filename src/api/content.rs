@@ -1,8 +1,268 @@
-//! `content` endpoints (to be written).
+//! `content/<app>/<content_kind>/` for every plugin: list (filtered by repository version,
+//! version added / removed, `pulp_href__in` and the plugin's own data filters) and read.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::ApiBuilder;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::routing::get;
+use axum::Json;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::list::Query;
+use super::openapi::paginated;
+use super::remotes::{path_id, plugin, title, ts};
+use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
+use crate::db::catalog::ContentQuery;
+use crate::models::Content;
 use crate::plugins::Plugin;
 
-pub fn register(_b: &mut ApiBuilder, _plugins: &[Arc<dyn Plugin>]) {}
+/// Units as pulpcore answers them, in input order.
+async fn content_json(
+    state: &AppState,
+    plugin: &dyn Plugin,
+    units: &[Content],
+) -> ApiResult<Vec<Value>> {
+    let names = plugin.api_names();
+    let model = plugin.model_names().content.to_lowercase();
+    let ids: Vec<Uuid> = units.iter().map(|c| c.id).collect();
+    let mut artifact: HashMap<Uuid, Uuid> = HashMap::new();
+    for (ca, a) in state.store.content_artifacts(&ids).await? {
+        if let Some(a) = a {
+            artifact.entry(ca.content_id).or_insert(a.id);
+        }
+    }
+    Ok(units
+        .iter()
+        .map(|c| {
+            let mut v = json!({
+                "pulp_href": href::content(&names, c.id),
+                "prn": href::prn(&format!("{}.{model}", names.app_label), c.id),
+                "pulp_created": ts(c.pulp_created),
+                "pulp_last_updated": ts(c.pulp_created),
+                "pulp_labels": {},
+                "artifact": artifact.get(&c.id).map(|a| href::artifact(*a)),
+            });
+            for (k, x) in plugin.content_fields(c) {
+                v[k] = x;
+            }
+            v
+        })
+        .collect())
+}
+
+const CORE_FILTERS: &[&str] = &[
+    "repository_version",
+    "repository_version_added",
+    "repository_version_removed",
+    "pulp_href__in",
+    "pulp_label_select",
+];
+
+/// The version an href names, for filter `field`: (repository id, number, version id).
+async fn version_of(
+    state: &AppState,
+    plugin: &dyn Plugin,
+    field: &str,
+    h: &str,
+) -> ApiResult<(Uuid, i64, Uuid)> {
+    let names = plugin.api_names();
+    let bad = || ApiError::field(field, "Invalid hyperlink - Object does not exist.");
+    let (coll, repo, number) = href::parse_version(h).ok_or_else(bad)?;
+    if coll != ["repositories", names.app_label, names.kind] {
+        return Err(bad());
+    }
+    let v = state
+        .store
+        .get_version(repo, number)
+        .await?
+        .ok_or_else(bad)?;
+    Ok((repo, number, v.id))
+}
+
+async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
+    let plugin = plugin(&state, p)?;
+    let filters = plugin.content_filters();
+    let mut known: Vec<&str> = CORE_FILTERS.to_vec();
+    known.extend(filters.iter().map(|(name, _)| *name));
+    q.only(&known)?;
+    let (limit, offset) = q.page()?;
+    let mut query = ContentQuery {
+        pulp_type: Some(plugin.content_type().to_string()),
+        limit,
+        offset,
+        ..ContentQuery::default()
+    };
+    if let Some(h) = q.get("repository_version") {
+        let (repo, number, _) =
+            version_of(&state, plugin.as_ref(), "repository_version", h).await?;
+        query.in_version = Some((repo, number));
+    }
+    if let Some(h) = q.get("repository_version_added") {
+        query.added_in = Some(
+            version_of(&state, plugin.as_ref(), "repository_version_added", h)
+                .await?
+                .2,
+        );
+    }
+    if let Some(h) = q.get("repository_version_removed") {
+        query.removed_in = Some(
+            version_of(&state, plugin.as_ref(), "repository_version_removed", h)
+                .await?
+                .2,
+        );
+    }
+    if q.get("pulp_href__in").is_some() {
+        let names = plugin.api_names();
+        let ids = q
+            .list("pulp_href__in")
+            .iter()
+            .filter_map(|h| href::parse(h))
+            .filter(|p| p.collection == ["content", names.app_label, names.content_kind])
+            .map(|p| p.id)
+            .collect();
+        query.ids = Some(ids);
+    }
+    for (name, key) in filters {
+        if let Some(v) = q.get(name) {
+            query.data_equals.push((key.to_string(), v.to_string()));
+        }
+    }
+    // Units carry no labels: a selection that needs one matches nothing.
+    if q.get("pulp_label_select").is_some()
+        && !super::remotes::name_matches(&q, "", &Default::default())
+    {
+        query.ids = Some(Vec::new());
+    }
+    let (count, units) = state.store.list_content(&query).await?;
+    let items = content_json(&state, plugin.as_ref(), &units).await?;
+    Ok(Json(q.paginate(count, items)?))
+}
+
+async fn read(state: AppState, p: &'static str, id: String, q: Query) -> ApiResult<Json<Value>> {
+    let plugin = plugin(&state, p)?;
+    let id = path_id(&id)?;
+    let (_, units) = state
+        .store
+        .list_content(&ContentQuery {
+            pulp_type: Some(plugin.content_type().to_string()),
+            ids: Some(vec![id]),
+            limit: 1,
+            ..ContentQuery::default()
+        })
+        .await?;
+    if units.is_empty() {
+        return Err(ApiError::NotFound(
+            "No Content matches the given query.".into(),
+        ));
+    }
+    let v = content_json(&state, plugin.as_ref(), &units)
+        .await?
+        .remove(0);
+    Ok(Json(q.select(v)))
+}
+
+pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
+    for plugin in plugins {
+        let p = plugin.name();
+        let n = plugin.api_names();
+        let model = format!("{}.{}", n.app_label, plugin.model_names().content);
+        let response = format!("{model}Response");
+        let coll = format!(
+            "{}content/{}/{}/",
+            super::API_ROOT,
+            n.app_label,
+            n.content_kind
+        );
+        let detail = format!("{coll}{{id}}/");
+        let ref_param = format!("{}_{}_content_href", n.app_label, n.kind);
+        let op = |s: &str| format!("content_{}_{}_{s}", n.app_label, n.content_kind);
+        let tag = format!("Content: {}", title(n.content_kind));
+        let l = b
+            .route(
+                Method::GET,
+                &coll,
+                &coll,
+                &op("list"),
+                &tag,
+                get(move |State(s): State<AppState>, q: Query| list(s, p, q)),
+            )
+            .summary("List content")
+            .response(200, Some(&format!("Paginated{response}List")));
+        for f in CORE_FILTERS {
+            l.query(
+                f,
+                if *f == "pulp_href__in" {
+                    "array"
+                } else {
+                    "string"
+                },
+                "",
+            );
+        }
+        for (f, _) in plugin.content_filters() {
+            l.query(f, "string", "");
+        }
+        l.query(
+            "ordering",
+            "array",
+            "Which field to use when ordering the results.",
+        )
+        .query("limit", "integer", "Number of results to return per page.")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        );
+        b.route(
+            Method::GET,
+            &detail,
+            &format!("{{{ref_param}}}"),
+            &op("read"),
+            &tag,
+            get(
+                move |State(s): State<AppState>, Path(id): Path<String>, q: Query| {
+                    read(s, p, id, q)
+                },
+            ),
+        )
+        .summary("Inspect content")
+        .path_param(&ref_param)
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        )
+        .response(200, Some(&response));
+        let mut props = json!({
+            "pulp_href": {"type": "string", "format": "uri", "readOnly": true},
+            "prn": {"type": "string", "readOnly": true},
+            "pulp_created": {"type": "string", "format": "date-time", "readOnly": true},
+            "pulp_last_updated": {"type": "string", "format": "date-time", "readOnly": true},
+            "pulp_labels": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
+            "artifact": {"type": "string", "format": "uri", "nullable": true},
+        });
+        for (k, s) in plugin.content_schema() {
+            props[k] = s;
+        }
+        b.schema(&response, json!({"type": "object", "properties": props}));
+        b.schema(&format!("Paginated{response}List"), paginated(&response));
+    }
+}

@@ -19,6 +19,7 @@ pub mod body;
 pub mod error;
 pub mod href;
 pub mod list;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     pub content_origin: String,
     /// The content app's path prefix, `/pulp/content/`.
     pub content_path_prefix: String,
+    /// Whether `GET /metrics` needs credentials.
+    pub metrics_auth: bool,
 }
 
 impl AppState {
@@ -112,6 +115,7 @@ pub fn router(state: AppState) -> Router {
     for (path, mr) in by_path {
         router = router.route(&path, mr);
     }
+    router = router.route("/metrics", metrics::route(&state));
     router
         .layer(axum::Extension(doc))
         .fallback(|| async { ApiError::NotFound("Not found.".to_string()) })

@@ -1,8 +1,414 @@
-//! `publications` endpoints (to be written).
+//! `publications/<app>/<kind>/`: create (202, task `publish` holding a shared reservation on
+//! the repository, as pulpcore), list, read, delete (synchronous 204, as pulpcore). Only
+//! complete publications exist for the API. The plugin's own fields (file: `manifest`) come from
+//! [`Plugin::publication_options`] and are shown as fields of the publication.
 
 use std::sync::Arc;
 
-use super::ApiBuilder;
-use crate::plugins::Plugin;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
 
-pub fn register(_b: &mut ApiBuilder, _plugins: &[Arc<dyn Plugin>]) {}
+use super::body::JsonObject;
+use super::distributions::{capitalized, ts};
+use super::list::Query;
+use super::openapi::{paginated, ASYNC_OPERATION};
+use super::routes::Param;
+use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
+use crate::db::distribution::{Publication, PublicationFilter};
+use crate::plugins::{ApiNames, Plugin};
+
+const FILTERS: &[&str] = &[
+    "repository_version",
+    "repository",
+    "pulp_created",
+    "pulp_created__gte",
+    "pulp_created__lte",
+];
+
+pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
+    for plugin in plugins {
+        let n = plugin.api_names();
+        let name = plugin.name();
+        let base = format!("{API_ROOT}publications/{}/{}/", n.app_label, n.kind);
+        let detail = format!("{base}{{id}}/");
+        let href_param = format!("{}_{}_publication_href", n.app_label, n.kind);
+        let detail_doc = format!("{{{href_param}}}");
+        let op = |verb: &str| format!("publications_{}_{}_{verb}", n.app_label, n.kind);
+        let tag = format!("Publications: {}", capitalized(n.kind));
+        let schema = format!("{}.{}Publication", n.app_label, capitalized(n.kind));
+        let response = format!("{schema}Response");
+        let page = format!("Paginated{response}List");
+
+        b.route(
+            Method::GET,
+            &base,
+            &base,
+            &op("list"),
+            &tag,
+            get(move |s: State<AppState>, q: Query| list(s, name, q)),
+        )
+        .summary("List publications")
+        .query("limit", "integer", "Number of results to return per page.")
+        .query(
+            "offset",
+            "integer",
+            "The initial index from which to return the results.",
+        )
+        .query(
+            "repository_version",
+            "string",
+            "Repository Version referenced by HREF",
+        )
+        .query("repository", "string", "Repository referenced by HREF")
+        .query(
+            "pulp_created",
+            "string",
+            "Filter results where pulp_created matches value",
+        )
+        .query(
+            "pulp_created__gte",
+            "string",
+            "Filter results where pulp_created is greater than or equal to value",
+        )
+        .query(
+            "pulp_created__lte",
+            "string",
+            "Filter results where pulp_created is less than or equal to value",
+        )
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        )
+        .response(200, Some(&page));
+        if let Some(doc) = b.routes.last_mut().map(|r| &mut r.doc) {
+            for (name, what) in [
+                ("pulp_created", "matches"),
+                ("pulp_created__gte", "is greater than or equal to"),
+                ("pulp_created__lte", "is less than or equal to"),
+            ] {
+                doc.params.push(Param {
+                    name: name.to_string(),
+                    location: "query",
+                    schema: json!({"type": "string", "format": "date-time"}),
+                    required: false,
+                    description: format!("Filter results where pulp_created {what} value"),
+                });
+            }
+        }
+        b.route(
+            Method::POST,
+            &base,
+            &base,
+            &op("create"),
+            &tag,
+            post(move |s: State<AppState>, body: JsonObject| create(s, name, body)),
+        )
+        .summary("Create a publication")
+        .request(&schema)
+        .response(202, Some(ASYNC_OPERATION));
+        b.route(
+            Method::GET,
+            &detail,
+            &detail_doc,
+            &op("read"),
+            &tag,
+            get(move |s: State<AppState>, p: Path<Uuid>, q: Query| read(s, name, p, q)),
+        )
+        .summary("Inspect a publication")
+        .path_param(&href_param)
+        .query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        )
+        .response(200, Some(&response));
+        b.route(
+            Method::DELETE,
+            &detail,
+            &detail_doc,
+            &op("delete"),
+            &tag,
+            delete(move |s: State<AppState>, p: Path<Uuid>| remove(s, name, p)),
+        )
+        .summary("Delete a publication")
+        .path_param(&href_param)
+        .response(204, None);
+
+        let mut props = json!({
+            "repository_version": {"type": "string", "format": "uri"},
+            "repository": {"type": "string", "format": "uri",
+                "description": "A URI of the repository to be published."},
+            "checkpoint": {"type": "boolean"},
+        });
+        if let (Some(p), Value::Object(extra)) =
+            (props.as_object_mut(), plugin.publication_schema())
+        {
+            p.extend(extra);
+        }
+        b.schema(&schema, json!({"type": "object", "properties": props}));
+        let mut rprops = props.clone();
+        if let Some(p) = rprops.as_object_mut() {
+            p.extend(
+                json!({
+                    "pulp_href": {"type": "string", "format": "uri", "readOnly": true},
+                    "prn": {"type": "string", "readOnly": true},
+                    "pulp_created": {"type": "string", "format": "date-time", "readOnly": true},
+                    "pulp_last_updated": {"type": "string", "format": "date-time", "readOnly": true},
+                    "distributions": {"type": "array", "items": {"type": "string", "format": "uri"}, "readOnly": true},
+                })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            );
+        }
+        b.schema(&response, json!({"type": "object", "properties": rprops}));
+        b.schema(&page, paginated(&response));
+    }
+}
+
+/// The JSON of a publication; `distributions` are the hrefs of those serving it.
+fn to_json(n: &ApiNames, p: &Publication, distributions: Vec<String>) -> Value {
+    let mut v = json!({
+        "pulp_href": href::publication(n, p.id),
+        "prn": href::prn(&format!("{}.{}publication", n.app_label, n.kind), p.id),
+        "pulp_created": ts(p.pulp_created),
+        "pulp_last_updated": ts(p.pulp_last_updated),
+        "repository_version": href::version(n, p.version.repository_id, p.version.number),
+        "repository": href::repository(n, p.version.repository_id),
+        "distributions": distributions,
+        "checkpoint": false,
+    });
+    if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), &p.plugin_data) {
+        for (k, val) in extra {
+            obj.insert(k.clone(), val.clone());
+        }
+    }
+    v
+}
+
+async fn with_distributions(
+    state: &AppState,
+    n: &ApiNames,
+    pubs: &[Publication],
+) -> ApiResult<Vec<Value>> {
+    let ids: Vec<Uuid> = pubs.iter().map(|p| p.id).collect();
+    let links = state.store.publication_distributions(&ids).await?;
+    Ok(pubs
+        .iter()
+        .map(|p| {
+            let ds = links
+                .iter()
+                .filter(|(pid, _)| *pid == p.id)
+                .map(|(_, d)| href::distribution(n, *d))
+                .collect();
+            to_json(n, p, ds)
+        })
+        .collect())
+}
+
+fn plugin_of(state: &AppState, name: &str) -> ApiResult<Arc<dyn Plugin>> {
+    state
+        .plugin(name)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound("Not found.".into()))
+}
+
+fn parse_time(field: &str, v: &str) -> ApiResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::field(field, "Enter a valid date/time."))
+}
+
+async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResult<Response> {
+    q.only(FILTERS)?;
+    let p = plugin_of(&state, plugin)?;
+    let n = p.api_names();
+    let (limit, offset) = q.page()?;
+    let mut f = PublicationFilter {
+        pulp_type: Some(p.repository_type().to_string()),
+        limit,
+        offset,
+        ..PublicationFilter::default()
+    };
+    if let Some(h) = q.get("repository_version").filter(|s| !s.is_empty()) {
+        let (_, repo, number) = href::parse_version(h)
+            .ok_or_else(|| ApiError::field("repository_version", "Invalid version href."))?;
+        match state.store.get_version(repo, number).await {
+            Ok(Some(v)) => f.version_id = Some(v.id),
+            _ => return Ok(Json(q.paginate(0, Vec::new())?).into_response()),
+        }
+    }
+    if let Some(h) = q.get("repository").filter(|s| !s.is_empty()) {
+        let parsed = href::parse(h)
+            .filter(|p| p.rest.is_empty())
+            .ok_or_else(|| ApiError::field("repository", "Invalid repository href."))?;
+        f.repository_id = Some(parsed.id);
+    }
+    if let Some(t) = q.get("pulp_created") {
+        let t = parse_time("pulp_created", t)?;
+        f.created_gte = Some(t);
+        f.created_lte = Some(t);
+    }
+    if let Some(t) = q.get("pulp_created__gte") {
+        f.created_gte = Some(parse_time("pulp_created__gte", t)?);
+    }
+    if let Some(t) = q.get("pulp_created__lte") {
+        f.created_lte = Some(parse_time("pulp_created__lte", t)?);
+    }
+    let (count, rows) = state.store.list_publications(&f).await?;
+    let out = with_distributions(&state, &n, &rows).await?;
+    Ok(Json(q.paginate(count, out)?).into_response())
+}
+
+async fn load(state: &AppState, p: &Arc<dyn Plugin>, id: Uuid) -> ApiResult<Publication> {
+    let publication = state.store.get_publication(id).await?;
+    if !publication.complete || publication.pulp_type != p.repository_type() {
+        return Err(ApiError::NotFound("Not found.".into()));
+    }
+    Ok(publication)
+}
+
+async fn read(
+    State(state): State<AppState>,
+    plugin: &str,
+    Path(id): Path<Uuid>,
+    q: Query,
+) -> ApiResult<Response> {
+    let p = plugin_of(&state, plugin)?;
+    let publication = load(&state, &p, id).await?;
+    let mut out = with_distributions(&state, &p.api_names(), &[publication]).await?;
+    Ok(Json(q.select(out.remove(0))).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    plugin: &str,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    let p = plugin_of(&state, plugin)?;
+    load(&state, &p, id).await?;
+    state.store.delete_publication(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    plugin: &str,
+    body: JsonObject,
+) -> ApiResult<Response> {
+    let p = plugin_of(&state, plugin)?;
+    let n = p.api_names();
+    let mut map = body.0;
+    let mut errors = std::collections::BTreeMap::<String, Vec<String>>::new();
+    let mut err = |f: &str, m: &str| errors.entry(f.into()).or_default().push(m.into());
+    let plugin_data = match p.publication_options(&mut map) {
+        Ok(v) => v,
+        Err((field, msg)) => {
+            err(&field, &msg);
+            Value::Null
+        }
+    };
+    let take_str = |map: &mut serde_json::Map<String, Value>, f: &str| match map.remove(f) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(()),
+    };
+    let repo_href = take_str(&mut map, "repository");
+    let version_href = take_str(&mut map, "repository_version");
+    match map.remove("checkpoint") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(_) => err("checkpoint", "Checkpoint publications are not supported."),
+    }
+    for k in map.keys() {
+        err(k, "Unexpected field.");
+    }
+    let mut version_id = None;
+    let mut repository_id = None;
+    match (repo_href, version_href) {
+        (Err(()), _) => err("repository", "Not a valid string."),
+        (_, Err(())) => err("repository_version", "Not a valid string."),
+        (Ok(Some(_)), Ok(Some(_))) => err(
+            "non_field_errors",
+            "Either the 'repository' or 'repository_version' need to be specified but not both.",
+        ),
+        (Ok(None), Ok(None)) => err(
+            "non_field_errors",
+            "Either the 'repository' or 'repository_version' need to be specified.",
+        ),
+        (Ok(Some(h)), Ok(None)) => match href::parse(&h) {
+            Some(parsed)
+                if parsed.collection == ["repositories", n.app_label, n.kind]
+                    && parsed.rest.is_empty() =>
+            {
+                match state.store.latest_version(parsed.id).await {
+                    Ok(v) => {
+                        version_id = Some(v.id);
+                        repository_id = Some(parsed.id);
+                    }
+                    Err(_) => err("repository", "Invalid hyperlink - Object does not exist."),
+                }
+            }
+            _ => err("repository", "Invalid hyperlink - Object does not exist."),
+        },
+        (Ok(None), Ok(Some(h))) => match href::parse_version(&h) {
+            Some((coll, repo, number)) if coll == ["repositories", n.app_label, n.kind] => {
+                match state.store.get_version(repo, number).await {
+                    Ok(Some(v)) => {
+                        version_id = Some(v.id);
+                        repository_id = Some(repo);
+                    }
+                    _ => err(
+                        "repository_version",
+                        "Invalid hyperlink - Object does not exist.",
+                    ),
+                }
+            }
+            _ => err(
+                "repository_version",
+                "Invalid hyperlink - Object does not exist.",
+            ),
+        },
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (Some(version_id), Some(repository_id)) = (version_id, repository_id) else {
+        return Err(ApiError::invalid("No repository version to publish."));
+    };
+    let repo_href = href::repository(&n, repository_id);
+    let task = state
+        .tasking
+        .dispatch(
+            "publish",
+            json!({
+                "plugin": p.name(),
+                "repository_version": version_id,
+                "plugin_data": plugin_data,
+            }),
+            &[],
+            &[repo_href.as_str()],
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "task": href::task(task.id) })),
+    )
+        .into_response())
+}

@@ -2,11 +2,65 @@
 //! artifacts beyond the sync pipeline's needs (lists with filters, updates, deletes, modify).
 //! Implemented in `sqlite_catalog.rs` and `pg_catalog.rs`.
 
-use async_trait::async_trait;
+use std::collections::BTreeMap;
 
-#[allow(unused_imports)]
+use async_trait::async_trait;
+use uuid::Uuid;
+
 use super::{DbError, DbResult};
+use crate::models::{Content, Remote, Repository};
+
+/// Which content units to list. Every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentQuery {
+    /// Units of this `pulp_type` only.
+    pub pulp_type: Option<String>,
+    /// Units present in version `number` of repository `.0`.
+    pub in_version: Option<(Uuid, i64)>,
+    /// Units added by this version (id).
+    pub added_in: Option<Uuid>,
+    /// Units removed by this version (id).
+    pub removed_in: Option<Uuid>,
+    /// Units with one of these ids.
+    pub ids: Option<Vec<Uuid>>,
+    /// `(key, value)`: the unit's `data[key]`, as text, equals `value`.
+    pub data_equals: Vec<(String, String)>,
+    pub limit: u64,
+    pub offset: u64,
+}
 
 /// Catalog queries of the REST API.
 #[async_trait]
-pub trait CatalogStore: Send + Sync + 'static {}
+pub trait CatalogStore: Send + Sync + 'static {
+    /// Every remote (of `pulp_type` when given), by name.
+    async fn list_remotes(&self, pulp_type: Option<&str>) -> DbResult<Vec<Remote>>;
+    /// Deletes a remote; repositories using it as default lose it, its remote artifacts go.
+    async fn delete_remote(&self, id: Uuid) -> DbResult<()>;
+
+    /// Replaces name, description, remote, labels, retain_repo_versions and plugin data.
+    async fn update_repository(&self, repository: &Repository) -> DbResult<Repository>;
+    /// Deletes a repository with its versions and memberships (content stays, orphaned).
+    async fn delete_repository(&self, id: Uuid) -> DbResult<()>;
+
+    /// Matching units (by `pulp_created`, then id) and how many match in all.
+    async fn list_content(&self, query: &ContentQuery) -> DbResult<(u64, Vec<Content>)>;
+
+    /// Removes these units from the incomplete version (those present). Returns how many.
+    async fn unassociate(&self, version_id: Uuid, content_ids: &[Uuid]) -> DbResult<u64>;
+
+    /// Deletes a complete version as pulpcore does: its changes fold into the next complete
+    /// version; when it is the latest, the memberships it added go and those it removed reopen.
+    /// Deleting the only complete version is [`DbError::Conflict`].
+    async fn delete_version(&self, version_id: Uuid) -> DbResult<()>;
+}
+
+/// The message of deleting the last version, as pulpcore words it.
+pub const LAST_VERSION: &str = "Attempt to delete the last remaining version.";
+
+pub(crate) fn labels_to_json(labels: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::to_value(labels).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+pub(crate) fn labels_from_json(v: &serde_json::Value) -> DbResult<BTreeMap<String, String>> {
+    serde_json::from_value(v.clone()).map_err(|e| DbError::Corrupt(format!("pulp_labels: {e}")))
+}

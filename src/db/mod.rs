@@ -226,6 +226,8 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Deletes a task in a final state; a waiting, running or canceling one is
     /// [`DbError::Conflict`].
     async fn delete_task(&self, id: Uuid) -> DbResult<()>;
+    /// `(name, state, count)` of every task, for metrics.
+    async fn task_counts(&self) -> DbResult<Vec<(String, String, i64)>>;
 
     /// Atomically claims the oldest waiting task whose resources are free (see the
     /// `reservations` module), sets it `running` with `started_at` and `worker`, and returns it.

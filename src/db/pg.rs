@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "server",
         include_str!("../../migrations/postgres/0003_server.sql"),
     ),
+    (
+        6,
+        "distribution",
+        include_str!("../../migrations/postgres/0006_distribution.sql"),
+    ),
 ];
 
 /// Connections in the pool.
@@ -85,7 +90,7 @@ type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 macro_rules! repo_cols {
     () => {
         "id, pulp_type, name, description, next_version, remote_id, pulp_created, \
-         pulp_last_updated"
+         pulp_last_updated, pulp_labels, retain_repo_versions, plugin_data"
     };
 }
 
@@ -112,7 +117,7 @@ macro_rules! remote_cols {
         "id, pulp_type, name, url, policy, download_concurrency, max_retries, username, \
          password, proxy_url, proxy_username, proxy_password, ca_cert, client_cert, client_key, \
          tls_validation, headers, connect_timeout, sock_read_timeout, total_timeout, rate_limit, \
-         pulp_created, pulp_last_updated"
+         pulp_created, pulp_last_updated, pulp_labels, sock_connect_timeout"
     };
 }
 
@@ -122,7 +127,7 @@ macro_rules! remote_artifact_cols {
     };
 }
 
-fn repo_from(row: &PgRow) -> DbResult<Repository> {
+pub(super) fn repo_from(row: &PgRow) -> DbResult<Repository> {
     Ok(Repository {
         id: row.try_get(0)?,
         pulp_type: row.try_get(1)?,
@@ -132,10 +137,13 @@ fn repo_from(row: &PgRow) -> DbResult<Repository> {
         remote_id: row.try_get(5)?,
         pulp_created: row.try_get(6)?,
         pulp_last_updated: row.try_get(7)?,
+        pulp_labels: super::catalog::labels_from_json(&row.try_get::<serde_json::Value, _>(8)?)?,
+        retain_repo_versions: shared::opt_to_u64(row.try_get(9)?, "retain_repo_versions")?,
+        plugin_data: row.try_get(10)?,
     })
 }
 
-fn version_from(row: &PgRow) -> DbResult<RepositoryVersion> {
+pub(super) fn version_from(row: &PgRow) -> DbResult<RepositoryVersion> {
     Ok(RepositoryVersion {
         id: row.try_get(0)?,
         repository_id: row.try_get(1)?,
@@ -150,7 +158,7 @@ fn version_from(row: &PgRow) -> DbResult<RepositoryVersion> {
     })
 }
 
-fn content_from(row: &PgRow) -> DbResult<Content> {
+pub(super) fn content_from(row: &PgRow) -> DbResult<Content> {
     Ok(Content {
         id: row.try_get(0)?,
         pulp_type: row.try_get(1)?,
@@ -162,7 +170,7 @@ fn content_from(row: &PgRow) -> DbResult<Content> {
 }
 
 /// An artifact whose 8 columns start at `base`.
-fn artifact_from(row: &PgRow, base: usize) -> DbResult<Artifact> {
+pub(super) fn artifact_from(row: &PgRow, base: usize) -> DbResult<Artifact> {
     Ok(Artifact {
         id: row.try_get(base)?,
         sha256: row.try_get(base + 1)?,
@@ -177,7 +185,7 @@ fn artifact_from(row: &PgRow, base: usize) -> DbResult<Artifact> {
     })
 }
 
-fn remote_from(row: &PgRow) -> DbResult<Remote> {
+pub(super) fn remote_from(row: &PgRow) -> DbResult<Remote> {
     let policy: &str = row.try_get(4)?;
     let headers: serde_json::Value = row.try_get(16)?;
     Ok(Remote {
@@ -204,6 +212,8 @@ fn remote_from(row: &PgRow) -> DbResult<Remote> {
         rate_limit: shared::opt_to_u32(row.try_get(20)?, "rate_limit")?,
         pulp_created: row.try_get(21)?,
         pulp_last_updated: row.try_get(22)?,
+        pulp_labels: super::catalog::labels_from_json(&row.try_get::<serde_json::Value, _>(23)?)?,
+        sock_connect_timeout: row.try_get(24)?,
     })
 }
 
@@ -423,12 +433,14 @@ impl Store for PgStore {
             "INSERT INTO remotes (",
             remote_cols!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17::jsonb, $18, $19, $20, $21, $22, $23)"
+             $17::jsonb, $18, $19, $20, $21, $22, $23, $24, $25)"
         ))
         .bind(remote.id);
         bind_remote_options(q, remote)
             .bind(now)
             .bind(now)
+            .bind(super::catalog::labels_to_json(&remote.pulp_labels))
+            .bind(remote.sock_connect_timeout)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -452,10 +464,13 @@ impl Store for PgStore {
              proxy_url = $9, proxy_username = $10, proxy_password = $11, ca_cert = $12, \
              client_cert = $13, client_key = $14, tls_validation = $15, headers = $16::jsonb, \
              connect_timeout = $17, sock_read_timeout = $18, total_timeout = $19, \
-             rate_limit = $20, pulp_last_updated = $21 WHERE id = $22",
+             rate_limit = $20, pulp_last_updated = $21, pulp_labels = $22, \
+             sock_connect_timeout = $23 WHERE id = $24",
         );
         let done = bind_remote_options(q, remote)
             .bind(shared::now())
+            .bind(super::catalog::labels_to_json(&remote.pulp_labels))
+            .bind(remote.sock_connect_timeout)
             .bind(remote.id)
             .execute(&mut *tx)
             .await
@@ -502,7 +517,7 @@ impl Store for PgStore {
         sqlx::query(concat!(
             "INSERT INTO repositories (",
             repo_cols!(),
-            ") VALUES ($1, $2, $3, NULL, 1, $4, $5, $5)"
+            ") VALUES ($1, $2, $3, NULL, 1, $4, $5, $5, '{}'::jsonb, NULL, '{}'::jsonb)"
         ))
         .bind(id)
         .bind(pulp_type)

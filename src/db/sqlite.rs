@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "server",
         include_str!("../../migrations/sqlite/0003_server.sql"),
     ),
+    (
+        6,
+        "distribution",
+        include_str!("../../migrations/sqlite/0006_distribution.sql"),
+    ),
 ];
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
@@ -105,7 +110,7 @@ pub(super) fn hy(id: Uuid) -> Hyphenated {
     id.hyphenated()
 }
 
-fn opt_hy(id: Option<Uuid>) -> Option<Hyphenated> {
+pub(super) fn opt_hy(id: Option<Uuid>) -> Option<Hyphenated> {
     id.map(Uuid::hyphenated)
 }
 
@@ -117,7 +122,7 @@ pub(super) fn uuid_at(row: &SqliteRow, i: usize) -> DbResult<Uuid> {
     Ok(row.try_get::<Hyphenated, _>(i)?.into_uuid())
 }
 
-fn opt_uuid_at(row: &SqliteRow, i: usize) -> DbResult<Option<Uuid>> {
+pub(super) fn opt_uuid_at(row: &SqliteRow, i: usize) -> DbResult<Option<Uuid>> {
     Ok(row
         .try_get::<Option<Hyphenated>, _>(i)?
         .map(Hyphenated::into_uuid))
@@ -155,7 +160,7 @@ fn values(rows: usize, cols: usize) -> String {
 }
 
 /// `?,?,?` for an `IN (...)` list of `n` values.
-fn in_list(n: usize) -> String {
+pub(super) fn in_list(n: usize) -> String {
     let mut s = String::with_capacity(n * 2);
     for i in 0..n {
         if i > 0 {
@@ -171,7 +176,7 @@ fn in_list(n: usize) -> String {
 macro_rules! repo_cols {
     () => {
         "id, pulp_type, name, description, next_version, remote_id, pulp_created, \
-         pulp_last_updated"
+         pulp_last_updated, pulp_labels, retain_repo_versions, plugin_data"
     };
 }
 
@@ -198,7 +203,7 @@ macro_rules! remote_cols {
         "id, pulp_type, name, url, policy, download_concurrency, max_retries, username, \
          password, proxy_url, proxy_username, proxy_password, ca_cert, client_cert, client_key, \
          tls_validation, headers, connect_timeout, sock_read_timeout, total_timeout, rate_limit, \
-         pulp_created, pulp_last_updated"
+         pulp_created, pulp_last_updated, pulp_labels, sock_connect_timeout"
     };
 }
 
@@ -208,7 +213,7 @@ macro_rules! remote_artifact_cols {
     };
 }
 
-fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
+pub(super) fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
     Ok(Repository {
         id: uuid_at(row, 0)?,
         pulp_type: row.try_get(1)?,
@@ -218,10 +223,13 @@ fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
         remote_id: opt_uuid_at(row, 5)?,
         pulp_created: time_at(row, 6)?,
         pulp_last_updated: time_at(row, 7)?,
+        pulp_labels: super::catalog::labels_from_json(&json_at(row, 8)?)?,
+        retain_repo_versions: shared::opt_to_u64(row.try_get(9)?, "retain_repo_versions")?,
+        plugin_data: json_at(row, 10)?,
     })
 }
 
-fn version_from(row: &SqliteRow) -> DbResult<RepositoryVersion> {
+pub(super) fn version_from(row: &SqliteRow) -> DbResult<RepositoryVersion> {
     Ok(RepositoryVersion {
         id: uuid_at(row, 0)?,
         repository_id: uuid_at(row, 1)?,
@@ -236,7 +244,7 @@ fn version_from(row: &SqliteRow) -> DbResult<RepositoryVersion> {
     })
 }
 
-fn content_from(row: &SqliteRow) -> DbResult<Content> {
+pub(super) fn content_from(row: &SqliteRow) -> DbResult<Content> {
     Ok(Content {
         id: uuid_at(row, 0)?,
         pulp_type: row.try_get(1)?,
@@ -248,7 +256,7 @@ fn content_from(row: &SqliteRow) -> DbResult<Content> {
 }
 
 /// An artifact whose 8 columns start at `base`.
-fn artifact_from(row: &SqliteRow, base: usize) -> DbResult<Artifact> {
+pub(super) fn artifact_from(row: &SqliteRow, base: usize) -> DbResult<Artifact> {
     Ok(Artifact {
         id: uuid_at(row, base)?,
         sha256: row.try_get(base + 1)?,
@@ -263,7 +271,7 @@ fn artifact_from(row: &SqliteRow, base: usize) -> DbResult<Artifact> {
     })
 }
 
-fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
+pub(super) fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
     let policy: &str = row.try_get(4)?;
     Ok(Remote {
         id: uuid_at(row, 0)?,
@@ -289,6 +297,8 @@ fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
         rate_limit: shared::opt_to_u32(row.try_get(20)?, "rate_limit")?,
         pulp_created: time_at(row, 21)?,
         pulp_last_updated: time_at(row, 22)?,
+        pulp_labels: super::catalog::labels_from_json(&json_at(row, 23)?)?,
+        sock_connect_timeout: row.try_get(24)?,
     })
 }
 
@@ -489,12 +499,14 @@ impl Store for SqliteStore {
         let q = sqlx::query(concat!(
             "INSERT INTO remotes (",
             remote_cols!(),
-            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ))
         .bind(hy(remote.id));
         bind_remote_options(q, remote)
             .bind(us(now))
             .bind(us(now))
+            .bind(super::catalog::labels_to_json(&remote.pulp_labels).to_string())
+            .bind(remote.sock_connect_timeout)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
@@ -518,10 +530,12 @@ impl Store for SqliteStore {
              proxy_url = ?, proxy_username = ?, proxy_password = ?, ca_cert = ?, \
              client_cert = ?, client_key = ?, tls_validation = ?, headers = ?, \
              connect_timeout = ?, sock_read_timeout = ?, total_timeout = ?, rate_limit = ?, \
-             pulp_last_updated = ? WHERE id = ?",
+             pulp_last_updated = ?, pulp_labels = ?, sock_connect_timeout = ? WHERE id = ?",
         );
         let done = bind_remote_options(q, remote)
             .bind(us(shared::now()))
+            .bind(super::catalog::labels_to_json(&remote.pulp_labels).to_string())
+            .bind(remote.sock_connect_timeout)
             .bind(hy(remote.id))
             .execute(&mut *tx)
             .await
@@ -568,7 +582,7 @@ impl Store for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO repositories (",
             repo_cols!(),
-            ") VALUES (?, ?, ?, NULL, 1, ?, ?, ?)"
+            ") VALUES (?, ?, ?, NULL, 1, ?, ?, ?, '{}', NULL, '{}')"
         ))
         .bind(hy(id))
         .bind(pulp_type)

@@ -236,6 +236,22 @@ impl TaskStore for SqliteStore {
         shared::to_u64(n, "count")
     }
 
+    async fn task_counts(&self) -> DbResult<Vec<(String, String, i64)>> {
+        let rows = sqlx::query("SELECT name, state, COUNT(*) FROM tasks GROUP BY name, state")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<i64, _>(2),
+                )
+            })
+            .collect())
+    }
+
     async fn delete_task(&self, id: Uuid) -> DbResult<()> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(

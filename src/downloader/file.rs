@@ -3,11 +3,10 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use url::Url;
 
-use super::sink::{Sink, Written, BUFFER_SIZE};
+use super::sink::{Sink, Tee, Written, BUFFER_SIZE};
 use super::{DownloadError, DownloadStats, Failure};
 use crate::models::Expected;
 
@@ -55,8 +54,9 @@ pub(crate) async fn attempt(
     expected: &Expected,
     tmp_dir: &Path,
     stats: &DownloadStats,
+    tee: Option<&Tee>,
 ) -> Result<Written, Failure> {
-    stats.requests.fetch_add(1, Ordering::Relaxed);
+    stats.request();
     let owned = path.to_path_buf();
     let (mut file, len) = tokio::task::spawn_blocking(move || -> io::Result<_> {
         let file = std::fs::File::open(&owned)?;
@@ -85,7 +85,7 @@ pub(crate) async fn attempt(
         }
     }
 
-    let mut sink = Sink::new(tmp_dir.to_path_buf(), &expected.other, Some(len));
+    let mut sink = Sink::new(tmp_dir.to_path_buf(), &expected.other, Some(len)).with_tee(tee);
     let mut buf = vec![0u8; BUFFER_SIZE];
     loop {
         let (f, b, n) = tokio::task::spawn_blocking(move || -> io::Result<_> {

@@ -3,14 +3,12 @@
 //! body into a [`Sink`]). Errors from reqwest are mapped to [`DownloadError`] without URLs of
 //! proxies or any credential.
 
-use std::sync::atomic::Ordering;
-
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Certificate, Client, Identity, Proxy, StatusCode};
 use url::Url;
 
 use super::retry::parse_retry_after;
-use super::sink::{Sink, Written};
+use super::sink::{Dest, Sink, Written};
 use super::{secs, DownloadError, DownloadStats, Failure, Secrets};
 use crate::models::{Expected, Remote};
 
@@ -130,11 +128,12 @@ impl HttpDownloader {
         url: &Url,
         url_str: &str,
         expected: &Expected,
-        tmp_dir: &std::path::Path,
+        dest: Dest<'_>,
         stats: &DownloadStats,
         secrets: &Secrets,
     ) -> Result<Written, Failure> {
-        stats.requests.fetch_add(1, Ordering::Relaxed);
+        stats.request();
+        let sent = std::time::Instant::now();
         let mut request = self.client.get(url.clone()).headers(self.headers.clone());
         if let Some((user, password)) = &self.auth {
             request = request.basic_auth(user, Some(password));
@@ -143,6 +142,7 @@ impl HttpDownloader {
             .send()
             .await
             .map_err(|e| Failure::from(send_error(url_str, e, secrets)))?;
+        stats.first_byte(sent.elapsed());
 
         let status = response.status();
         if !status.is_success() {
@@ -179,10 +179,11 @@ impl HttpDownloader {
         }
 
         let mut sink = Sink::new(
-            tmp_dir.to_path_buf(),
+            dest.tmp_dir.to_path_buf(),
             &expected.other,
             content_length.or(expected.size),
-        );
+        )
+        .with_tee(dest.tee);
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,

@@ -29,6 +29,7 @@ use ratelimit::RateLimiter;
 use sink::Written;
 
 pub use http::USER_AGENT_PREFIX as USER_AGENT;
+pub use sink::Tee;
 
 /// Total time of one attempt (headers and body) when the remote sets none, as in pulpcore.
 pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -209,6 +210,9 @@ struct InFlight<'a>(&'a DownloadStats);
 impl<'a> InFlight<'a> {
     fn enter(stats: &'a DownloadStats) -> InFlight<'a> {
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &stats.telemetry {
+            t.in_flight.inc();
+        }
         InFlight(stats)
     }
 }
@@ -216,6 +220,9 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(t) = &self.0.telemetry {
+            t.in_flight.dec();
+        }
     }
 }
 
@@ -244,9 +251,42 @@ pub struct DownloadStats {
     pub completed: AtomicU64,
     /// Downloads in flight (holding a concurrency slot).
     pub in_flight: AtomicU64,
+    /// The process-wide per-remote metrics these counters also feed (`/metrics`).
+    pub telemetry: Option<crate::telemetry::RemoteMetrics>,
 }
 
 impl DownloadStats {
+    /// Counters for remote `name`, also feeding the process metrics.
+    pub fn for_remote(name: &str) -> DownloadStats {
+        DownloadStats {
+            telemetry: Some(crate::telemetry::global().remote(name)),
+            ..DownloadStats::default()
+        }
+    }
+
+    /// A request was sent (or a file opened).
+    pub(crate) fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &self.telemetry {
+            t.requests.inc();
+        }
+    }
+
+    /// Response headers arrived `after` the request was sent.
+    pub(crate) fn first_byte(&self, after: Duration) {
+        if let Some(t) = &self.telemetry {
+            t.ttfb.observe(after.as_secs_f64());
+        }
+    }
+
+    /// Body bytes were received.
+    pub(crate) fn received(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        if let Some(t) = &self.telemetry {
+            t.bytes.inc_by(n);
+        }
+    }
+
     pub fn retries(&self) -> u64 {
         self.retries_status.load(Ordering::Relaxed)
             + self.retries_timeout.load(Ordering::Relaxed)
@@ -304,7 +344,7 @@ impl DownloaderFactory {
             max_attempts: retries.saturating_add(1),
             total_timeout,
             secrets: Secrets::of(remote),
-            stats: Arc::new(DownloadStats::default()),
+            stats: Arc::new(DownloadStats::for_remote(&remote.name)),
         }))
     }
 
@@ -339,17 +379,25 @@ impl DownloaderFactory {
         target: &Target,
         url: &str,
         expected: &Expected,
+        tee: Option<&Tee>,
     ) -> Result<Written, Failure> {
         let tmp_dir = &self.settings.tmp_dir;
         let run = async {
             let written = match target {
                 Target::Http(parsed) => {
                     self.http
-                        .attempt(parsed, url, expected, tmp_dir, &self.stats, &self.secrets)
+                        .attempt(
+                            parsed,
+                            url,
+                            expected,
+                            sink::Dest { tmp_dir, tee },
+                            &self.stats,
+                            &self.secrets,
+                        )
                         .await?
                 }
                 Target::File(path) => {
-                    file::attempt(path, url, expected, tmp_dir, &self.stats).await?
+                    file::attempt(path, url, expected, tmp_dir, &self.stats, tee).await?
                 }
             };
             sink::check(url, expected, &written)?;
@@ -373,6 +421,30 @@ impl DownloaderFactory {
         url: &str,
         expected: &Expected,
     ) -> Result<DownloadResult, DownloadError> {
+        self.download_inner(url, expected, None).await
+    }
+
+    /// Like [`DownloaderFactory::download`], also handing every chunk to `tee` as it arrives
+    /// (the content app streams an on-demand artifact to its client while it is saved). An
+    /// attempt that fails before any byte reached `tee` is retried as usual; once bytes were
+    /// forwarded nothing is retried (the receiver cannot take them back): the error is returned.
+    /// The size and digests are checked at the end, as for any download, so a receiver must
+    /// treat the bytes as unverified until this returns `Ok`.
+    pub async fn download_streaming(
+        &self,
+        url: &str,
+        expected: &Expected,
+        tee: &Tee,
+    ) -> Result<DownloadResult, DownloadError> {
+        self.download_inner(url, expected, Some(tee)).await
+    }
+
+    async fn download_inner(
+        &self,
+        url: &str,
+        expected: &Expected,
+        tee: Option<&Tee>,
+    ) -> Result<DownloadResult, DownloadError> {
         let target = self.target(url)?;
         let _permit = self
             .semaphore
@@ -380,13 +452,29 @@ impl DownloaderFactory {
             .await
             .map_err(|_| DownloadError::Cancelled)?;
         let _in_flight = InFlight::enter(&self.stats);
+        let started = std::time::Instant::now();
+        let result = self.download_attempts(&target, url, expected, tee).await;
+        if let Some(t) = &self.stats.telemetry {
+            t.duration.observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// The attempts of one download, holding its slot.
+    async fn download_attempts(
+        &self,
+        target: &Target,
+        url: &str,
+        expected: &Expected,
+        tee: Option<&Tee>,
+    ) -> Result<DownloadResult, DownloadError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             if let Some(limiter) = &self.limiter {
                 limiter.acquire().await;
             }
-            let failure = match self.attempt(&target, url, expected).await {
+            let failure = match self.attempt(target, url, expected, tee).await {
                 Ok(w) => {
                     self.stats.completed.fetch_add(1, Ordering::Relaxed);
                     return Ok(DownloadResult {
@@ -400,7 +488,7 @@ impl DownloaderFactory {
                 Err(f) => f,
             };
             let error = failure.error;
-            if !retry::is_retryable(&error) {
+            if !retry::is_retryable(&error) || tee.is_some_and(|t| t.forwarded() > 0) {
                 return Err(error);
             }
             if attempt >= self.max_attempts {

@@ -38,13 +38,18 @@ pub(crate) fn is_retryable(err: &DownloadError) -> bool {
 
 /// Counts one retry caused by `err` in the matching counter of `stats`.
 pub(crate) fn count_retry(stats: &DownloadStats, err: &DownloadError) {
-    let counter = match err {
-        DownloadError::Status { .. } => &stats.retries_status,
-        DownloadError::Timeout { .. } => &stats.retries_timeout,
-        DownloadError::Digest { .. } | DownloadError::Size { .. } => &stats.retries_integrity,
-        _ => &stats.retries_connection,
+    let (counter, cause) = match err {
+        DownloadError::Status { .. } => (&stats.retries_status, "status"),
+        DownloadError::Timeout { .. } => (&stats.retries_timeout, "timeout"),
+        DownloadError::Digest { .. } | DownloadError::Size { .. } => {
+            (&stats.retries_integrity, "digest")
+        }
+        _ => (&stats.retries_connection, "connection"),
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    if let Some(t) = &stats.telemetry {
+        t.retry(cause);
+    }
 }
 
 /// Parses a `Retry-After` header given in seconds (the HTTP-date form is ignored).

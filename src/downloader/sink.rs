@@ -75,12 +75,42 @@ pub(crate) struct Written {
     pub other: OtherDigests,
 }
 
+/// Receives a copy of every chunk of a download as it arrives (a client being streamed to).
+/// When the receiver is gone the download carries on without it.
+#[derive(Debug, Clone)]
+pub struct Tee {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    forwarded: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Tee {
+    pub fn new(tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> Tee {
+        Tee {
+            tx,
+            forwarded: Default::default(),
+        }
+    }
+
+    /// Bytes handed to the receiver so far (all attempts).
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Where one attempt's bytes go: a temp file in `tmp_dir`, and a copy to `tee` if any.
+#[derive(Clone, Copy)]
+pub(crate) struct Dest<'a> {
+    pub tmp_dir: &'a std::path::Path,
+    pub tee: Option<&'a Tee>,
+}
+
 /// Receives the body of one attempt. Dropping it deletes whatever was written.
 pub(crate) struct Sink {
     tmp_dir: PathBuf,
     buf: Vec<u8>,
     state: Option<State>,
     received: u64,
+    tee: Option<Tee>,
 }
 
 impl Sink {
@@ -97,7 +127,14 @@ impl Sink {
                 file: None,
             }),
             received: 0,
+            tee: None,
         }
+    }
+
+    /// Also hands every accepted chunk to `tee`.
+    pub(crate) fn with_tee(mut self, tee: Option<&Tee>) -> Sink {
+        self.tee = tee.cloned();
+        self
     }
 
     /// Bytes received so far.
@@ -114,9 +151,7 @@ impl Sink {
         expected_size: Option<u64>,
         stats: &super::DownloadStats,
     ) -> Result<(), super::DownloadError> {
-        stats
-            .bytes
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        stats.received(data.len() as u64);
         let total = self.received() + data.len() as u64;
         if let Some(want) = expected_size {
             if total > want {
@@ -132,7 +167,21 @@ impl Sink {
             .map_err(|source| super::DownloadError::Io {
                 url: url.to_string(),
                 source,
-            })
+            })?;
+        if let Some(tee) = &self.tee {
+            if tee
+                .tx
+                .send(bytes::Bytes::copy_from_slice(data))
+                .await
+                .is_err()
+            {
+                self.tee = None;
+            } else {
+                tee.forwarded
+                    .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Appends `data`, spilling to the temp file when the buffer is full.

@@ -7,6 +7,7 @@ pub mod file;
 use std::sync::Arc;
 
 use crate::declarative::RemoteHandle;
+use crate::models::Content;
 use crate::stages::{default_stages, Stage, StageEnv};
 
 /// What a plugin's first stage may use besides its remote.
@@ -25,6 +26,26 @@ pub struct ApiNames {
     pub kind: &'static str,
     /// Second segment for content: `content/<app_label>/<content_kind>/` (`files`).
     pub content_kind: &'static str,
+}
+
+/// Class names of a plugin's REST models (pulpcore's serializer `ref_name`s without the app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelNames {
+    /// `FileRemote`.
+    pub remote: &'static str,
+    /// `FileRepository`.
+    pub repository: &'static str,
+    /// `FileContent`.
+    pub content: &'static str,
+}
+
+/// One plugin-specific repository field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginField {
+    pub name: &'static str,
+    /// JSON schema; its `type` (`string`, `boolean`, `integer`) is what the API validates.
+    pub schema: serde_json::Value,
+    pub default: serde_json::Value,
 }
 
 /// A content-type plugin.
@@ -48,7 +69,84 @@ pub trait Plugin: Send + Sync + 'static {
 
     // ---- REST API: catalog (remotes, repositories, content) ------------------------------
 
+    /// Class names of the plugin's REST models, for schema names (`file.FileRemote`) and PRNs
+    /// (`prn:file.fileremote:<id>`).
+    fn model_names(&self) -> ModelNames {
+        ModelNames {
+            remote: "Remote",
+            repository: "Repository",
+            content: "Content",
+        }
+    }
+
+    /// The `pulp_type` of the plugin's content units (`file.file`).
+    fn content_type(&self) -> &'static str {
+        self.repository_type()
+    }
+
+    /// The plugin's own repository fields, stored in the repository's plugin data.
+    fn repository_fields(&self) -> Vec<PluginField> {
+        Vec::new()
+    }
+
+    /// Content list filters that compare a key of a unit's data with the parameter's value:
+    /// `(query parameter, data key)`.
+    fn content_filters(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+
+    /// The REST fields of a unit besides the core's (`pulp_href`, `artifact`...), with their
+    /// JSON schemas in [`Plugin::content_schema`].
+    fn content_fields(&self, content: &Content) -> serde_json::Map<String, serde_json::Value> {
+        let _ = content;
+        serde_json::Map::new()
+    }
+
+    /// JSON schemas of the fields of [`Plugin::content_fields`], by name.
+    fn content_schema(&self) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+
     // ---- REST API: publications and distributions --------------------------------------
+
+    /// Takes the plugin's own publication fields out of a publication create body and returns
+    /// them as the publication's `plugin_data` (shown as fields of the publication), or
+    /// `(field, message)` for a bad value.
+    fn publication_options(
+        &self,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, (String, String)> {
+        let _ = body;
+        Ok(serde_json::json!({}))
+    }
+
+    /// OpenAPI properties of the plugin's publication fields (`{"manifest": {...}}`).
+    fn publication_schema(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+
+    /// Whether a publication also serves every content artifact of its version at its own
+    /// relative path (pulpcore's `pass_through`).
+    fn publication_pass_through(&self) -> bool {
+        true
+    }
+
+    /// Whether a distribution on a repository (or a version) serves the latest publication
+    /// (pulpcore's `SERVE_FROM_PUBLICATION`) rather than the version itself.
+    fn serves_publications(&self) -> bool {
+        false
+    }
+
+    /// The metadata files a publication of a version whose files are `files` carries:
+    /// `(relative path, bytes)`.
+    fn publication_metadata(
+        &self,
+        plugin_data: &serde_json::Value,
+        files: &[crate::db::distribution::ServedFile],
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let _ = (plugin_data, files);
+        Ok(Vec::new())
+    }
 }
 
 /// Every compiled-in plugin.

@@ -59,6 +59,8 @@ pub struct Settings {
     pub admin_password: Option<String>,
     /// Seconds without a heartbeat after which a worker is presumed dead.
     pub worker_ttl: f64,
+    /// Whether `GET /metrics` (API and content app) needs credentials.
+    pub metrics_auth: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -78,6 +80,7 @@ impl std::fmt::Debug for Settings {
                 &self.admin_password.as_ref().map(|_| "<set>"),
             )
             .field("worker_ttl", &self.worker_ttl)
+            .field("metrics_auth", &self.metrics_auth)
             .finish()
     }
 }
@@ -93,6 +96,7 @@ impl Default for Settings {
             content_origin: None,
             admin_password: None,
             worker_ttl: 30.0,
+            metrics_auth: false,
         }
     }
 }
@@ -221,10 +225,20 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
 
-        let content_origin = settings
-            .content_origin
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", settings.content_bind));
+        // Bind first: with port 0 the origin must name the port actually bound.
+        let api_listener = match parts.api {
+            true => Some(bind(settings.api_bind).await?),
+            false => None,
+        };
+        let content_listener = match parts.content {
+            true => Some(bind(settings.content_bind).await?),
+            false => None,
+        };
+        let content_origin = match (&settings.content_origin, &content_listener) {
+            (Some(o), _) => o.trim_end_matches('/').to_string(),
+            (None, Some(l)) => format!("http://{}", l.local_addr()?),
+            (None, None) => format!("http://{}", settings.content_bind),
+        };
         let state = AppState {
             store: store.clone(),
             storage: storage.clone(),
@@ -233,18 +247,17 @@ impl Server {
             auth: Arc::new(auth::Authenticator::default()),
             content_origin,
             content_path_prefix: crate::content::CONTENT_PREFIX.to_string(),
+            metrics_auth: settings.metrics_auth,
         };
 
         let mut api_addr = None;
-        if parts.api {
-            let listener = bind(settings.api_bind).await?;
+        if let Some(listener) = api_listener {
             api_addr = Some(listener.local_addr()?);
             let app = api::router(state.clone());
             tracker.spawn(serve(listener, app, shutdown.clone()));
         }
         let mut content_addr = None;
-        if parts.content {
-            let listener = bind(settings.content_bind).await?;
+        if let Some(listener) = content_listener {
             content_addr = Some(listener.local_addr()?);
             let app = crate::content::router(state.clone());
             tracker.spawn(serve(listener, app, shutdown.clone()));

@@ -4,11 +4,14 @@
 //! the artifact storage, and records created resources. The REST API dispatches them with
 //! the resources they reserve; nothing here knows about HTTP.
 //!
-//! - `repository`: sync, modify, delete a repository version (to be written).
-//! - `publish`: publications (to be written).
+//! - `repository`: sync, modify, delete a repository version, update / delete remotes and
+//!   repositories.
+//! - `publish`: publications (the plugin's metadata files stored as artifacts).
 //! - `admin`: orphan cleanup.
 
 pub mod admin;
+pub mod publish;
+pub mod repository;
 
 use std::sync::Arc;
 
@@ -35,5 +38,7 @@ pub fn registry(env: &TaskEnv) -> Registry {
     registry.register(admin::ORPHAN_CLEANUP, move |ctx| {
         admin::orphan_cleanup(ctx, storage.clone())
     });
+    repository::register(&mut registry, env);
+    publish::register(&mut registry, env);
     registry
 }

@@ -256,6 +256,16 @@ impl Telemetry {
             .observe(took.as_secs_f64());
     }
 
+    /// An on-demand fetch that ended with `outcome` (`saved`, `streamed`, `failed`).
+    pub fn record_on_demand(&self, outcome: &str, took: Duration) {
+        self.on_demand_fetches
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.on_demand_seconds.observe(took.as_secs_f64());
+    }
+
     /// A content app response.
     pub fn record_content_response(&self, status: u16, body_bytes: u64) {
         self.content_requests
@@ -272,6 +282,48 @@ impl Telemetry {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// One remote's handles into the download families, cloned once per downloader factory so the
+/// hot path does no label lookups.
+#[derive(Debug, Clone)]
+pub struct RemoteMetrics {
+    remote: String,
+    pub requests: Counter,
+    pub bytes: Counter,
+    pub in_flight: Gauge,
+    pub ttfb: Histogram,
+    pub duration: Histogram,
+}
+
+impl RemoteMetrics {
+    /// A retry of `cause` (`status`, `timeout`, `connection`, `digest`).
+    pub fn retry(&self, cause: &str) {
+        global()
+            .download_retries
+            .get_or_create(&RetryLabels {
+                remote: self.remote.clone(),
+                cause: cause.to_string(),
+            })
+            .inc();
+    }
+}
+
+impl Telemetry {
+    /// The handles of remote `name` (labels carry the name only, never a URL).
+    pub fn remote(&self, name: &str) -> RemoteMetrics {
+        let l = RemoteLabels {
+            remote: name.to_string(),
+        };
+        RemoteMetrics {
+            remote: name.to_string(),
+            requests: self.download_requests.get_or_create(&l).clone(),
+            bytes: self.download_bytes.get_or_create(&l).clone(),
+            in_flight: self.download_in_flight.get_or_create(&l).clone(),
+            ttfb: self.download_ttfb.get_or_create(&l).clone(),
+            duration: self.download_duration.get_or_create(&l).clone(),
+        }
     }
 }
 

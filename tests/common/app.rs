@@ -58,6 +58,7 @@ impl TestApp {
             content_origin: None,
             admin_password: Some(ADMIN_PASSWORD.to_string()),
             worker_ttl: 30.0,
+            metrics_auth: false,
         };
         TestApp::start_with(settings, backend, Some(dir)).await
     }

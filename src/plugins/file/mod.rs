@@ -7,14 +7,15 @@
 //! in the new version).
 
 pub mod manifest;
+pub mod publish;
 
 use async_trait::async_trait;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio::io::AsyncBufReadExt;
 
 use crate::declarative::{ArtifactState, DeclarativeArtifact, DeclarativeContent};
-use crate::models::{Expected, Policy, UnsavedContent};
-use crate::plugins::{ApiNames, Plugin, SyncEnv};
+use crate::models::{Content, Expected, Policy, UnsavedContent};
+use crate::plugins::{ApiNames, ModelNames, Plugin, PluginField, SyncEnv};
 use crate::stages::{Stage, StageError, StageIo};
 pub use manifest::{check_relative_path, parse_line, ManifestEntry, ManifestError};
 
@@ -43,6 +44,95 @@ impl Plugin for FilePlugin {
             kind: "file",
             content_kind: "files",
         }
+    }
+
+    fn model_names(&self) -> ModelNames {
+        ModelNames {
+            remote: "FileRemote",
+            repository: "FileRepository",
+            content: "FileContent",
+        }
+    }
+
+    fn repository_fields(&self) -> Vec<PluginField> {
+        vec![
+            PluginField {
+                name: "manifest",
+                schema: serde_json::json!({"type": "string", "nullable": true,
+                    "description": "Filename to use for manifest file containing metadata for all the files.",
+                    "default": "PULP_MANIFEST"}),
+                default: serde_json::json!("PULP_MANIFEST"),
+            },
+            PluginField {
+                name: "autopublish",
+                schema: serde_json::json!({"type": "boolean", "default": false,
+                    "description": "Whether to automatically create publications for new repository versions, and update any distributions pointing to this repository."}),
+                default: serde_json::json!(false),
+            },
+        ]
+    }
+
+    fn content_filters(&self) -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("relative_path", "relative_path"),
+            ("sha256", "digest"),
+            ("digest", "digest"),
+        ]
+    }
+
+    fn content_fields(&self, content: &Content) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "relative_path".into(),
+            content
+                .data
+                .get("relative_path")
+                .cloned()
+                .unwrap_or_default(),
+        );
+        m.insert(
+            "sha256".into(),
+            content.data.get("digest").cloned().unwrap_or_default(),
+        );
+        m
+    }
+
+    fn content_schema(&self) -> Vec<(&'static str, serde_json::Value)> {
+        vec![
+            (
+                "relative_path",
+                serde_json::json!({"type": "string",
+                    "description": "Path where the artifact is located relative to distributions base_path"}),
+            ),
+            (
+                "sha256",
+                serde_json::json!({"type": "string", "readOnly": true,
+                    "description": "The SHA-256 checksum if available."}),
+            ),
+        ]
+    }
+
+    fn publication_options(
+        &self,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, (String, String)> {
+        publish::options(body)
+    }
+
+    fn publication_schema(&self) -> serde_json::Value {
+        publish::schema()
+    }
+
+    fn serves_publications(&self) -> bool {
+        true
+    }
+
+    fn publication_metadata(
+        &self,
+        plugin_data: &serde_json::Value,
+        files: &[crate::db::distribution::ServedFile],
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        publish::metadata(plugin_data, files)
     }
 }
 

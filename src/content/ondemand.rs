@@ -1,0 +1,309 @@
+//! On-demand and streamed content: a content artifact without an artifact is fetched from its
+//! remote artifact's URL with the remote's downloader ([`DownloaderFactory::download_streaming`]),
+//! each chunk going to the client as it arrives while the downloader hashes it into a temp file.
+//!
+//! - `on_demand` (and `immediate`, for a unit synced before the policy changed): once the size
+//!   and digests matched, the file is adopted into storage, its artifact row inserted and the
+//!   content artifact linked; only then does the client get the last chunk. The download runs in its
+//!   own task, so a client leaving does not stop the save. Concurrent requests for the same
+//!   content artifact in this process share one download: the first streams, the others wait
+//!   for the saved artifact and serve it from storage. Two processes may both fetch it; the
+//!   artifact insert tolerates that (same sha256, one row) and the link is idempotent.
+//! - `streamed`: every request downloads; nothing is saved; a client leaving aborts the
+//!   download (its temp file is deleted).
+//! - A failure before any byte reached the client (remote down, 404, a size announced wrong)
+//!   answers 502 with the reason; after (a digest mismatch is only known at the end) the body
+//!   ends with an error, which breaks the connection: the last chunk is held back until the
+//!   download is validated, so the client never sees the full announced length of bad bytes.
+//!   Nothing is stored either way.
+//! - HEAD answers from the remote artifact's recorded size without fetching. Range requests on
+//!   content not yet downloaded get the whole file (200), which HTTP allows.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::serve::{self, file_headers};
+use super::{empty, not_found, text, ContentState};
+use crate::api::AppState;
+use crate::db::distribution::ServedFile;
+use crate::downloader::{DownloadSettings, DownloaderFactory, Tee};
+use crate::models::{Artifact, Expected, NewArtifact, Policy, Remote, RemoteArtifact};
+
+/// What followers of a download wait on: the saved artifact, or why there is none.
+pub(super) type Waiter = watch::Receiver<Option<Result<Artifact, String>>>;
+
+type Inflight = Arc<Mutex<std::collections::HashMap<Uuid, Waiter>>>;
+
+/// Removes a download's entry from the in-flight map however its task ends.
+struct InflightEntry {
+    map: Inflight,
+    key: Uuid,
+}
+
+impl Drop for InflightEntry {
+    fn drop(&mut self) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// Aborts a spawned download when the response body is dropped (streamed policy).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn bad_gateway(msg: &str) -> Response {
+    text(
+        StatusCode::BAD_GATEWAY,
+        format!("502: cannot fetch the content from its remote: {msg}\n"),
+    )
+}
+
+/// Serves a file of the distribution whose content artifact has no artifact yet.
+pub async fn serve(
+    cs: &ContentState,
+    f: &ServedFile,
+    rel: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let Some(ca_id) = f.content_artifact_id else {
+        return not_found();
+    };
+    let store = &cs.app.store;
+    let ras = match store.remote_artifacts(ca_id).await {
+        Ok(r) => r,
+        Err(e) => return super::db_error(e),
+    };
+    let mut chosen = None;
+    for ra in ras {
+        match store.get_remote(ra.remote_id).await {
+            Ok(remote) => {
+                chosen = Some((ra, remote));
+                break;
+            }
+            Err(e) => tracing::warn!(error = %e, "remote of a remote artifact unavailable"),
+        }
+    }
+    let Some((ra, remote)) = chosen else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "404: the content is not downloaded and no remote can provide it\n",
+        );
+    };
+    let size = ra.size.or(f.remote_size);
+    let mut hdrs = file_headers(rel, ra.sha256.as_deref(), size, f.pulp_created);
+    if head {
+        if let Some(size) = size {
+            hdrs.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+        }
+        return (StatusCode::OK, hdrs, empty()).into_response();
+    }
+    if remote.policy == Policy::Streamed {
+        return stream(cs.app.clone(), ra, remote, hdrs, None).await;
+    }
+    // One download per content artifact in this process.
+    let (leader, mut waiter) = {
+        let mut map = cs.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get(&ca_id) {
+            Some(w) => (None, w.clone()),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                map.insert(ca_id, rx.clone());
+                (Some(tx), rx)
+            }
+        }
+    };
+    match leader {
+        Some(tx) => {
+            let entry = InflightEntry {
+                map: cs.inflight.clone(),
+                key: ca_id,
+            };
+            stream(cs.app.clone(), ra, remote, hdrs, Some((ca_id, tx, entry))).await
+        }
+        None => {
+            let outcome = match waiter.wait_for(Option::is_some).await {
+                Ok(v) => v.clone().unwrap_or_else(|| Err("download vanished".into())),
+                Err(_) => Err("the download stopped".into()),
+            };
+            match outcome {
+                Ok(artifact) => {
+                    serve::artifact(
+                        &cs.app.storage,
+                        &artifact,
+                        rel,
+                        f.pulp_created,
+                        headers,
+                        head,
+                    )
+                    .await
+                }
+                Err(e) => bad_gateway(&e),
+            }
+        }
+    }
+}
+
+type Leader = (
+    Uuid,
+    watch::Sender<Option<Result<Artifact, String>>>,
+    InflightEntry,
+);
+
+/// Starts the download in its own task and answers with its bytes as they come.
+async fn stream(
+    app: AppState,
+    ra: RemoteArtifact,
+    remote: Remote,
+    mut hdrs: HeaderMap,
+    leader: Option<Leader>,
+) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let (done_tx, done_rx) = oneshot::channel::<Result<(), String>>();
+    let saving = leader.is_some();
+    let size = ra.size;
+    let handle = tokio::spawn(async move {
+        let tee = Tee::new(tx);
+        let save_ca = leader.as_ref().map(|(ca, _, _)| *ca);
+        let started = std::time::Instant::now();
+        let result = fetch(&app, &ra, &remote, &tee, save_ca).await;
+        drop(tee);
+        crate::telemetry::global().record_on_demand(
+            match &result {
+                Ok(Some(_)) => "saved",
+                Ok(None) => "streamed",
+                Err(_) => "failed",
+            },
+            started.elapsed(),
+        );
+        if let Err(e) = &result {
+            tracing::warn!(url = %ra.url, error = %e, "on-demand fetch failed");
+        }
+        if let Some((_, wtx, entry)) = leader {
+            let shared = match &result {
+                Ok(Some(a)) => Ok(a.clone()),
+                Ok(None) => Err("nothing saved".to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            // Linked in the database first, then out of the map, then followers woken.
+            drop(entry);
+            let _ = wtx.send(Some(shared));
+        }
+        let _ = done_tx.send(result.map(|_| ()));
+    });
+    let guard = (!saving).then(|| AbortOnDrop(handle));
+    let first = rx.recv().await;
+    let Some(first) = first else {
+        return match done_rx.await {
+            Ok(Ok(())) => {
+                hdrs.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+                (StatusCode::OK, hdrs, empty()).into_response()
+            }
+            Ok(Err(e)) => bad_gateway(&e),
+            Err(_) => bad_gateway("the download stopped"),
+        };
+    };
+    if let Some(size) = size {
+        hdrs.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    // The latest chunk is held back until the next one arrives or the download is known
+    // good (validated, and saved when saving): a client never receives the whole announced
+    // length of a download that turns out corrupt, so its connection breaks short of it.
+    struct St {
+        pending: Option<Bytes>,
+        rx: mpsc::Receiver<Bytes>,
+        done: Option<oneshot::Receiver<Result<(), String>>>,
+        _guard: Option<AbortOnDrop>,
+    }
+    let st = St {
+        pending: Some(first),
+        rx,
+        done: Some(done_rx),
+        _guard: guard,
+    };
+    let body = futures::stream::unfold(st, |mut st| async move {
+        let held = st.pending.take()?;
+        match st.rx.recv().await {
+            Some(next) => {
+                st.pending = Some(next);
+                Some((Ok(held), st))
+            }
+            None => {
+                let outcome = match st.done.take() {
+                    Some(d) => d.await.unwrap_or_else(|_| Err("download stopped".into())),
+                    None => Err("download stopped".into()),
+                };
+                match outcome {
+                    Ok(()) => Some((Ok(held), st)),
+                    Err(e) => Some((Err(std::io::Error::other(e)), st)),
+                }
+            }
+        }
+    });
+    (StatusCode::OK, hdrs, Body::from_stream(body)).into_response()
+}
+
+/// Downloads the remote artifact through `tee`; with `save`, stores the file and links it to
+/// that content artifact.
+async fn fetch(
+    app: &AppState,
+    ra: &RemoteArtifact,
+    remote: &Remote,
+    tee: &Tee,
+    save: Option<Uuid>,
+) -> Result<Option<Artifact>, String> {
+    let factory = DownloaderFactory::new(remote, DownloadSettings::new(app.storage.tmp_dir()))
+        .map_err(|e| e.to_string())?;
+    let expected = Expected {
+        size: ra.size,
+        sha256: ra.sha256.clone(),
+        other: ra.other.clone(),
+    };
+    let res = factory
+        .download_streaming(&ra.url, &expected, tee)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(ca) = save else {
+        return Ok(None); // streamed: the temp file is deleted here
+    };
+    let storage = app.storage.clone();
+    let (sha256, size, other) = (res.sha256.clone(), res.size, res.other.clone());
+    let temp = res.temp;
+    let sha = sha256.clone();
+    let rel = tokio::task::spawn_blocking(move || storage.adopt_batch(vec![(temp, sha, size)]))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let rows = app
+        .store
+        .insert_artifacts(&[NewArtifact {
+            sha256,
+            size,
+            other,
+            file: rel.into_iter().next().unwrap_or_default(),
+        }])
+        .await
+        .map_err(|e| e.to_string())?;
+    let artifact = rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| "artifact insert returned nothing".to_string())?;
+    app.store
+        .link_artifact(ca, artifact.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some(artifact))
+}

@@ -1,0 +1,62 @@
+//! File publications: the `manifest` option (default `PULP_MANIFEST`, null for none) and the
+//! manifest a publication writes, one `relative_path,sha256,size` line per file of the version
+//! (what a file remote syncs from, so a distribution of a publication is itself a file remote).
+
+use serde_json::{json, Map, Value};
+
+use super::manifest::check_relative_path;
+use crate::db::distribution::ServedFile;
+
+/// The manifest file name when the body gives none.
+pub const DEFAULT_MANIFEST: &str = "PULP_MANIFEST";
+
+/// Takes `manifest` out of a publication body.
+pub fn options(body: &mut Map<String, Value>) -> Result<Value, (String, String)> {
+    let manifest = match body.remove("manifest") {
+        None => Value::String(DEFAULT_MANIFEST.to_string()),
+        Some(Value::Null) => Value::Null,
+        Some(Value::String(s)) => {
+            check_relative_path(&s)
+                .map_err(|e| ("manifest".to_string(), format!("Invalid file name: {e}")))?;
+            Value::String(s)
+        }
+        Some(_) => return Err(("manifest".into(), "Not a valid string.".into())),
+    };
+    Ok(json!({ "manifest": manifest }))
+}
+
+/// The OpenAPI properties of a file publication's own fields.
+pub fn schema() -> Value {
+    json!({"manifest": {
+        "type": "string",
+        "nullable": true,
+        "default": DEFAULT_MANIFEST,
+        "description": "Filename that will be used to hold content unit references."
+    }})
+}
+
+/// The manifest of `files` at the publication's `manifest` path (none when it is null).
+pub fn metadata(
+    plugin_data: &Value,
+    files: &[ServedFile],
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let Some(name) = plugin_data.get("manifest").and_then(Value::as_str) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(files.len() * 100);
+    for f in files {
+        if f.relative_path == name {
+            return Err(format!(
+                "the manifest {name:?} would hide a file of the version at the same path"
+            ));
+        }
+        let sha256 = f
+            .sha256()
+            .ok_or_else(|| format!("{}: digest unknown", f.relative_path))?;
+        let size = f
+            .size()
+            .ok_or_else(|| format!("{}: size unknown", f.relative_path))?;
+        out.extend_from_slice(format!("{},{sha256},{size}\n", f.relative_path).as_bytes());
+    }
+    Ok(vec![(name.to_string(), out)])
+}
