@@ -139,7 +139,7 @@ fail() {
   } >&2
   exit 1
 }
-step() { STEP="$*"; echo "== $STEP"; }
+step() { STEP="$*"; echo "== [${SECONDS}s] $STEP"; }
 # Runs pulp with the arguments; it must succeed. Its stdout is in $OUT.
 run() {
   if ! OUT="$(pulp "$@" 2>"$WORK/err")"; then fail "pulp $* exited non-zero"; fi
@@ -354,4 +354,4 @@ run file remote list --name e2e-remote
 check 'd == []'
 fails "not find|not found|no .* matches" file remote show --href "$REMOTE_HREF"
 
-echo "== pulp-cli end-to-end: PASSED"
+echo "== [${SECONDS}s] pulp-cli end-to-end: PASSED"
