@@ -284,6 +284,14 @@ sort "$WORK/served_manifest" >"$WORK/served_manifest.sorted"
 sort "$WORK/fixtures/basic/PULP_MANIFEST" >"$WORK/fixture_manifest.sorted"
 same_bytes "$WORK/served_manifest.sorted" "$WORK/fixture_manifest.sorted"
 
+step "generic lists: pulp remote/repository/distribution list"
+run remote list --name e2e-remote
+check '[r["pulp_href"] for r in d] == [E["REMOTE_HREF"]]'
+run repository list --name e2e-repo
+check '[r["pulp_href"] for r in d] == [E["REPO_HREF"]]'
+run distribution list --name e2e-dist
+check '[x["pulp_href"] for x in d] == [E["DIST_HREF"]]'
+
 step "file repository sync --mirror after a line is removed from the manifest"
 grep -v '^random.bin,' "$WORK/fixtures/basic/PULP_MANIFEST" >"$WORK/manifest.new"
 mv "$WORK/manifest.new" "$WORK/fixtures/basic/PULP_MANIFEST"

@@ -253,3 +253,87 @@ async fn served_without_credentials() {
         app.stop().await;
     }
 }
+
+/// What pulp-cli 0.41.1 sends on every call of these operations (click options with
+/// `multiple=True` are sent even when empty): pulp-glue refuses, before any request, to send a
+/// parameter the operation does not declare. Read from pulp_cli/generic.py and
+/// pulpcore/cli/{core,file}/*.py.
+const ALWAYS_SENT: &[(&str, &[&str])] = &[
+    ("remotes_file_file_list", &["name__in"]),
+    ("remotes_list", &["name__in"]),
+    ("repositories_file_file_list", &[]),
+    ("repositories_list", &["name__in"]),
+    ("repositories_file_file_versions_list", &["number"]),
+    ("content_file_files_list", &[]),
+    ("publications_file_file_list", &[]),
+    ("distributions_file_file_list", &["name__in"]),
+    ("distributions_list", &["name__in"]),
+    (
+        "tasks_list",
+        &[
+            "state__in",
+            "reserved_resources__in",
+            "exclusive_resources__in",
+            "shared_resources__in",
+        ],
+    ),
+];
+
+#[test]
+fn declares_what_pulp_cli_always_sends() {
+    let b = pulp_rs::api::api_builder(&pulp_rs::plugins::registry());
+    let doc = openapi::document(&b);
+    let mut ops = std::collections::HashMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            ops.insert(op["operationId"].as_str().unwrap().to_string(), op.clone());
+        }
+    }
+    let mut bad = Vec::new();
+    for (id, extra) in ALWAYS_SENT {
+        let Some(op) = ops.get(*id) else {
+            bad.push(format!("{id}: missing"));
+            continue;
+        };
+        let declared: HashSet<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        for name in ["limit", "offset", "fields", "exclude_fields"]
+            .iter()
+            .chain(extra.iter())
+        {
+            if !declared.contains(name) {
+                bad.push(format!("{id}: {name} not declared"));
+            }
+        }
+    }
+    // Bodies: glue adds nulls to distribution changes; a task is canceled with `state`.
+    for id in [
+        "distributions_file_file_create",
+        "distributions_file_file_partial_update",
+    ] {
+        let schema = request_schema(&doc, &ops[id]);
+        for field in ["repository", "publication", "repository_version"] {
+            if schema["properties"][field]["nullable"] != true {
+                bad.push(format!("{id}: {field} is not nullable"));
+            }
+        }
+    }
+    let cancel = request_schema(&doc, &ops["tasks_cancel"]);
+    if !cancel["properties"]["state"].is_object() {
+        bad.push("tasks_cancel: no state property".to_string());
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// The component schema an operation's JSON request body refers to.
+fn request_schema(doc: &Value, op: &Value) -> Value {
+    let r = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .expect("a $ref request body");
+    let name = r.trim_start_matches("#/components/schemas/");
+    doc["components"]["schemas"][name].clone()
+}

@@ -405,6 +405,17 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
     )
     .summary("List remotes")
     .response(200, Some("PaginatedGenericRemoteResponseList"));
+    // What `list_all` accepts: the name and label filters, `pulp_type`, paging and fields.
+    let all_doc = &mut b.routes.last_mut().expect("just registered").doc;
+    for f in NAME_FILTERS {
+        all_doc.query(f, if *f == "name__in" { "array" } else { "string" }, "");
+    }
+    all_doc.query(
+        "pulp_type",
+        "string",
+        "Filter results by the object's type (e.g. file.file)",
+    );
+    super::openapi::list_params(all_doc);
     b.schema("GenericRemoteResponse", remote_schema(true));
     b.schema(
         "PaginatedGenericRemoteResponseList",
