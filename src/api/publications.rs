@@ -67,21 +67,6 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .query("repository", "string", "Repository referenced by HREF")
         .query(
-            "pulp_created",
-            "string",
-            "Filter results where pulp_created matches value",
-        )
-        .query(
-            "pulp_created__gte",
-            "string",
-            "Filter results where pulp_created is greater than or equal to value",
-        )
-        .query(
-            "pulp_created__lte",
-            "string",
-            "Filter results where pulp_created is less than or equal to value",
-        )
-        .query(
             "fields",
             "array",
             "A list of fields to include in the response.",
