@@ -82,6 +82,23 @@ async fn metrics_parse_and_count_what_happened() {
         .wait_task(t["task"].as_str().unwrap(), Duration::from_secs(60))
         .await;
     assert_eq!(task["state"], "completed", "{task}");
+    // pulpcore's usual reports, plus one per stage with its rate.
+    let reports = task["progress_reports"].as_array().unwrap();
+    let by_code = |code: &str| {
+        reports
+            .iter()
+            .find(|r| r["code"] == code)
+            .unwrap_or_else(|| panic!("no {code} report in {task}"))
+    };
+    assert_eq!(by_code("sync.downloading.metadata")["done"], 1);
+    assert_eq!(by_code("sync.downloading.artifacts")["done"], 5);
+    assert_eq!(by_code("associating.content")["done"], 5);
+    for stage in ["FileFirstStage", "ArtifactDownloader", "ContentAssociation"] {
+        let r = by_code(&format!("sync.stage.{stage}"));
+        assert_eq!(r["done"], 5, "{r}");
+        assert_eq!(r["state"], "completed", "{r}");
+        assert!(r["suffix"].as_str().unwrap().contains("items/s"), "{r}");
+    }
 
     let after = scrape(&app.client, &api_metrics).await;
     let remote_l = "remote=metered";

@@ -204,6 +204,16 @@ fn list_params(doc: &mut super::routes::OpDoc) -> &mut super::routes::OpDoc {
             "Filter results where name contains value",
         )
         .query(
+            "name__icontains",
+            "string",
+            "Filter results where name contains value (case-insensitive)",
+        )
+        .query(
+            "name__in",
+            "array",
+            "Filter results where name is in a list of values",
+        )
+        .query(
             "base_path",
             "string",
             "Filter results where base_path matches value",

@@ -198,6 +198,14 @@ impl DeclarativeContent {
     }
 
     /// Bytes of the artifacts downloaded for this unit in this sync.
+    /// How many of its artifacts were downloaded (not found already saved).
+    pub fn downloaded_count(&self) -> u64 {
+        self.d_artifacts
+            .iter()
+            .filter(|da| matches!(da.artifact, ArtifactState::Downloaded(_)))
+            .count() as u64
+    }
+
     pub fn downloaded_bytes(&self) -> u64 {
         self.d_artifacts
             .iter()

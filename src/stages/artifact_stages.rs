@@ -135,6 +135,7 @@ impl Stage for ArtifactDownloader {
                         .expect("set is not empty")
                         .map_err(|e| StageError::Panicked(e.to_string()))??;
                     io.ctx.metrics.add_bytes(dc.downloaded_bytes());
+                    io.ctx.metrics.add_artifacts(dc.downloaded_count());
                     io.output.put(dc).await?;
                 }
                 next = io.input.next_while_busy(), if can_take => match next? {

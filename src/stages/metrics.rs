@@ -20,6 +20,7 @@ pub struct StageMetrics {
     items_in: AtomicU64,
     items_out: AtomicU64,
     bytes: AtomicU64,
+    artifacts: AtomicU64,
     starved_ns: AtomicU64,
     blocked_ns: AtomicU64,
     started: OnceLock<Instant>,
@@ -33,6 +34,7 @@ impl StageMetrics {
             items_in: AtomicU64::new(0),
             items_out: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            artifacts: AtomicU64::new(0),
             starved_ns: AtomicU64::new(0),
             blocked_ns: AtomicU64::new(0),
             started: OnceLock::new(),
@@ -59,6 +61,11 @@ impl StageMetrics {
     /// Records bytes this stage moved (downloaded, written, served).
     pub fn add_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records artifacts this stage fetched or stored (e.g. downloads, not found ones).
+    pub fn add_artifacts(&self, n: u64) {
+        self.artifacts.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn add_starved(&self, d: Duration) {
@@ -94,6 +101,7 @@ impl StageMetrics {
             items_in: self.items_in(),
             items_out: self.items_out(),
             bytes: self.bytes.load(Ordering::Relaxed),
+            artifacts: self.artifacts.load(Ordering::Relaxed),
             wall_secs: wall.as_secs_f64(),
             busy_secs: busy.as_secs_f64(),
             starved_secs: starved.as_secs_f64(),
@@ -149,6 +157,8 @@ pub struct StageReport {
     pub items_in: u64,
     pub items_out: u64,
     pub bytes: u64,
+    /// Artifacts the stage fetched or stored (0 for stages that handle none).
+    pub artifacts: u64,
     pub wall_secs: f64,
     pub busy_secs: f64,
     pub starved_secs: f64,

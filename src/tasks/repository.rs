@@ -17,6 +17,7 @@ use crate::db::catalog::ContentQuery;
 use crate::db::DbError;
 use crate::models::{Policy, ProgressReport, Remote, Repository, TaskState};
 use crate::plugins::Plugin;
+use crate::stages::PipelineReport;
 use crate::sync::{self, SyncError};
 use crate::tasking::{Registry, TaskCtx, TaskError};
 
@@ -114,9 +115,60 @@ fn report(
     }
 }
 
+const METADATA: (&str, &str) = ("sync.downloading.metadata", "Downloading Metadata");
 const DOWNLOADING: (&str, &str) = ("sync.downloading.artifacts", "Downloading Artifacts");
 const ASSOCIATING: (&str, &str) = ("associating.content", "Associating Content");
 const UNASSOCIATING: (&str, &str) = ("unassociating.content", "Un-Associating Content");
+
+/// One report per pipeline stage (code `sync.stage.<Stage>`): items out so far as `done`, and in
+/// `suffix` its current rate (over the last interval, or the whole run once finished) and how
+/// its time split between busy, starved (waiting for input) and blocked (waiting downstream).
+fn stage_reports(
+    prev: Option<&PipelineReport>,
+    now: &PipelineReport,
+    dt: f64,
+    state: TaskState,
+) -> Vec<ProgressReport> {
+    now.stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let p = prev.and_then(|p| p.stages.get(i));
+            let (items, busy, starved, blocked, secs) = match p {
+                Some(p) => (
+                    s.items_out.saturating_sub(p.items_out),
+                    (s.busy_secs - p.busy_secs).max(0.0),
+                    (s.starved_secs - p.starved_secs).max(0.0),
+                    (s.blocked_secs - p.blocked_secs).max(0.0),
+                    dt,
+                ),
+                None => (
+                    s.items_out,
+                    s.busy_secs,
+                    s.starved_secs,
+                    s.blocked_secs,
+                    s.wall_secs,
+                ),
+            };
+            let total = (busy + starved + blocked).max(1e-9);
+            let pct = |x: f64| (x / total * 100.0).round();
+            ProgressReport {
+                message: format!("Stage {}", s.name),
+                code: format!("sync.stage.{}", s.name),
+                state,
+                total: None,
+                done: s.items_out,
+                suffix: Some(format!(
+                    "{:.0} items/s, busy {}%, starved {}%, blocked {}%",
+                    items as f64 / secs.max(1e-3),
+                    pct(busy),
+                    pct(starved),
+                    pct(blocked)
+                )),
+            }
+        })
+        .collect()
+}
 
 // ---- sync -------------------------------------------------------------------------------------
 
@@ -134,8 +186,9 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
         .await
         .map_err(TaskError::failed)?;
     let metrics = prepared.metrics();
-    let downloads = prepared.download_stats();
     let running = TaskState::Running;
+    ctx.progress(report(METADATA.0, METADATA.1, None, 0, running))
+        .await?;
     ctx.progress(report(DOWNLOADING.0, DOWNLOADING.1, None, 0, running))
         .await?;
     ctx.progress(report(ASSOCIATING.0, ASSOCIATING.1, None, 0, running))
@@ -145,14 +198,38 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let stop = tokio_util::sync::CancellationToken::new();
     let stop_ticker = stop.clone();
     let ticker = tokio::spawn(async move {
+        let mut prev = metrics.snapshot();
+        let mut at = std::time::Instant::now();
+        let mut metadata_done = false;
         loop {
             tokio::select! {
                 _ = stop_ticker.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            let downloaded = downloads
-                .completed
-                .load(std::sync::atomic::Ordering::Relaxed);
+            let now = metrics.snapshot();
+            let dt = at.elapsed().as_secs_f64();
+            // The first stage emits units only once it has read the metadata.
+            if !metadata_done && now.stages.first().is_some_and(|s| s.items_out > 0) {
+                metadata_done = true;
+                let _ = ticker_ctx
+                    .progress(report(
+                        METADATA.0,
+                        METADATA.1,
+                        Some(1),
+                        1,
+                        TaskState::Completed,
+                    ))
+                    .await;
+            }
+            for r in stage_reports(Some(&prev), &now, dt, running) {
+                let _ = ticker_ctx.progress(r).await;
+            }
+            let downloaded = now
+                .stage("ArtifactDownloader")
+                .map(|s| s.artifacts)
+                .unwrap_or(0);
+            prev = now;
+            at = std::time::Instant::now();
             let associated = metrics
                 .stage("ContentAssociation")
                 .map(|s| s.items_out())
@@ -177,16 +254,22 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
                 .await;
         }
     });
-    let downloads = prepared.download_stats();
     let result = prepared.run(ctx.cancel_token().clone()).await;
     stop.cancel();
     let _ = ticker.await;
     match result {
         Ok(outcome) => {
             let done = TaskState::Completed;
-            let downloaded = downloads
-                .completed
-                .load(std::sync::atomic::Ordering::Relaxed);
+            ctx.progress(report(METADATA.0, METADATA.1, Some(1), 1, done))
+                .await?;
+            for r in stage_reports(None, &outcome.report, 0.0, done) {
+                ctx.progress(r).await?;
+            }
+            let downloaded = outcome
+                .report
+                .stage("ArtifactDownloader")
+                .map(|s| s.artifacts)
+                .unwrap_or(0);
             ctx.progress(report(DOWNLOADING.0, DOWNLOADING.1, None, downloaded, done))
                 .await?;
             ctx.progress(report(

@@ -347,6 +347,7 @@ mod tests {
                 items_in: 3,
                 items_out: 2,
                 bytes: 100,
+                artifacts: 2,
                 wall_secs: 1.0,
                 busy_secs: 0.5,
                 starved_secs: 0.25,
