@@ -189,16 +189,6 @@ fn list_params(doc: &mut super::routes::OpDoc) -> &mut super::routes::OpDoc {
         )
         .query("name", "string", "Filter results where name matches value")
         .query(
-            "name__in",
-            "array",
-            "Filter results where name is in a comma-separated list of values",
-        )
-        .query(
-            "name__icontains",
-            "string",
-            "Filter results where name contains value (case-insensitive)",
-        )
-        .query(
             "name__contains",
             "string",
             "Filter results where name contains value",
