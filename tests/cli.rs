@@ -162,3 +162,42 @@ fn bench_writes_a_chart_with_a_series_per_stage_and_json_that_matches_the_run() 
         stages.len()
     );
 }
+
+#[test]
+fn bench_names_the_download_the_bottleneck_when_the_upstream_is_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let (ok, out, err) = pulp(
+        dir.path(),
+        &[
+            "bench",
+            "--fixture",
+            "30,1K",
+            "--delay-ms",
+            "100",
+            "--concurrency",
+            "2",
+            "--work-dir",
+            dir.path().to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "bench failed: {out}\n{err}");
+    let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(runs[0]["bottleneck"], "ArtifactDownloader", "{out}");
+    assert!(out.contains("bottleneck: ArtifactDownloader"), "{out}");
+    // The stages before it waited on it (blocked) or had nothing left to do; the ones after
+    // it waited for it (starved more than busy).
+    let stages = runs[0]["report"]["stages"].as_array().unwrap();
+    let after = stages
+        .iter()
+        .skip_while(|s| s["name"] != "ArtifactDownloader")
+        .skip(1);
+    for s in after {
+        assert!(
+            s["starved_secs"].as_f64().unwrap() > s["busy_secs"].as_f64().unwrap(),
+            "{s}"
+        );
+    }
+}

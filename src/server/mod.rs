@@ -303,6 +303,14 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 }
 
 async fn serve(listener: TcpListener, app: axum::Router, shutdown: CancellationToken) {
+    use axum::serve::ListenerExt;
+    // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms): the
+    // content app served 4 KiB files at ~430 requests/s with 16 clients before this.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
