@@ -295,7 +295,8 @@ check '[x["pulp_href"] for x in d] == [E["DIST_HREF"]]'
 step "file repository sync --mirror after a line is removed from the manifest"
 grep -v '^random.bin,' "$WORK/fixtures/basic/PULP_MANIFEST" >"$WORK/manifest.new"
 mv "$WORK/manifest.new" "$WORK/fixtures/basic/PULP_MANIFEST"
-run file repository sync --name e2e-repo
+# Additive (and with the remote given in the body): nothing is removed.
+run file repository sync --name e2e-repo --remote e2e-remote
 run file repository version show --repository e2e-repo
 check 'd["content_summary"]["present"]["file.file"]["count"] == 4'
 run file repository sync --name e2e-repo --mirror
