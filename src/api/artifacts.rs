@@ -120,12 +120,7 @@ pub fn register(b: &mut ApiBuilder) {
             get(list),
         )
         .summary("List artifacts")
-        .query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        );
+        .paging();
     for digest in ["sha224", "sha256", "sha384", "sha512"] {
         doc.query(
             digest,
@@ -133,17 +128,8 @@ pub fn register(b: &mut ApiBuilder) {
             &format!("Filter results where {digest} matches value"),
         );
     }
-    doc.query(
-        "fields",
-        "array",
-        "A list of fields to include in the response.",
-    )
-    .query(
-        "exclude_fields",
-        "array",
-        "A list of fields to exclude from the response.",
-    )
-    .response(200, Some("PaginatedArtifactResponseList"));
+    doc.field_selection()
+        .response(200, Some("PaginatedArtifactResponseList"));
     let detail = "/pulp/api/v3/artifacts/{id}/";
     b.route(
         Method::GET,
@@ -155,16 +141,7 @@ pub fn register(b: &mut ApiBuilder) {
     )
     .summary("Inspect an artifact")
     .path_param("artifact_href")
-    .query(
-        "fields",
-        "array",
-        "A list of fields to include in the response.",
-    )
-    .query(
-        "exclude_fields",
-        "array",
-        "A list of fields to exclude from the response.",
-    )
+    .field_selection()
     .response(200, Some("ArtifactResponse"));
     b.route(
         Method::DELETE,

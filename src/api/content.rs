@@ -210,22 +210,8 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             "array",
             "Which field to use when ordering the results.",
         )
-        .query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        )
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        );
+        .paging()
+        .field_selection();
         b.route(
             Method::GET,
             &detail,
@@ -240,16 +226,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect content")
         .path_param(&ref_param)
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
         .response(200, Some(&response));
         let mut props = json!({
             "pulp_href": {"type": "string", "format": "uri", "readOnly": true},

@@ -103,16 +103,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect a distribution")
         .path_param(&href_param)
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
         .response(200, Some(&response));
         b.route(
             Method::PUT,
@@ -181,12 +172,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
 }
 
 fn list_params(doc: &mut super::routes::OpDoc) -> &mut super::routes::OpDoc {
-    doc.query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        )
+    doc.paging()
         .query("name", "string", "Filter results where name matches value")
         .query(
             "name__contains",
@@ -228,16 +214,7 @@ fn list_params(doc: &mut super::routes::OpDoc) -> &mut super::routes::OpDoc {
             "string",
             "Filter results where repository matches value",
         )
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
 }
 
 fn request_properties() -> Value {

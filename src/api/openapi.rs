@@ -58,27 +58,13 @@ pub fn paginated(item: &str) -> Value {
 /// pulp-glue sends `fields` / `exclude_fields` on every `list` call (even empty), and refuses
 /// to call an operation that does not declare a parameter it sends.
 pub fn list_params(op: &mut OpDoc) -> &mut OpDoc {
-    op.query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        )
+    op.paging()
         .query(
             "ordering",
             "array",
             "Which field to use when ordering the results.",
         )
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
 }
 
 /// Registers the shared schemas and the two documentation routes.

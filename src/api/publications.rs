@@ -54,28 +54,14 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             get(move |s: State<AppState>, q: Query| list(s, name, q)),
         )
         .summary("List publications")
-        .query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        )
+        .paging()
         .query(
             "repository_version",
             "string",
             "Repository Version referenced by HREF",
         )
         .query("repository", "string", "Repository referenced by HREF")
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
         .response(200, Some(&page));
         if let Some(doc) = b.routes.last_mut().map(|r| &mut r.doc) {
             for (name, what) in [
@@ -113,16 +99,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect a publication")
         .path_param(&href_param)
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
         .response(200, Some(&response));
         b.route(
             Method::DELETE,

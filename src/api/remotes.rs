@@ -492,16 +492,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect a remote")
         .path_param(&ref_param)
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
         .response(200, Some(&response));
         b.route(
             Method::PUT,

@@ -749,22 +749,8 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             "array",
             "Which field to use when ordering the results.",
         )
-        .query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        )
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        );
+        .paging()
+        .field_selection();
         b.route(
             Method::POST,
             &coll,
@@ -790,16 +776,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect a repository")
         .path_param(&ref_param)
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
         .response(200, Some(&response));
         b.route(
             Method::PUT,
@@ -905,22 +882,8 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             "array",
             "Which field to use when ordering the results.",
         )
-        .query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        )
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        );
+        .paging()
+        .field_selection();
         let vdetail = format!("{detail}versions/{{number}}/");
         b.route(
             Method::GET,
@@ -936,16 +899,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         )
         .summary("Inspect a repository version")
         .path_param(&vref_param)
-        .query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        )
-        .query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        )
+        .field_selection()
         .response(200, Some("RepositoryVersionResponse"));
         b.route(
             Method::DELETE,

@@ -69,6 +69,28 @@ impl OpDoc {
         });
         self
     }
+    /// `fields` / `exclude_fields`, which every list and detail accepts.
+    pub fn field_selection(&mut self) -> &mut OpDoc {
+        self.query(
+            "fields",
+            "array",
+            "A list of fields to include in the response.",
+        )
+        .query(
+            "exclude_fields",
+            "array",
+            "A list of fields to exclude from the response.",
+        )
+    }
+    /// `limit` / `offset`, which every list accepts.
+    pub fn paging(&mut self) -> &mut OpDoc {
+        self.query("limit", "integer", "Number of results to return per page.")
+            .query(
+                "offset",
+                "integer",
+                "The initial index from which to return the results.",
+            )
+    }
     pub fn request(&mut self, schema: &str) -> &mut OpDoc {
         self.request = Some(schema.to_string());
         self

@@ -146,16 +146,7 @@ pub fn register(b: &mut ApiBuilder) {
         get(status),
     )
     .summary("Inspect status of Pulp")
-    .query(
-        "fields",
-        "array",
-        "A list of fields to include in the response.",
-    )
-    .query(
-        "exclude_fields",
-        "array",
-        "A list of fields to exclude from the response.",
-    )
+    .field_selection()
     .response(200, Some("StatusResponse"))
     .public();
     b.schema(

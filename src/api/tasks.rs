@@ -268,12 +268,7 @@ pub fn register(b: &mut ApiBuilder) {
             get(list),
         )
         .summary("List tasks")
-        .query("limit", "integer", "Number of results to return per page.")
-        .query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        )
+        .paging()
         .query(
             "state",
             "string",
@@ -349,17 +344,8 @@ pub fn register(b: &mut ApiBuilder) {
             description: format!("Filter results where {name}"),
         });
     }
-    doc.query(
-        "fields",
-        "array",
-        "A list of fields to include in the response.",
-    )
-    .query(
-        "exclude_fields",
-        "array",
-        "A list of fields to exclude from the response.",
-    )
-    .response(200, Some("PaginatedTaskResponseList"));
+    doc.field_selection()
+        .response(200, Some("PaginatedTaskResponseList"));
 
     let detail = "/pulp/api/v3/tasks/{id}/";
     b.route(
@@ -372,16 +358,7 @@ pub fn register(b: &mut ApiBuilder) {
     )
     .summary("Inspect a task")
     .path_param("task_href")
-    .query(
-        "fields",
-        "array",
-        "A list of fields to include in the response.",
-    )
-    .query(
-        "exclude_fields",
-        "array",
-        "A list of fields to exclude from the response.",
-    )
+    .field_selection()
     .response(200, Some("TaskResponse"));
     b.route(
         Method::PATCH,

@@ -138,28 +138,14 @@ pub fn register(b: &mut ApiBuilder) {
         get(list),
     )
     .summary("List workers")
-    .query("limit", "integer", "Number of results to return per page.")
-    .query(
-        "offset",
-        "integer",
-        "The initial index from which to return the results.",
-    )
+    .paging()
     .query("name", "string", "Filter results where name matches value")
     .query(
         "name__contains",
         "string",
         "Filter results where name contains value",
     )
-    .query(
-        "fields",
-        "array",
-        "A list of fields to include in the response.",
-    )
-    .query(
-        "exclude_fields",
-        "array",
-        "A list of fields to exclude from the response.",
-    )
+    .field_selection()
     .response(200, Some("PaginatedWorkerResponseList"));
     b.route(
         Method::GET,
@@ -171,16 +157,7 @@ pub fn register(b: &mut ApiBuilder) {
     )
     .summary("Inspect a worker")
     .path_param("worker_href")
-    .query(
-        "fields",
-        "array",
-        "A list of fields to include in the response.",
-    )
-    .query(
-        "exclude_fields",
-        "array",
-        "A list of fields to exclude from the response.",
-    )
+    .field_selection()
     .response(200, Some("WorkerResponse"));
     b.schema(
         "WorkerResponse",
