@@ -200,9 +200,12 @@ async fn cancelling_a_running_sync_leaves_no_version_and_no_temp_files() {
         assert_eq!(s, 200, "{backend}: cancel: {body}");
         let done = app.wait_task(&task, WAIT).await;
         assert_eq!(done["state"], "canceled", "{backend}: {done}");
+        // The issue asks for about a second; the bound leaves room for a loaded CI machine but
+        // not for waiting on the stalled download (30 s) or the worker's abort grace (10 s).
         assert!(
-            asked.elapsed() < Duration::from_secs(25),
-            "{backend}: the cancel waited for the stalled downloads"
+            asked.elapsed() < Duration::from_secs(8),
+            "{backend}: the cancel waited for the stalled download ({:?})",
+            asked.elapsed()
         );
         assert_eq!(versions(&app, &repo).await, vec![0], "{backend}");
         let (_, r) = app.get(repo["pulp_href"].as_str().unwrap()).await;

@@ -130,6 +130,8 @@ impl Stage for ArtifactDownloader {
             let can_take = !input_done && tasks.len() < self.max_concurrent_content;
             tokio::select! {
                 biased;
+                // Dropping the JoinSet aborts the downloads in flight.
+                _ = io.ctx.cancel.cancelled() => return Err(StageError::Cancelled),
                 joined = tasks.join_next() => {
                     let dc = joined
                         .expect("set is not empty")

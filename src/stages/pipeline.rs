@@ -175,13 +175,19 @@ impl Pipeline {
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let joined = match deadline {
-                None => set.join_next().await,
+                None => tokio::select! {
+                    j = set.join_next() => j,
+                    // Cancelled from outside: stages that watch their token stop at once; give
+                    // the others (a download waiting on a silent server) a moment, then abort.
+                    _ = cancel.cancelled() => {
+                        deadline = Some(tokio::time::Instant::now() + CANCEL_DRAIN);
+                        continue;
+                    }
+                },
                 Some(d) => match tokio::time::timeout_at(d, set.join_next()).await {
                     Ok(j) => j,
                     Err(_) => {
-                        tracing::warn!(
-                            "stages did not stop in time after a failure; aborting them"
-                        );
+                        tracing::warn!("stages did not stop in time; aborting them");
                         set.abort_all();
                         while set.join_next().await.is_some() {}
                         break;
@@ -202,7 +208,12 @@ impl Pipeline {
                 };
                 if first_error.is_none() {
                     token.cancel();
-                    deadline = Some(tokio::time::Instant::now() + config.drain_timeout);
+                    let drain = if cancel.is_cancelled() {
+                        CANCEL_DRAIN
+                    } else {
+                        config.drain_timeout
+                    };
+                    deadline = Some(tokio::time::Instant::now() + drain);
                 }
                 if replace {
                     first_error = Some((idx, err));
@@ -238,6 +249,10 @@ impl Pipeline {
         }
     }
 }
+
+/// How long stages get to stop once the pipeline is cancelled from outside, before they are
+/// aborted (their spawned downloads with them; temp files go with their handles).
+const CANCEL_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
