@@ -286,3 +286,76 @@ async fn a_killed_worker_fails_its_task_and_releases_the_repository() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_autopublish_repository_publishes_each_new_version_in_the_same_task() {
+    for backend in backends().await {
+        let (_dir, upstream) = fixture(3).await;
+        let mut app = TestApp::start(backend, 1).await;
+        let remote = create_remote(&app, "auto", &upstream.url("/PULP_MANIFEST")).await;
+        let (s, repo) = app
+            .post(
+                "/pulp/api/v3/repositories/file/file/",
+                json!({"name": "auto", "remote": remote, "autopublish": true}),
+            )
+            .await;
+        assert_eq!(s, 201, "{repo}");
+        let task = app.wait_task(&sync(&app, &repo).await, WAIT).await;
+        assert_eq!(task["state"], "completed", "{backend}: {task}");
+        let created: Vec<&str> = task["created_resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            created.iter().any(|h| h.ends_with("/versions/1/")),
+            "{created:?}"
+        );
+        let publication = created
+            .iter()
+            .find(|h| h.starts_with("/pulp/api/v3/publications/file/file/"))
+            .unwrap_or_else(|| panic!("{backend}: no publication in {created:?}"));
+        let (_, p) = app.get(publication).await;
+        assert!(
+            p["repository_version"]
+                .as_str()
+                .unwrap()
+                .ends_with("/versions/1/"),
+            "{p}"
+        );
+        // A distribution of the repository serves the published manifest.
+        let (s, d) = app
+            .post(
+                "/pulp/api/v3/distributions/file/file/",
+                json!({"name": "auto", "base_path": "auto", "repository": repo["pulp_href"]}),
+            )
+            .await;
+        assert!(s == 201 || s == 202, "{d}");
+        if let Some(t) = d["task"].as_str() {
+            app.wait_task(t, WAIT).await;
+        }
+        let manifest = app
+            .client
+            .get(format!("{}/pulp/content/auto/PULP_MANIFEST", app.content))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(manifest.status(), 200, "{backend}");
+        assert_eq!(
+            manifest.text().await.unwrap().lines().count(),
+            3,
+            "{backend}"
+        );
+        // Without autopublish, a sync makes no publication.
+        let plain = create_repo(&app, "plain", &remote).await;
+        let task = app.wait_task(&sync(&app, &plain).await, WAIT).await;
+        assert!(
+            !task["created_resources"]
+                .to_string()
+                .contains("/publications/"),
+            "{task}"
+        );
+        app.stop().await;
+    }
+}

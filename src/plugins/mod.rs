@@ -147,6 +147,13 @@ pub trait Plugin: Send + Sync + 'static {
         let _ = (plugin_data, files);
         Ok(Vec::new())
     }
+
+    /// Whether a repository with these plugin fields publishes each new version by itself,
+    /// and with which publication fields (`None`: it does not).
+    fn autopublish(&self, repository_data: &serde_json::Value) -> Option<serde_json::Value> {
+        let _ = repository_data;
+        None
+    }
 }
 
 /// Every compiled-in plugin.

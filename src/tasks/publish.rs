@@ -68,17 +68,29 @@ async fn publish(ctx: TaskCtx, env: TaskEnv) -> Result<(), TaskError> {
     let plugin = plugin_named(&env, ctx.args()["plugin"].as_str().unwrap_or_default())?;
     let version_id = arg_uuid(&ctx, "repository_version")?;
     let plugin_data = ctx.args()["plugin_data"].clone();
+    publish_version(&ctx, &env, plugin.as_ref(), version_id, &plugin_data).await
+}
+
+/// Publishes `version_id` with the plugin's publication fields `plugin_data`: the publication
+/// is complete and recorded as a created resource, or (failed, canceled) gone.
+pub async fn publish_version(
+    ctx: &TaskCtx,
+    env: &TaskEnv,
+    plugin: &dyn Plugin,
+    version_id: Uuid,
+    plugin_data: &serde_json::Value,
+) -> Result<(), TaskError> {
     let store = ctx.store().clone();
     let publication = store
         .create_publication(
             plugin.repository_type(),
             version_id,
             plugin.publication_pass_through(),
-            &plugin_data,
+            plugin_data,
         )
         .await?;
     let result = tokio::select! {
-        r = fill_publication(&env, plugin.as_ref(), publication.id, version_id, &plugin_data) => r,
+        r = fill_publication(env, plugin, publication.id, version_id, plugin_data) => r,
         _ = ctx.cancel_token().cancelled() => Err(TaskError::Canceled),
     };
     if let Err(e) = result {

@@ -170,6 +170,21 @@ fn stage_reports(
         .collect()
 }
 
+/// Publishes a new version when the repository asks for it (pulp_file's `autopublish`), in the
+/// same task, as pulpcore does.
+async fn autopublish(
+    ctx: &TaskCtx,
+    env: &TaskEnv,
+    plugin: &dyn Plugin,
+    repository: &Repository,
+    version_id: Uuid,
+) -> Result<(), TaskError> {
+    match plugin.autopublish(&repository.plugin_data) {
+        Some(data) => super::publish::publish_version(ctx, env, plugin, version_id, &data).await,
+        None => Ok(()),
+    }
+}
+
 // ---- sync -------------------------------------------------------------------------------------
 
 async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
@@ -294,6 +309,7 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
                 let names = plugin.api_names();
                 ctx.created_resource(&href::version(&names, repository.id, v.number))
                     .await?;
+                autopublish(&ctx, &env, plugin.as_ref(), &repository, v.id).await?;
                 apply_retention(&store, repository.id).await?;
             }
             Ok(())
@@ -350,6 +366,7 @@ async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
             let names = plugin.api_names();
             ctx.created_resource(&href::version(&names, repository.id, v.number))
                 .await?;
+            autopublish(&ctx, &env, plugin.as_ref(), &repository, v.id).await?;
             apply_retention(&store, repository.id).await
         }
         Ok(None) => Ok(()),

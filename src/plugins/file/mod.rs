@@ -127,6 +127,17 @@ impl Plugin for FilePlugin {
         true
     }
 
+    fn autopublish(&self, repository_data: &serde_json::Value) -> Option<serde_json::Value> {
+        if repository_data.get("autopublish") != Some(&serde_json::Value::Bool(true)) {
+            return None;
+        }
+        let manifest = repository_data
+            .get("manifest")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!(publish::DEFAULT_MANIFEST));
+        Some(serde_json::json!({ "manifest": manifest }))
+    }
+
     fn publication_metadata(
         &self,
         plugin_data: &serde_json::Value,
