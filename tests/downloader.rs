@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::server::{sha256_hex, write_file_repo, Fault, FixtureServer};
 use pulp_rs::downloader::{
-    DownloadError, DownloadSettings, DownloaderFactory, ErrorKind, USER_AGENT,
+    DownloadError, DownloadSettings, DownloaderFactory, ErrorKind, ImportPaths, USER_AGENT,
 };
 use pulp_rs::models::{Expected, OtherDigests, Policy, Remote};
 use sha2::{Digest, Sha512};
@@ -616,7 +616,11 @@ async fn file_urls_are_read_and_validated() {
     let src = tempfile::tempdir().expect("tempdir");
     write_file_repo(src.path(), &[("sub dir/f.bin", body.clone())]);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let f = DownloaderFactory::new(&remote("file:///"), settings(tmp.path())).expect("factory");
+    let s = DownloadSettings {
+        import_paths: ImportPaths::new(&[src.path()]).expect("import paths"),
+        ..settings(tmp.path())
+    };
+    let f = DownloaderFactory::new(&remote("file:///"), s).expect("factory");
 
     let url = format!("file://{}/sub%20dir/f.bin", src.path().display());
     let r = f.download(&url, &expected(&body)).await.expect("file://");
@@ -657,6 +661,133 @@ async fn file_urls_are_read_and_validated() {
     assert!(matches!(err, DownloadError::BadUrl { .. }), "{err:?}");
     drop(r);
     assert_eq!(tmp_files(tmp.path()), 0);
+}
+
+/// Asserts that `url` is refused as outside the import paths, with no secret in the message.
+async fn refused(f: &DownloaderFactory, url: String) -> String {
+    let err = f
+        .download(&url, &Expected::default())
+        .await
+        .expect_err(&url);
+    assert!(
+        matches!(err, DownloadError::NotAllowed { .. }),
+        "{url}: {err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Permanent);
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    err.to_string()
+}
+
+/// `file://` reads only below the allowed import paths, resolved: no setting refuses every local
+/// file, a path outside is refused, and so is a symlink inside that leads outside (the secret
+/// file's text appears in no error), while a symlink that stays inside is followed.
+#[tokio::test]
+async fn file_urls_stay_below_the_allowed_import_paths() {
+    const SECRET: &str = "PULP_ADMIN_PASSWORD=hunter2-very-secret";
+    let outside = tempfile::tempdir().expect("tempdir");
+    let secret = outside.path().join("environ");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
+    let allowed = tempfile::tempdir().expect("tempdir");
+    let inside = allowed.path().join("real.bin");
+    std::fs::write(&inside, b"inside").expect("inside");
+    std::os::unix::fs::symlink(&secret, allowed.path().join("escape")).expect("symlink");
+    std::os::unix::fs::symlink(&inside, allowed.path().join("alias")).expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), allowed.path().join("dirlink")).expect("symlink");
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    // No setting: nothing local is read, not even the allowed directory's files.
+    let none = DownloaderFactory::new(&remote("file:///"), settings(tmp.path())).expect("factory");
+    let msg = refused(&none, format!("file://{}", inside.display())).await;
+    assert!(msg.contains("allowed_import_paths"), "{msg}");
+    refused(&none, "file:///proc/self/environ".into()).await;
+
+    let s = DownloadSettings {
+        import_paths: ImportPaths::new(&[allowed.path()]).expect("import paths"),
+        ..settings(tmp.path())
+    };
+    let f = DownloaderFactory::new(&remote("file:///"), s).expect("factory");
+    refused(&f, "file:///proc/self/environ".into()).await;
+    refused(&f, format!("file://{}", secret.display())).await;
+    let msg = refused(&f, format!("file://{}/escape", allowed.path().display())).await;
+    assert!(msg.contains("symlink"), "{msg}");
+    refused(
+        &f,
+        format!("file://{}/dirlink/environ", allowed.path().display()),
+    )
+    .await;
+
+    let ok = f
+        .download(
+            &format!("file://{}/alias", allowed.path().display()),
+            &Expected::default(),
+        )
+        .await
+        .expect("a symlink that stays inside is followed");
+    assert_eq!(std::fs::read(&ok.temp).expect("temp"), b"inside");
+    drop(ok);
+    assert_eq!(tmp_files(tmp.path()), 0);
+
+    // The API-side check agrees, and resolves paths that do not exist yet.
+    let paths = ImportPaths::new(&[allowed.path()]).expect("import paths");
+    assert!(paths
+        .check_url(&format!(
+            "file://{}/later/PULP_MANIFEST",
+            allowed.path().display()
+        ))
+        .is_ok());
+    assert!(paths
+        .check_url(&format!("file://{}/escape", allowed.path().display()))
+        .is_err());
+    assert!(paths
+        .check_url(&format!("file://{}/dirlink/x/y", allowed.path().display()))
+        .is_err());
+    assert!(paths.check_url("file:///proc/self/environ").is_err());
+    assert!(ImportPaths::none()
+        .check_url(&format!("file://{}", inside.display()))
+        .is_err());
+    assert!(paths.check_url("https://example.org/PULP_MANIFEST").is_ok());
+    assert!(ImportPaths::new(&["relative/dir"]).is_err());
+}
+
+/// A metadata download is capped by `max_metadata_size`, over HTTP (announced or streamed) and
+/// from a file, without retries and leaving no temp file.
+#[tokio::test]
+async fn metadata_downloads_are_capped() {
+    let body = data(64 * 1024, 3);
+    let env = env(&[("index.bin", body.clone())]).await;
+    let s = DownloadSettings {
+        max_metadata_size: 1000,
+        import_paths: ImportPaths::new(&[env._files.path()]).expect("import paths"),
+        ..settings(env.tmp.path())
+    };
+    let f =
+        DownloaderFactory::new(&remote(&env.server.url("index.bin")), s.clone()).expect("factory");
+    let err = f
+        .download_metadata(&env.server.url("index.bin"))
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(err, DownloadError::TooLarge { limit: 1000, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("max_metadata_size"), "{err}");
+    assert_eq!(load(&f.stats().requests), 1, "not retried");
+    let local = format!("file://{}/index.bin", env._files.path().display());
+    let err = f.download_metadata(&local).await.expect_err("too large");
+    assert!(matches!(err, DownloadError::TooLarge { .. }), "{err:?}");
+    // Under the cap it is an ordinary download, and plain downloads are not capped.
+    let big = DownloadSettings {
+        max_metadata_size: body.len() as u64,
+        ..s
+    };
+    let f = DownloaderFactory::new(&remote(&env.server.url("index.bin")), big).expect("factory");
+    let ok = f
+        .download_metadata(&env.server.url("index.bin"))
+        .await
+        .expect("at the cap");
+    assert_eq!(ok.size, body.len() as u64);
+    drop(ok);
+    assert_eq!(tmp_files(env.tmp.path()), 0);
 }
 
 #[tokio::test]

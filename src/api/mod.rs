@@ -65,6 +65,9 @@ pub struct AppState {
     pub content_path_prefix: String,
     /// Whether `GET /metrics` needs credentials.
     pub metrics_auth: bool,
+    /// Process-wide download settings (where `file://` may read, the metadata cap), for
+    /// validating remotes and for on-demand fetches.
+    pub download: crate::downloader::DownloadSettings,
 }
 
 impl AppState {

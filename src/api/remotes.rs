@@ -151,6 +151,16 @@ pub(super) fn title(s: &str) -> String {
     }
 }
 
+/// A `file://` URL must lie below the `allowed_import_paths` setting (pulpcore's
+/// `ALLOWED_IMPORT_PATHS`); the sync checks again, since the setting or the files may change.
+fn check_import_path(state: &AppState, url: &str) -> ApiResult<()> {
+    state
+        .download
+        .import_paths
+        .check_url(url)
+        .map_err(|message| ApiError::field("url", message))
+}
+
 fn unique_name() -> ApiError {
     ApiError::field("name", "This field must be unique.")
 }
@@ -249,6 +259,7 @@ async fn create(
     let plugin = plugin(&state, p)?;
     let template = Remote::new(plugin.repository_type(), "", "", Policy::Immediate);
     let remote = catalog_tasks::apply_remote(&template, body.0, false)?;
+    check_import_path(&state, &remote.url)?;
     if state
         .store
         .get_remote_by_name(&remote.name)
@@ -296,6 +307,9 @@ async fn update(
     let plugin = plugin(&state, p)?;
     let current = find(&state, plugin.as_ref(), &id).await?;
     let updated = catalog_tasks::apply_remote(&current, body.0.clone(), partial)?;
+    if updated.url != current.url {
+        check_import_path(&state, &updated.url)?;
+    }
     if updated.name != current.name {
         if let Some(other) = state.store.get_remote_by_name(&updated.name).await? {
             if other.id != current.id {

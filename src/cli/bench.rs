@@ -184,6 +184,7 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
             };
             let (remote, repo) = ensure_remote_and_repo(&store, plugin.as_ref(), &sargs).await?;
             let mut ctx = SyncContext::new(store.clone(), storage);
+            ctx.download.import_paths = super::local_import_paths(&url)?;
             ctx.pipeline.measure = !args.no_measure;
             // Start each run on a quiet filesystem: flush what earlier runs (and their cleanup)
             // left dirty, untimed, so this run's per-batch syncfs pays only for its own files.

@@ -145,3 +145,21 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// What a local command (`sync`, `bench`) may read through `file://`: the directory of the
+/// manifest its operator named, resolved, and nothing outside it (a symlink in that directory
+/// that leads elsewhere is refused as it is on the server). Nothing for other schemes.
+pub(crate) fn local_import_paths(url: &str) -> anyhow::Result<pulp_rs::downloader::ImportPaths> {
+    use anyhow::Context;
+    let parsed = match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "file" => u,
+        _ => return Ok(pulp_rs::downloader::ImportPaths::none()),
+    };
+    let path = parsed
+        .to_file_path()
+        .map_err(|()| anyhow::anyhow!("{url} is not an absolute local path"))?;
+    let dir = path
+        .parent()
+        .with_context(|| format!("{url} names no directory"))?;
+    pulp_rs::downloader::ImportPaths::new(&[dir]).map_err(anyhow::Error::msg)
+}

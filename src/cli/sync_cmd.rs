@@ -88,7 +88,8 @@ pub async fn run(data_dir: &Path, db_url: Option<&str>, args: SyncArgs) -> anyho
         .with_context(|| format!("no plugin named {:?}", args.plugin))?;
     let (store, storage) = super::open(data_dir, db_url).await?;
     let (remote, repo) = ensure_remote_and_repo(&store, plugin.as_ref(), &args).await?;
-    let ctx = SyncContext::new(store.clone(), storage);
+    let mut ctx = SyncContext::new(store.clone(), storage);
+    ctx.download.import_paths = super::local_import_paths(&args.url)?;
     let started = Instant::now();
     let prepared = sync::prepare(&ctx, plugin.as_ref(), &repo, &remote, args.mirror).await?;
     let progress = Progress::start(prepared.metrics(), args.quiet);

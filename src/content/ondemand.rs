@@ -265,8 +265,11 @@ async fn fetch(
     tee: &Tee,
     save: Option<Uuid>,
 ) -> Result<Option<Artifact>, String> {
-    let factory = DownloaderFactory::new(remote, DownloadSettings::new(app.storage.tmp_dir()))
-        .map_err(|e| e.to_string())?;
+    let settings = DownloadSettings {
+        tmp_dir: app.storage.tmp_dir().to_path_buf(),
+        ..app.download.clone()
+    };
+    let factory = DownloaderFactory::new(remote, settings).map_err(|e| e.to_string())?;
     let expected = Expected {
         size: ra.size,
         sha256: ra.sha256.clone(),

@@ -144,6 +144,10 @@ pub trait Store:
     /// removed, deletes the version row. Idempotent. Never touches a complete version.
     async fn discard_version(&self, version_id: Uuid) -> DbResult<()>;
 
+    /// Every incomplete version as `(version id, repository id)`, oldest first: those of running
+    /// syncs, and those a crashed process left (startup recovery discards the latter).
+    async fn incomplete_versions(&self) -> DbResult<Vec<(Uuid, Uuid)>>;
+
     /// Finishes an incomplete version in one transaction: for each (type, repo key) present
     /// more than once, the units added by this version replace the older ones (two units added
     /// by this version with the same repo key is [`DbError::Conflict`] naming the key); counts

@@ -682,6 +682,16 @@ impl Store for PgStore {
         Ok(v)
     }
 
+    async fn incomplete_versions(&self) -> DbResult<Vec<(Uuid, Uuid)>> {
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT id, repository_id FROM repository_versions WHERE NOT complete \
+             ORDER BY pulp_created, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     async fn discard_version(&self, version_id: Uuid) -> DbResult<()> {
         let mut tx = self.begin().await?;
         match locked_head(&mut tx, version_id).await? {

@@ -754,6 +754,19 @@ impl Store for SqliteStore {
         Ok(v)
     }
 
+    async fn incomplete_versions(&self) -> DbResult<Vec<(Uuid, Uuid)>> {
+        let rows: Vec<(Hyphenated, Hyphenated)> = sqlx::query_as(
+            "SELECT id, repository_id FROM repository_versions WHERE complete = 0 \
+             ORDER BY pulp_created, id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(v, r)| (v.into_uuid(), r.into_uuid()))
+            .collect())
+    }
+
     async fn discard_version(&self, version_id: Uuid) -> DbResult<()> {
         let mut tx = self.begin_write().await?;
         discard_in(&mut tx, version_id).await?;

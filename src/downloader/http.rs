@@ -131,6 +131,7 @@ impl HttpDownloader {
         dest: Dest<'_>,
         stats: &DownloadStats,
         secrets: &Secrets,
+        cap: Option<u64>,
     ) -> Result<Written, Failure> {
         stats.request();
         let sent = std::time::Instant::now();
@@ -178,12 +179,22 @@ impl HttpDownloader {
             }
         }
 
+        if let (Some(limit), Some(announced)) = (cap, content_length) {
+            if announced > limit {
+                return Err(DownloadError::TooLarge {
+                    url: url_str.to_string(),
+                    limit,
+                }
+                .into());
+            }
+        }
         let mut sink = Sink::new(
             dest.tmp_dir.to_path_buf(),
             &expected.other,
             content_length.or(expected.size),
         )
-        .with_tee(dest.tee);
+        .with_tee(dest.tee)
+        .with_cap(cap);
         loop {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,

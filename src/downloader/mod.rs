@@ -28,8 +28,13 @@ use http::HttpDownloader;
 use ratelimit::RateLimiter;
 use sink::Written;
 
+pub use file::ImportPaths;
 pub use http::USER_AGENT_PREFIX as USER_AGENT;
 pub use sink::Tee;
+
+/// The largest metadata file (a manifest, an index) read by default: generous, but a remote
+/// cannot fill the disk with an endless one.
+pub const DEFAULT_MAX_METADATA_SIZE: u64 = 1 << 30;
 
 /// Total time of one attempt (headers and body) when the remote sets none, as in pulpcore.
 pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -43,6 +48,10 @@ pub struct DownloadSettings {
     pub retry_base_delay: Duration,
     /// Cap on one backoff delay.
     pub retry_max_delay: Duration,
+    /// Where `file://` URLs may be read (none by default).
+    pub import_paths: ImportPaths,
+    /// The largest metadata file [`DownloaderFactory::download_metadata`] accepts.
+    pub max_metadata_size: u64,
 }
 
 impl DownloadSettings {
@@ -51,6 +60,8 @@ impl DownloadSettings {
             tmp_dir: tmp_dir.into(),
             retry_base_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(30),
+            import_paths: ImportPaths::none(),
+            max_metadata_size: DEFAULT_MAX_METADATA_SIZE,
         }
     }
 }
@@ -123,6 +134,12 @@ pub enum DownloadError {
     /// An HTTP exchange that cannot succeed as configured (e.g. a redirect loop).
     #[error("{url}: {message}")]
     Protocol { url: String, message: String },
+    /// A `file://` URL outside the allowed import paths (the reason never quotes the file).
+    #[error("{url}: {reason}")]
+    NotAllowed { url: String, reason: &'static str },
+    /// A metadata file larger than the cap.
+    #[error("{url}: larger than the {limit}-byte limit for metadata files (the max_metadata_size setting)")]
+    TooLarge { url: String, limit: u64 },
     #[error("download cancelled")]
     Cancelled,
 }
@@ -143,6 +160,8 @@ impl DownloadError {
             | DownloadError::Status { .. }
             | DownloadError::Io { .. }
             | DownloadError::Protocol { .. }
+            | DownloadError::NotAllowed { .. }
+            | DownloadError::TooLarge { .. }
             | DownloadError::Cancelled => ErrorKind::Permanent,
         }
     }
@@ -380,6 +399,7 @@ impl DownloaderFactory {
         url: &str,
         expected: &Expected,
         tee: Option<&Tee>,
+        cap: Option<u64>,
     ) -> Result<Written, Failure> {
         let tmp_dir = &self.settings.tmp_dir;
         let run = async {
@@ -393,11 +413,22 @@ impl DownloaderFactory {
                             sink::Dest { tmp_dir, tee },
                             &self.stats,
                             &self.secrets,
+                            cap,
                         )
                         .await?
                 }
                 Target::File(path) => {
-                    file::attempt(path, url, expected, tmp_dir, &self.stats, tee).await?
+                    file::attempt(
+                        path,
+                        url,
+                        expected,
+                        tmp_dir,
+                        &self.stats,
+                        tee,
+                        &self.settings.import_paths,
+                        cap,
+                    )
+                    .await?
                 }
             };
             sink::check(url, expected, &written)?;
@@ -421,7 +452,15 @@ impl DownloaderFactory {
         url: &str,
         expected: &Expected,
     ) -> Result<DownloadResult, DownloadError> {
-        self.download_inner(url, expected, None).await
+        self.download_inner(url, expected, None, None).await
+    }
+
+    /// Downloads a metadata file (a manifest, an index) whose size is not known in advance,
+    /// refusing one larger than the `max_metadata_size` setting.
+    pub async fn download_metadata(&self, url: &str) -> Result<DownloadResult, DownloadError> {
+        let cap = Some(self.settings.max_metadata_size);
+        self.download_inner(url, &Expected::default(), None, cap)
+            .await
     }
 
     /// Like [`DownloaderFactory::download`], also handing every chunk to `tee` as it arrives
@@ -436,7 +475,7 @@ impl DownloaderFactory {
         expected: &Expected,
         tee: &Tee,
     ) -> Result<DownloadResult, DownloadError> {
-        self.download_inner(url, expected, Some(tee)).await
+        self.download_inner(url, expected, Some(tee), None).await
     }
 
     async fn download_inner(
@@ -444,6 +483,7 @@ impl DownloaderFactory {
         url: &str,
         expected: &Expected,
         tee: Option<&Tee>,
+        cap: Option<u64>,
     ) -> Result<DownloadResult, DownloadError> {
         let target = self.target(url)?;
         let _permit = self
@@ -453,7 +493,9 @@ impl DownloaderFactory {
             .map_err(|_| DownloadError::Cancelled)?;
         let _in_flight = InFlight::enter(&self.stats);
         let started = std::time::Instant::now();
-        let result = self.download_attempts(&target, url, expected, tee).await;
+        let result = self
+            .download_attempts(&target, url, expected, tee, cap)
+            .await;
         if let Some(t) = &self.stats.telemetry {
             t.duration.observe(started.elapsed().as_secs_f64());
         }
@@ -467,6 +509,7 @@ impl DownloaderFactory {
         url: &str,
         expected: &Expected,
         tee: Option<&Tee>,
+        cap: Option<u64>,
     ) -> Result<DownloadResult, DownloadError> {
         let mut attempt = 0u32;
         loop {
@@ -474,7 +517,7 @@ impl DownloaderFactory {
             if let Some(limiter) = &self.limiter {
                 limiter.acquire().await;
             }
-            let failure = match self.attempt(target, url, expected, tee).await {
+            let failure = match self.attempt(target, url, expected, tee, cap).await {
                 Ok(w) => {
                     self.stats.completed.fetch_add(1, Ordering::Relaxed);
                     return Ok(DownloadResult {

@@ -111,6 +111,8 @@ pub(crate) struct Sink {
     state: Option<State>,
     received: u64,
     tee: Option<Tee>,
+    /// The most bytes accepted (the metadata size cap), whatever the expected size.
+    cap: Option<u64>,
 }
 
 impl Sink {
@@ -128,12 +130,19 @@ impl Sink {
             }),
             received: 0,
             tee: None,
+            cap: None,
         }
     }
 
     /// Also hands every accepted chunk to `tee`.
     pub(crate) fn with_tee(mut self, tee: Option<&Tee>) -> Sink {
         self.tee = tee.cloned();
+        self
+    }
+
+    /// Refuses a body longer than `cap` bytes.
+    pub(crate) fn with_cap(mut self, cap: Option<u64>) -> Sink {
+        self.cap = cap;
         self
     }
 
@@ -153,6 +162,14 @@ impl Sink {
     ) -> Result<(), super::DownloadError> {
         stats.received(data.len() as u64);
         let total = self.received() + data.len() as u64;
+        if let Some(limit) = self.cap {
+            if total > limit {
+                return Err(super::DownloadError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                });
+            }
+        }
         if let Some(want) = expected_size {
             if total > want {
                 return Err(super::DownloadError::Size {

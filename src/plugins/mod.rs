@@ -165,3 +165,23 @@ pub fn registry() -> Vec<Arc<dyn Plugin>> {
 pub fn by_name(name: &str) -> Option<Arc<dyn Plugin>> {
     registry().into_iter().find(|p| p.name() == name)
 }
+
+/// The most characters of outside input an error message quotes.
+pub const EXCERPT_CHARS: usize = 24;
+
+/// A short, escaped excerpt of `input` for an error message: at most [`EXCERPT_CHARS`]
+/// characters, control characters and quotes escaped, `…` when cut. A metadata line may come
+/// from any file a remote names, and messages reach the API and the logs, so no message quotes
+/// a whole line.
+pub fn excerpt(input: &str) -> String {
+    let mut out = String::from("\"");
+    let mut chars = input.chars();
+    for c in chars.by_ref().take(EXCERPT_CHARS) {
+        out.extend(c.escape_debug());
+    }
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out.push('"');
+    out
+}

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, auth, AppState};
 use crate::db::{self, DbError, DynStore};
+use crate::downloader::{DownloadSettings, ImportPaths};
 use crate::plugins;
 use crate::storage::{ArtifactStorage, StorageError};
 use crate::sync::SyncContext;
@@ -61,6 +62,17 @@ pub struct Settings {
     pub worker_ttl: f64,
     /// Whether `GET /metrics` (API and content app) needs credentials.
     pub metrics_auth: bool,
+    /// Directories below which `file://` remote URLs may be read (pulpcore's
+    /// `ALLOWED_IMPORT_PATHS`); empty (the default) refuses every `file://` remote.
+    #[serde(default)]
+    pub allowed_import_paths: Vec<PathBuf>,
+    /// The largest metadata file (manifest, index) a sync downloads, in bytes.
+    #[serde(default = "default_max_metadata_size")]
+    pub max_metadata_size: u64,
+}
+
+fn default_max_metadata_size() -> u64 {
+    crate::downloader::DEFAULT_MAX_METADATA_SIZE
 }
 
 impl std::fmt::Debug for Settings {
@@ -81,6 +93,8 @@ impl std::fmt::Debug for Settings {
             )
             .field("worker_ttl", &self.worker_ttl)
             .field("metrics_auth", &self.metrics_auth)
+            .field("allowed_import_paths", &self.allowed_import_paths)
+            .field("max_metadata_size", &self.max_metadata_size)
             .finish()
     }
 }
@@ -97,6 +111,8 @@ impl Default for Settings {
             admin_password: None,
             worker_ttl: 30.0,
             metrics_auth: false,
+            allowed_import_paths: Vec::new(),
+            max_metadata_size: default_max_metadata_size(),
         }
     }
 }
@@ -127,6 +143,18 @@ impl Settings {
             .merge(Serialized::globals(overrides));
         fig.extract::<Settings>()
             .map_err(|e| ServerError::Settings(e.to_string()))
+    }
+
+    /// The process-wide download settings these settings make (temp files go to `tmp_dir`).
+    pub fn download_settings(
+        &self,
+        tmp_dir: &std::path::Path,
+    ) -> Result<DownloadSettings, ServerError> {
+        let mut d = DownloadSettings::new(tmp_dir);
+        d.import_paths =
+            ImportPaths::new(&self.allowed_import_paths).map_err(ServerError::Settings)?;
+        d.max_metadata_size = self.max_metadata_size;
+        Ok(d)
     }
 
     /// The database URL in effect.
@@ -205,6 +233,7 @@ impl Server {
     /// Opens everything and starts the parts; returns once they listen.
     pub async fn start(settings: &Settings, parts: Parts) -> Result<Server, ServerError> {
         let (store, storage) = open(settings).await?;
+        let download = settings.download_settings(storage.tmp_dir())?;
         let generated_admin_password =
             ensure_admin(&store, settings.admin_password.as_deref()).await?;
         let plugins = plugins::registry();
@@ -212,7 +241,10 @@ impl Server {
             store: store.clone(),
             storage: storage.clone(),
             plugins: plugins.clone(),
-            sync: SyncContext::new(store.clone(), storage.clone()),
+            sync: SyncContext {
+                download: download.clone(),
+                ..SyncContext::new(store.clone(), storage.clone())
+            },
         };
         let worker_config = WorkerConfig {
             ttl: std::time::Duration::from_secs_f64(settings.worker_ttl.max(1.0)),
@@ -221,7 +253,31 @@ impl Server {
             ),
             ..WorkerConfig::default()
         };
-        let tasking = Tasking::with_config(store.clone(), tasks::registry(&env), worker_config);
+        // What a crashed process left: incomplete versions, temp downloads no running task owns.
+        match tasks::admin::recover(&store, &storage).await {
+            Ok(r) if r != tasks::admin::Recovery::default() => {
+                tracing::info!(
+                    versions = r.versions,
+                    temp_entries = r.temp_entries,
+                    "recovered what a crashed process left"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "startup recovery failed"),
+        }
+        let reap_hook: crate::tasking::ReapHook = {
+            let (store, storage) = (store.clone(), storage.clone());
+            Arc::new(move || {
+                let (store, storage) = (store.clone(), storage.clone());
+                Box::pin(async move {
+                    if let Err(e) = tasks::admin::recover(&store, &storage).await {
+                        tracing::warn!(error = %e, "recovery after a missing worker failed");
+                    }
+                })
+            })
+        };
+        let tasking = Tasking::with_config(store.clone(), tasks::registry(&env), worker_config)
+            .with_reap_hook(reap_hook);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
 
@@ -248,6 +304,7 @@ impl Server {
             content_origin,
             content_path_prefix: crate::content::CONTENT_PREFIX.to_string(),
             metrics_auth: settings.metrics_auth,
+            download,
         };
 
         let mut api_addr = None;

@@ -96,8 +96,10 @@ impl ArtifactStorage {
     /// Moves finished downloads into place and makes them durable with one `syncfs`.
     ///
     /// Blocking: call from `spawn_blocking`. Each temp file must hold exactly the bytes whose
-    /// sha256 is given (the downloader checked). A file already present is kept and the temp
-    /// file deleted, unless its size is not `size` (a torn earlier write): then it is replaced.
+    /// sha256 is given (the downloader checked). A file already present (with no row: a row
+    /// would have spared the download) is replaced by the fresh copy all the same, so it is new
+    /// again for [`ArtifactStorage::untracked_files`]: orphan cleanup never removes a file
+    /// that a sync is about to name.
     /// Returns the relative paths, in input order.
     pub fn adopt_batch(
         &self,
@@ -108,18 +110,12 @@ impl ArtifactStorage {
         for (temp, sha256, size) in files {
             let rel = Self::relative_path(&sha256)?;
             let dest = self.root.join(&rel);
-            let intact = std::fs::metadata(&dest)
-                .map(|m| m.is_file() && m.len() == size)
-                .unwrap_or(false);
-            if intact {
-                drop(temp); // deletes the duplicate download
-            } else {
-                temp.persist(&dest).map_err(|e| StorageError::Io {
-                    path: dest.clone(),
-                    source: e.error,
-                })?;
-                moved_any = true;
-            }
+            debug_assert!(std::fs::metadata(&temp).is_ok_and(|m| m.len() == size));
+            temp.persist(&dest).map_err(|e| StorageError::Io {
+                path: dest.clone(),
+                source: e.error,
+            })?;
+            moved_any = true;
             out.push(rel);
         }
         if moved_any {
@@ -143,6 +139,64 @@ impl ArtifactStorage {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::Io { path, source: e }),
+        }
+    }
+
+    /// The digests of the stored files under `artifact/<prefix>/` last modified before
+    /// `before`. Blocking. Orphan cleanup looks these up and removes those no row names (files
+    /// a killed cleanup or a crash left behind); any other name there is left alone.
+    pub fn untracked_files(
+        &self,
+        prefix: u8,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<String>, StorageError> {
+        let dir = self.root.join("artifact").join(format!("{prefix:02x}"));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(StorageError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name();
+            let Some(rest) = name.to_str() else { continue };
+            let sha256 = format!("{prefix:02x}{rest}");
+            if !is_sha256_hex(&sha256) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_file() && meta.modified().is_ok_and(|m| m < before) {
+                out.push(sha256);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes the stored file of `sha256` if it is still older than `before` (checked again
+    /// right before: a sync that adopts the same digest renews it). Returns whether it went.
+    pub fn remove_if_older(
+        &self,
+        sha256: &str,
+        before: std::time::SystemTime,
+    ) -> Result<bool, StorageError> {
+        let path = self.root.join(Self::relative_path(sha256)?);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.modified().is_ok_and(|t| t < before) => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StorageError::Io { path, source: e }),
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(StorageError::Io { path, source: e }),
         }
     }

@@ -59,6 +59,10 @@ impl TaskError {
 }
 
 /// A task function: takes its context, returns when done.
+/// Run by a worker right after it declared other workers missing (the server's recovery of
+/// what they left: incomplete versions, temp downloads). Tasking knows nothing of those.
+pub type ReapHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 pub type TaskFn = Arc<dyn Fn(TaskCtx) -> BoxFuture<'static, Result<(), TaskError>> + Send + Sync>;
 
 /// Task functions by name (the `name` of a task row).
@@ -110,6 +114,7 @@ pub struct Tasking {
     registry: Arc<Registry>,
     wakeup: Arc<Notify>,
     config: WorkerConfig,
+    on_reap: Option<ReapHook>,
 }
 
 impl Tasking {
@@ -123,7 +128,14 @@ impl Tasking {
             registry: Arc::new(registry),
             wakeup: Arc::new(Notify::new()),
             config,
+            on_reap: None,
         }
+    }
+
+    /// Workers made from now on run `hook` after declaring other workers missing.
+    pub fn with_reap_hook(mut self, hook: ReapHook) -> Tasking {
+        self.on_reap = Some(hook);
+        self
     }
 
     pub fn store(&self) -> &DynStore {
@@ -158,6 +170,7 @@ impl Tasking {
             self.wakeup.clone(),
             self.config.clone(),
         )
+        .with_reap_hook(self.on_reap.clone())
     }
 
     /// Spawns `n` workers named `<pid>@<host>-<i>`; they stop when `shutdown` fires. Wait for

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::ctx::{Progress, TaskCtx};
-use super::{Registry, TaskError};
+use super::{ReapHook, Registry, TaskError};
 use crate::db::{DbError, DynStore};
 use crate::models::{Task, TaskState};
 
@@ -78,6 +78,7 @@ pub struct Worker {
     registry: Arc<Registry>,
     wakeup: Arc<Notify>,
     config: WorkerConfig,
+    on_reap: Option<ReapHook>,
 }
 
 /// When the periodic duties last ran.
@@ -104,7 +105,14 @@ impl Worker {
             registry,
             wakeup,
             config,
+            on_reap: None,
         }
+    }
+
+    /// Runs `hook` after this worker declared other workers missing.
+    pub fn with_reap_hook(mut self, hook: Option<ReapHook>) -> Worker {
+        self.on_reap = hook;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -178,6 +186,7 @@ impl Worker {
         clocks.reap = Some(Instant::now());
         match self.store.reap_dead_workers(self.config.ttl).await {
             Ok(reaped) => {
+                let any = !reaped.is_empty();
                 for t in reaped {
                     tracing::warn!(
                         task_id = %t.id,
@@ -185,6 +194,9 @@ impl Worker {
                         dead_worker = t.worker.as_deref().unwrap_or(""),
                         "task failed: its worker has gone missing"
                     );
+                }
+                if let (true, Some(hook)) = (any, &self.on_reap) {
+                    hook().await;
                 }
             }
             Err(e) => {

@@ -1,16 +1,28 @@
-//! Housekeeping task functions: orphan cleanup (pulpcore's `orphan_cleanup`).
+//! Housekeeping: orphan cleanup (pulpcore's `orphan_cleanup`) and the recovery a process runs
+//! at start and when a worker is declared missing.
 //!
-//! Rows go first, in one transaction ([`crate::db::AdminStore::delete_orphans`]); files are
-//! removed only after that commit, and only those whose digest no artifact row names again (a
-//! sync may have saved the same file meanwhile), so no row ever points at a removed file.
+//! Orphan cleanup deletes rows first, in one transaction
+//! ([`crate::db::AdminStore::delete_orphans`]); files are removed only after that commit, and
+//! only those whose digest no artifact row names again (a sync may have saved the same file
+//! meanwhile), so no row ever points at a removed file. A cleanup killed between the two phases
+//! leaves files that no row names: every cleanup therefore also sweeps the store for files whose
+//! digest has no row and that are older than both the protection time and
+//! [`UNTRACKED_FILE_MIN_AGE`], so whatever point a cleanup (or a sync) died at, the next one
+//! leaves no stray file.
+//!
+//! [`recover`] discards the incomplete repository versions and removes the temp downloads that
+//! no running task owns (what a killed worker left), without waiting for the same repository's
+//! next sync.
 
 use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::models::{ProgressReport, TaskState};
+use crate::db::{DbError, DynStore};
+use crate::models::{ProgressReport, TaskFilter, TaskState};
 use crate::storage::ArtifactStorage;
 use crate::tasking::{TaskCtx, TaskError};
 
@@ -31,6 +43,14 @@ pub fn orphan_cleanup_args(protection_minutes: u64, content_ids: Option<&[Uuid]>
         "content_ids": content_ids.map(|ids| ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
     })
 }
+
+/// A stored file younger than this is never swept as untracked, whatever the protection time:
+/// a sync places a file a moment before it inserts the row naming it.
+pub const UNTRACKED_FILE_MIN_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// A temp download (outside a sync's own directory) untouched for this long has no owner: an
+/// attempt that writes nothing for this long has timed out long before.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// The oldest `timestamp_of_interest` that is still protected.
 fn cutoff(minutes: u64) -> DateTime<Utc> {
@@ -126,10 +146,11 @@ pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<()
                 .map(|(_, _, file)| file.clone()),
         );
     }
+    let remover = storage.clone();
     let failures = tokio::task::spawn_blocking(move || {
         let mut failures = 0u64;
         for file in &files {
-            if let Err(e) = storage.remove(file) {
+            if let Err(e) = remover.remove(file) {
                 tracing::warn!(error = %e, file = %file, "cannot remove an orphan artifact's file");
                 failures += 1;
             }
@@ -138,6 +159,7 @@ pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<()
     })
     .await
     .map_err(|e| TaskError::failed(format!("file removal stopped: {e}")))?;
+    let swept = sweep_untracked_files(ctx.store(), &storage, minutes, &ctx).await?;
     ctx.progress(report(
         ARTIFACTS.0,
         ARTIFACTS.1,
@@ -149,8 +171,158 @@ pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<()
     tracing::info!(
         content = n_content,
         artifacts = n_artifacts,
+        untracked_files = swept,
         file_failures = failures,
         "orphan cleanup done"
     );
     Ok(())
+}
+
+/// Removes the stored files whose digest no artifact row names and that are older than the
+/// protection time and [`UNTRACKED_FILE_MIN_AGE`]; returns how many went. One prefix
+/// directory at a time, so memory stays bounded by the largest directory.
+async fn sweep_untracked_files(
+    store: &DynStore,
+    storage: &ArtifactStorage,
+    protection_minutes: u64,
+    ctx: &TaskCtx,
+) -> Result<u64, TaskError> {
+    let protection = Duration::from_secs(protection_minutes.saturating_mul(60));
+    let age = protection.max(UNTRACKED_FILE_MIN_AGE);
+    let before = SystemTime::now()
+        .checked_sub(age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut removed = 0u64;
+    for prefix in 0..=255u8 {
+        if ctx.is_canceled() {
+            return Err(TaskError::Canceled);
+        }
+        let listing = storage.clone();
+        let candidates =
+            tokio::task::spawn_blocking(move || listing.untracked_files(prefix, before))
+                .await
+                .map_err(|e| TaskError::failed(format!("sweep stopped: {e}")))?
+                .map_err(|e| TaskError::failed(format!("sweep: {e}")))?;
+        for chunk in candidates.chunks(500) {
+            let known: HashSet<String> = store
+                .find_artifacts_by_sha256(chunk)
+                .await?
+                .into_iter()
+                .map(|a| a.sha256)
+                .collect();
+            let stray: Vec<String> = chunk
+                .iter()
+                .filter(|sha| !known.contains(*sha))
+                .cloned()
+                .collect();
+            if stray.is_empty() {
+                continue;
+            }
+            let remover = storage.clone();
+            removed += tokio::task::spawn_blocking(move || {
+                let mut n = 0u64;
+                for sha in &stray {
+                    match remover.remove_if_older(sha, before) {
+                        Ok(true) => n += 1,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot remove an untracked file"),
+                    }
+                }
+                n
+            })
+            .await
+            .map_err(|e| TaskError::failed(format!("sweep stopped: {e}")))?;
+        }
+    }
+    Ok(removed)
+}
+
+/// What [`recover`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Incomplete versions discarded.
+    pub versions: u64,
+    /// Temp directories and files removed.
+    pub temp_entries: u64,
+}
+
+/// Discards the incomplete versions and removes the temp downloads that no running task owns:
+/// what a crashed process or a killed worker left. Run at process start and by the worker that
+/// declares another missing. A repository counts as owned while a running (or canceling) task
+/// holds a resource naming it; the versions are listed before the tasks, so a sync that starts
+/// meanwhile is never robbed of its own.
+pub async fn recover(store: &DynStore, storage: &ArtifactStorage) -> Result<Recovery, DbError> {
+    let versions = store.incomplete_versions().await?;
+    let running = store
+        .list_tasks(&TaskFilter {
+            states: Some(vec![TaskState::Running, TaskState::Canceling]),
+            ..TaskFilter::default()
+        })
+        .await?;
+    let owned = |repository: Uuid| {
+        let id = repository.to_string();
+        running.iter().any(|t| {
+            t.exclusive_resources
+                .iter()
+                .chain(&t.shared_resources)
+                .any(|r| r.contains(&id))
+        })
+    };
+    let mut out = Recovery::default();
+    for (version, repository) in versions {
+        if owned(repository) {
+            continue;
+        }
+        store.discard_version(version).await?;
+        tracing::info!(version = %version, repository = %repository, "discarded an incomplete version no task owns");
+        out.versions += 1;
+    }
+
+    // Temp area: `sync-<repository>` directories of syncs no task runs, and stale loose files.
+    let tmp = storage.tmp_dir().to_path_buf();
+    let stale_before = SystemTime::now()
+        .checked_sub(STALE_TEMP_AGE)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let entries: Vec<(std::path::PathBuf, bool, Option<SystemTime>)> = match std::fs::read_dir(&tmp)
+    {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| {
+                let meta = e.metadata().ok();
+                (
+                    e.path(),
+                    meta.as_ref().is_some_and(|m| m.is_dir()),
+                    meta.and_then(|m| m.modified().ok()),
+                )
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    for (path, is_dir, modified) in entries {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let remove = match name.strip_prefix("sync-").map(Uuid::parse_str) {
+            Some(Ok(repository)) if is_dir => !owned(repository),
+            _ => modified.is_some_and(|m| m < stale_before),
+        };
+        if !remove {
+            continue;
+        }
+        let result = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match result {
+            Ok(()) => out.temp_entries += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temp entry")
+            }
+        }
+    }
+    Ok(out)
 }

@@ -59,6 +59,7 @@ impl TestApp {
             admin_password: Some(ADMIN_PASSWORD.to_string()),
             worker_ttl: 30.0,
             metrics_auth: false,
+            ..Settings::default()
         };
         TestApp::start_with(settings, backend, Some(dir)).await
     }

@@ -4,6 +4,11 @@
 //! starting with `#` are skipped. A path must be relative and stay inside the repository: no
 //! leading `/`, no empty, `.` or `..` segment (also percent-encoded, like `%2e%2e`), no backslash,
 //! no NUL or other control character. Any other shape fails with the line number.
+//!
+//! Errors quote at most a short, escaped excerpt of what they reject ([`excerpt`]), never a
+//! whole line: a manifest may be any file a remote names, and errors reach the API and logs.
+
+use crate::plugins::excerpt;
 
 /// One manifest line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,23 +32,23 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
         return Err("empty path".into());
     }
     if path.starts_with('/') {
-        return Err(format!("absolute path {path:?}"));
+        return Err(format!("absolute path {}", excerpt(path)));
     }
     if path.contains('\\') {
-        return Err(format!("backslash in path {path:?}"));
+        return Err(format!("backslash in path {}", excerpt(path)));
     }
     if path.chars().any(|c| c.is_control()) {
-        return Err(format!("control character in path {path:?}"));
+        return Err(format!("control character in path {}", excerpt(path)));
     }
     for segment in path.split('/') {
         let decoded = percent_decode_lossy(segment);
         match decoded.as_str() {
-            "" => return Err(format!("empty segment in path {path:?}")),
-            "." | ".." => return Err(format!("path {path:?} escapes the repository")),
+            "" => return Err(format!("empty segment in path {}", excerpt(path))),
+            "." | ".." => return Err(format!("path {} escapes the repository", excerpt(path))),
             _ => {}
         }
         if decoded.contains('/') || decoded.contains('\\') || decoded.contains('\0') {
-            return Err(format!("encoded separator in path {path:?}"));
+            return Err(format!("encoded separator in path {}", excerpt(path)));
         }
     }
     Ok(())
@@ -97,16 +102,20 @@ pub fn parse_line(line_no: usize, raw: &str) -> Result<Option<ManifestEntry>, Ma
     let path = parts.next();
     let (Some(sha256), Some(path)) = (sha256, path) else {
         return Err(err(format!(
-            "expected relative_path,sha256,size but got {line:?}"
+            "expected relative_path,sha256,size but got {}",
+            excerpt(line)
         )));
     };
     let sha256 = sha256.trim().to_ascii_lowercase();
     if !crate::storage::is_sha256_hex(&sha256) {
-        return Err(err(format!("{sha256:?} is not a sha256 hex digest")));
+        return Err(err(format!(
+            "{} is not a sha256 hex digest",
+            excerpt(&sha256)
+        )));
     }
     let size: u64 = size
         .parse()
-        .map_err(|_| err(format!("{size:?} is not a size in bytes")))?;
+        .map_err(|_| err(format!("{} is not a size in bytes", excerpt(size))))?;
     check_relative_path(path).map_err(err)?;
     Ok(Some(ManifestEntry {
         relative_path: path.to_string(),
@@ -143,6 +152,24 @@ mod tests {
         assert!(e.to_string().contains("line 7"), "{e}");
         assert!(parse_line(1, &format!("a,{SHA},-1")).is_err());
         assert!(parse_line(1, "a,nothex,1").is_err());
+    }
+
+    #[test]
+    fn errors_quote_only_a_short_excerpt() {
+        let secret =
+            "root:$y$j9T$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ:19000:0:99999:7:::";
+        let e = parse_line(1, secret).unwrap_err().to_string();
+        assert!(!e.contains(secret), "{e}");
+        assert!(!e.contains("ABCDEFGHIJ"), "{e}");
+        assert!(e.contains("line 1"), "{e}");
+        let long_path = format!("/{},{SHA},1", "x".repeat(500));
+        let e = parse_line(2, &long_path).unwrap_err().to_string();
+        assert!(e.len() < 160, "{e}");
+        let e = parse_line(3, "a\u{1b}[31m,b").unwrap_err().to_string();
+        assert!(
+            !e.contains('\u{1b}'),
+            "control characters are escaped: {e:?}"
+        );
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl Stage for FileFirstStage {
         let remote = &self.env.remote;
         let manifest = remote
             .downloader
-            .download(&remote.remote.url, &Expected::default())
+            .download_metadata(&remote.remote.url)
             .await?;
         io.ctx.metrics.add_bytes(manifest.size);
         let file = tokio::fs::File::open(&manifest.temp)
