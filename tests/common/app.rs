@@ -36,6 +36,15 @@ pub async fn backends() -> Vec<&'static str> {
 impl TestApp {
     /// Starts API, content app and `workers` workers on `backend` (`"sqlite"` / `"postgres"`).
     pub async fn start(backend: &'static str, workers: usize) -> TestApp {
+        TestApp::start_configured(backend, workers, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], with `configure` applied to the settings first.
+    pub async fn start_configured(
+        backend: &'static str,
+        workers: usize,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = match backend {
             "sqlite" => None,
@@ -61,6 +70,8 @@ impl TestApp {
             metrics_auth: false,
             ..Settings::default()
         };
+        let mut settings = settings;
+        configure(&mut settings);
         TestApp::start_with(settings, backend, Some(dir)).await
     }
 
