@@ -96,10 +96,11 @@ impl ArtifactStorage {
     /// Moves finished downloads into place and makes them durable with one `syncfs`.
     ///
     /// Blocking: call from `spawn_blocking`. Each temp file must hold exactly the bytes whose
-    /// sha256 is given (the downloader checked). A file already present (with no row: a row
-    /// would have spared the download) is replaced by the fresh copy all the same, so it is new
-    /// again for [`ArtifactStorage::untracked_files`]: orphan cleanup never removes a file
-    /// that a sync is about to name.
+    /// sha256 is given (the downloader checked). A file already present is kept and the temp
+    /// file deleted, unless its size is not `size` (a torn earlier write): then it is replaced.
+    /// A kept file's modification time is renewed, so it is young again for
+    /// [`ArtifactStorage::untracked_files`]: orphan cleanup never sweeps a file that a sync is
+    /// about to name (if a sweep took it first, the touch fails and the fresh copy goes in).
     /// Returns the relative paths, in input order.
     pub fn adopt_batch(
         &self,
@@ -110,12 +111,18 @@ impl ArtifactStorage {
         for (temp, sha256, size) in files {
             let rel = Self::relative_path(&sha256)?;
             let dest = self.root.join(&rel);
-            debug_assert!(std::fs::metadata(&temp).is_ok_and(|m| m.len() == size));
-            temp.persist(&dest).map_err(|e| StorageError::Io {
-                path: dest.clone(),
-                source: e.error,
-            })?;
-            moved_any = true;
+            let intact = std::fs::metadata(&dest)
+                .map(|m| m.is_file() && m.len() == size)
+                .unwrap_or(false);
+            if intact && touch(&dest).is_ok() {
+                drop(temp); // deletes the duplicate download
+            } else {
+                temp.persist(&dest).map_err(|e| StorageError::Io {
+                    path: dest.clone(),
+                    source: e.error,
+                })?;
+                moved_any = true;
+            }
             out.push(rel);
         }
         if moved_any {
@@ -206,6 +213,14 @@ impl ArtifactStorage {
         let dir = std::fs::File::open(&self.root).map_err(io_err(&self.root))?;
         sync_fs(&dir).map_err(io_err(&self.root))
     }
+}
+
+/// Sets the modification time of `path` to now.
+fn touch(path: &Path) -> io::Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(std::time::SystemTime::now())
 }
 
 #[cfg(target_os = "linux")]
