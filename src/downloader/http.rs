@@ -123,6 +123,7 @@ impl HttpDownloader {
 
     /// One attempt: GET `url`, stream its body into a fresh sink, validate nothing yet (the
     /// caller checks digests). Fails early when the size is known to be wrong.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn attempt(
         &self,
         url: &Url,

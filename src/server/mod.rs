@@ -375,3 +375,48 @@ async fn serve(listener: TcpListener, app: axum::Router, shutdown: CancellationT
         tracing::error!(error = %e, "server stopped with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_paths_and_metadata_cap_are_read_from_the_config_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let import = dir.path().join("import");
+        std::fs::create_dir_all(&import).expect("mkdir");
+        let config = dir.path().join("pulp.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "allowed_import_paths = [{:?}]\nmax_metadata_size = 4096\n",
+                import.display().to_string()
+            ),
+        )
+        .expect("config");
+        let s = Settings::load(
+            dir.path().to_path_buf(),
+            Some(&config),
+            serde_json::json!({}),
+        )
+        .expect("settings");
+        assert_eq!(s.allowed_import_paths, vec![import.clone()]);
+        let d = s.download_settings(dir.path()).expect("download settings");
+        assert_eq!(d.max_metadata_size, 4096);
+        assert_eq!(
+            d.import_paths.dirs(),
+            &[import.canonicalize().expect("canonical")]
+        );
+        let defaults = Settings::default();
+        assert!(defaults.allowed_import_paths.is_empty());
+        assert_eq!(
+            defaults.max_metadata_size,
+            crate::downloader::DEFAULT_MAX_METADATA_SIZE
+        );
+        let relative = Settings {
+            allowed_import_paths: vec!["relative".into()],
+            ..Settings::default()
+        };
+        assert!(relative.download_settings(dir.path()).is_err());
+    }
+}
