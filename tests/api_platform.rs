@@ -620,3 +620,71 @@ async fn unknown_task_function_fails_with_a_reason() {
         app.stop().await;
     }
 }
+
+/// `(status, body)` of `GET <path>?<query>` (the query as given, not encoded again).
+async fn get_query(app: &TestApp, path: &str, query: &str) -> (u16, Value) {
+    app.get(&format!("{path}?{query}")).await
+}
+
+#[tokio::test]
+async fn paging_bounds_are_checked_on_every_list() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let store = store_of(&app).await;
+        let first = dispatch(&store, "test.first", &[], &[]).await;
+        dispatch(&store, "test.second", &[], &[]).await;
+        for path in ["/pulp/api/v3/tasks/", "/pulp/api/v3/artifacts/"] {
+            // Past what the databases take (2^63, 2^64 - 1, beyond a u64), negative, zero:
+            // 400s naming the parameter, never a 500.
+            for (query, field) in [
+                ("offset=9223372036854775808", "offset"),
+                ("offset=18446744073709551615", "offset"),
+                ("offset=99999999999999999999999", "offset"),
+                ("offset=-1", "offset"),
+                ("offset=ten", "offset"),
+                ("limit=0", "limit"),
+                ("limit=-5", "limit"),
+                ("limit=1.5", "limit"),
+            ] {
+                let (status, body) = get_query(&app, path, query).await;
+                assert_eq!(status, 400, "{backend}: {path}?{query}: {body}");
+                assert!(
+                    body[field][0].is_string(),
+                    "{backend}: {path}?{query}: {body}"
+                );
+            }
+            // The largest offset is an empty page; a huge limit is the largest page.
+            let (status, body) = get_query(&app, path, "offset=9223372036854775807").await;
+            assert_eq!(status, 200, "{backend}: {path}: {body}");
+            assert_eq!(body["results"], json!([]), "{backend}: {path}");
+            assert!(body["next"].is_null(), "{backend}: {path}: {body}");
+            let (status, body) = get_query(&app, path, "limit=99999999999999999999").await;
+            assert_eq!(status, 200, "{backend}: {path}: {body}");
+        }
+        // A normal page still works.
+        let (status, body) = get_query(&app, "/pulp/api/v3/tasks/", "limit=1&offset=1").await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert_eq!(body["count"], 2);
+        assert_eq!(body["results"][0]["pulp_href"], first.as_str());
+        let (status, body) = get_query(&app, "/pulp/api/v3/artifacts/", "offset=1").await;
+        assert_eq!((status, &body["count"]), (200, &json!(0)), "{backend}");
+        // The other lists read the same parameters the same way.
+        for path in [
+            "/pulp/api/v3/workers/",
+            "/pulp/api/v3/remotes/",
+            "/pulp/api/v3/remotes/file/file/",
+            "/pulp/api/v3/repositories/",
+            "/pulp/api/v3/repositories/file/file/",
+            "/pulp/api/v3/content/file/files/",
+            "/pulp/api/v3/publications/file/file/",
+            "/pulp/api/v3/distributions/",
+            "/pulp/api/v3/distributions/file/file/",
+        ] {
+            for query in ["offset=18446744073709551615", "limit=0"] {
+                let (status, body) = get_query(&app, path, query).await;
+                assert_eq!(status, 400, "{backend}: {path}?{query}: {body}");
+            }
+        }
+        app.stop().await;
+    }
+}
