@@ -688,3 +688,39 @@ async fn paging_bounds_are_checked_on_every_list() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let store = store_of(&app).await;
+        let task = dispatch(&store, "test.big", &[], &[]).await;
+        let limit = pulp_rs::api::MAX_BODY_BYTES;
+        let padding = "x".repeat(limit + 1);
+        for (method, path) in [
+            (reqwest::Method::PATCH, task.as_str()),
+            (reqwest::Method::POST, "/pulp/api/v3/remotes/file/file/"),
+        ] {
+            let body = json!({"state": "canceled", "padding": padding}).to_string();
+            let (status, answer) = send(
+                app.req(method.clone(), path)
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+            assert_eq!(status, 413, "{backend}: {method} {path}: {answer}");
+            assert!(answer["detail"].is_string(), "{backend}: {answer}");
+        }
+        // Just under the limit is read (and refused for what it says, not its size).
+        let body = json!({"state": "canceled", "padding": "x".repeat(limit - 100)}).to_string();
+        let (status, answer) = send(
+            app.req(reqwest::Method::PATCH, &task)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(status, 400, "{backend}: {answer}");
+        assert_eq!(answer["padding"], json!(["Unexpected field."]));
+        app.stop().await;
+    }
+}
