@@ -782,3 +782,87 @@ async fn remote_urls_and_headers_are_checked_at_create_and_update() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn catalog_filters_refuse_malformed_values() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let remote = create_remote(&app, "rem", "http://example.test/PULP_MANIFEST").await;
+        create_repo(&app, "with-remote", Some(&href(&remote))).await;
+        create_repo(&app, "without-remote", None).await;
+        for (path, query, field) in [
+            // Not a remote href: it used to match the repositories without a remote.
+            (REPOS, "remote=garbage", "remote"),
+            (
+                REPOS,
+                "remote=%2Fpulp%2Fapi%2Fv3%2Fremotes%2Ffile%2Ffile%2Fnot-a-uuid%2F",
+                "remote",
+            ),
+            (CONTENT, "pulp_href__in=garbage", "pulp_href__in"),
+            (CONTENT, "repository_version=garbage", "repository_version"),
+            (REPOS, "pulp_label_select=%3Dprod", "pulp_label_select"),
+            (
+                REMOTES,
+                "pulp_label_select=!env%3Dprod",
+                "pulp_label_select",
+            ),
+            (
+                "/pulp/api/v3/remotes/",
+                "pulp_type=file.nothing",
+                "pulp_type",
+            ),
+            (
+                "/pulp/api/v3/repositories/",
+                "pulp_type=rpm.rpm",
+                "pulp_type",
+            ),
+        ] {
+            let (status, e) = app.get(&format!("{path}?{query}")).await;
+            assert_eq!(status, 400, "{backend}: {path}?{query}: {e}");
+            assert!(e[field][0].is_string(), "{backend}: {path}?{query}: {e}");
+        }
+        let repo = create_repo(&app, "versions", None).await;
+        for query in [
+            "pulp_created__gte=yesterday",
+            "pulp_created__lte=-0001-01-01",
+            "number=two",
+            "number__gt=1.5",
+            "content=garbage",
+        ] {
+            let (status, e) = app.get(&format!("{}versions/?{query}", href(&repo))).await;
+            assert_eq!(status, 400, "{backend}: versions/?{query}: {e}");
+        }
+        // Well-formed values filter as before.
+        let remote_href: String =
+            url::form_urlencoded::byte_serialize(href(&remote).as_bytes()).collect();
+        for (path, query, count) in [
+            (REPOS, format!("remote={remote_href}"), 1),
+            (
+                REPOS,
+                format!(
+                    "remote=%2Fpulp%2Fapi%2Fv3%2Fremotes%2Ffile%2Ffile%2F{}%2F",
+                    Uuid::now_v7()
+                ),
+                0,
+            ),
+            (REPOS, "remote=".to_string(), 3),
+            (REPOS, "name__in=false".to_string(), 0),
+            (REPOS, "pulp_label_select=env,!team,k~v".to_string(), 0),
+            (
+                "/pulp/api/v3/remotes/",
+                "pulp_type=file.file".to_string(),
+                1,
+            ),
+            (
+                CONTENT,
+                format!("pulp_href__in={CONTENT}{}/", Uuid::now_v7()),
+                0,
+            ),
+        ] {
+            let (status, l) = app.get(&format!("{path}?{query}")).await;
+            assert_eq!(status, 200, "{backend}: {path}?{query}: {l}");
+            assert_eq!(l["count"], count, "{backend}: {path}?{query}: {l}");
+        }
+        app.stop().await;
+    }
+}

@@ -690,6 +690,59 @@ async fn paging_bounds_are_checked_on_every_list() {
 }
 
 #[tokio::test]
+async fn malformed_filter_values_are_400s() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let store = store_of(&app).await;
+        dispatch(&store, "test.only", &[], &[]).await;
+        for (query, field) in [
+            // Dates: not a date, and years Django (and PostgreSQL) do not have.
+            ("started_at__lte=not-a-date", "started_at__lte"),
+            ("started_at__gte=-5000-01-01", "started_at__gte"),
+            ("finished_at__lte=%2B10000-01-01T00:00:00", "finished_at__lte"),
+            ("finished_at__gte=0000-01-01T00:00:00Z", "finished_at__gte"),
+            // Hrefs: not an href of the collection the filter names.
+            ("parent_task=not-a-task", "parent_task"),
+            (
+                "parent_task=%2Fpulp%2Fapi%2Fv3%2Fartifacts%2F0190f6a4-0000-7000-8000-000000000001%2F",
+                "parent_task",
+            ),
+            ("task_group=42", "task_group"),
+            ("worker=%2Fpulp%2Fapi%2Fv3%2Fworkers%2Fnot-a-uuid%2F", "worker"),
+        ] {
+            let (status, body) = get_query(&app, "/pulp/api/v3/tasks/", query).await;
+            assert_eq!(status, 400, "{backend}: tasks/?{query}: {body}");
+            assert!(body[field][0].is_string(), "{backend}: {query}: {body}");
+        }
+        // Well-formed values still filter; empty ones filter nothing.
+        for (query, count) in [
+            ("started_at__lte=9999-12-31", 0),
+            ("finished_at__gte=0001-01-01T00:00:00%2B00:00", 0),
+            ("parent_task=", 1),
+            (
+                "task_group=%2Fpulp%2Fapi%2Fv3%2Ftask-groups%2F0190f6a4-0000-7000-8000-000000000001%2F",
+                0,
+            ),
+        ] {
+            let (status, body) = get_query(&app, "/pulp/api/v3/tasks/", query).await;
+            assert_eq!(status, 200, "{backend}: tasks/?{query}: {body}");
+            assert_eq!(body["count"], count, "{backend}: {query}: {body}");
+        }
+        // Booleans.
+        for query in ["online=maybe", "missing=2"] {
+            let (status, body) = get_query(&app, "/pulp/api/v3/workers/", query).await;
+            assert_eq!(status, 400, "{backend}: workers/?{query}: {body}");
+        }
+        let (status, body) = get_query(&app, "/pulp/api/v3/workers/", "online=").await;
+        assert_eq!(
+            status, 200,
+            "{backend}: an empty boolean filters nothing: {body}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_a_413() {
     for backend in backends().await {
         let mut app = TestApp::start(backend, 0).await;
