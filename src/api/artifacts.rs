@@ -121,7 +121,7 @@ pub fn register(b: &mut ApiBuilder) {
         )
         .summary("List artifacts")
         .paging();
-    for digest in ["sha224", "sha256", "sha384", "sha512"] {
+    for digest in ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"] {
         doc.query(
             digest,
             "string",
@@ -159,7 +159,7 @@ pub fn register(b: &mut ApiBuilder) {
         "ArtifactResponse",
         json!({
             "type": "object",
-            "required": ["file"],
+            // No `required`: `fields` / `exclude_fields` can leave any property out.
             "properties": {
                 "pulp_href": {"type": "string", "format": "uri", "readOnly": true},
                 "prn": {"type": "string", "readOnly": true},

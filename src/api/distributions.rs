@@ -246,7 +246,8 @@ fn response_schema() -> Value {
     if let (Some(p), Value::Object(e)) = (props.as_object_mut(), extra) {
         p.extend(e);
     }
-    json!({"type": "object", "properties": props, "required": ["base_path", "name"]})
+    // No `required`: `fields` / `exclude_fields` can leave any property out.
+    json!({"type": "object", "properties": props})
 }
 
 fn names_of(state: &AppState, pulp_type: &str) -> Option<ApiNames> {

@@ -524,27 +524,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         for f in NAME_FILTERS {
             list_doc.query(f, if *f == "name__in" { "array" } else { "string" }, "");
         }
-        list_doc.query(
-            "ordering",
-            "array",
-            "Which field to use when ordering the results.",
-        );
-        list_doc.query("limit", "integer", "Number of results to return per page.");
-        list_doc.query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        );
-        list_doc.query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        );
-        list_doc.query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        );
+        super::openapi::list_params(list_doc);
         b.route(
             Method::POST,
             &coll,

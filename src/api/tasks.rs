@@ -323,6 +323,16 @@ pub fn register(b: &mut ApiBuilder) {
             "shared_resources__in",
             "array",
             "Filter results by shared resources (any of)",
+        )
+        .query(
+            "parent_task",
+            "string",
+            "Filter results by the task (href) that spawned them",
+        )
+        .query(
+            "task_group",
+            "string",
+            "Filter results by the task group (href) they belong to",
         );
     for name in [
         "started_at__gte",
@@ -400,7 +410,7 @@ pub fn register(b: &mut ApiBuilder) {
         "TaskResponse",
         json!({
             "type": "object",
-            "required": ["logging_cid", "name"],
+            // No `required`: `fields` / `exclude_fields` can leave any property out.
             "properties": {
                 "pulp_href": {"type": "string", "format": "uri", "readOnly": true},
                 "prn": {"type": "string", "readOnly": true},

@@ -139,6 +139,21 @@ pub fn register(b: &mut ApiBuilder) {
         "string",
         "Filter results where name contains value",
     )
+    .query(
+        "name__icontains",
+        "string",
+        "Filter results where name contains value (case-insensitive)",
+    )
+    .query(
+        "online",
+        "boolean",
+        "Filter results by whether the worker is online",
+    )
+    .query(
+        "missing",
+        "boolean",
+        "Filter results by whether the worker is missing",
+    )
     .field_selection()
     .response(200, Some("PaginatedWorkerResponseList"));
     b.route(
