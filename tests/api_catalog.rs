@@ -645,3 +645,224 @@ async fn syncs_serialize_per_repository_and_cancel() {
         app.stop().await;
     }
 }
+
+/// How many tasks exist (a refused update dispatches none).
+async fn task_count(app: &TestApp) -> u64 {
+    let (status, l) = app.get("/pulp/api/v3/tasks/").await;
+    assert_eq!(status, 200, "{l}");
+    l["count"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn remote_urls_and_headers_are_checked_at_create_and_update() {
+    const SECRET: &str = "hunter2-s3cret";
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let remote = create_remote(&app, "checked", "http://example.test/PULP_MANIFEST").await;
+        let r = href(&remote);
+
+        // Credentials in `url` or `proxy_url`, a username alone included: a 400 under the
+        // field, pointing at the write-only fields, never repeating the secret.
+        let bad_urls = [
+            (
+                "url",
+                format!("http://user:{SECRET}@example.test/PULP_MANIFEST"),
+            ),
+            (
+                "url",
+                format!("https://{SECRET}@example.test/PULP_MANIFEST"),
+            ),
+            ("url", format!("http://:{SECRET}@example.test/")),
+            ("proxy_url", format!("http://user:{SECRET}@proxy.test:3128")),
+            ("proxy_url", format!("http://{SECRET}@proxy.test:3128")),
+        ];
+        for (field, value) in &bad_urls {
+            let mut create = json!({"name": "leaky", "url": "http://example.test/"});
+            create[*field] = json!(value);
+            let mut put = json!({"name": "checked", "url": "http://example.test/"});
+            put[*field] = json!(value);
+            let answers = [
+                ("POST", app.post(REMOTES, create).await),
+                ("PATCH", app.patch(&r, json!({ *field: value })).await),
+                ("PUT", app.put(&r, put).await),
+            ];
+            let (user_field, password_field) = if *field == "url" {
+                ("username", "password")
+            } else {
+                ("proxy_username", "proxy_password")
+            };
+            for (method, (status, e)) in answers {
+                assert_eq!(status, 400, "{backend}: {method} {field}: {e}");
+                let text = e.to_string();
+                assert!(
+                    !text.contains(SECRET),
+                    "{backend}: {method}: echoed: {text}"
+                );
+                assert!(!text.contains("user:"), "{backend}: {method}: {text}");
+                let msg = e[*field][0].as_str().unwrap_or_else(|| panic!("{e}"));
+                assert!(
+                    msg.contains(user_field) && msg.contains(password_field),
+                    "{backend}: {method}: {msg}"
+                );
+                assert_eq!(e.as_object().unwrap().len(), 1, "{backend}: {e}");
+            }
+        }
+        // Schemes: http, https and file for `url`; http and https for `proxy_url`.
+        for (field, value) in [
+            ("url", "ftp://example.test/PULP_MANIFEST"),
+            ("url", "gopher://example.test/"),
+            ("url", "not a url"),
+            ("proxy_url", "socks5://proxy.test:1080"),
+            ("proxy_url", "file:///tmp/proxy"),
+        ] {
+            let (status, e) = app.patch(&r, json!({ field: value })).await;
+            assert_eq!(status, 400, "{backend}: {field}={value}: {e}");
+            assert!(e[field][0].is_string(), "{backend}: {e}");
+        }
+
+        // Headers: names must be header names, values free of CR, LF, NUL and other
+        // control characters.
+        for headers in [
+            json!([{"X-Ok": "1"}, {"X-Injected": "a\r\nX-Evil: 1"}]),
+            json!([{"X-Lf": "a\nb"}]),
+            json!([{"X-Nul": "a\u{0}b"}]),
+            json!([{"X-Esc": "a\u{1b}b"}]),
+            json!([{"Bad Name": "v"}]),
+            json!([{"X-Colon:": "v"}]),
+            json!([{"": "v"}]),
+            json!([{"X-A\r\n": "v"}]),
+        ] {
+            let create = json!({"name": "hdr", "url": "http://example.test/", "headers": headers});
+            let put = json!({"name": "checked", "url": "http://example.test/", "headers": headers});
+            for (method, (status, e)) in [
+                ("POST", app.post(REMOTES, create).await),
+                ("PATCH", app.patch(&r, json!({ "headers": headers })).await),
+                ("PUT", app.put(&r, put).await),
+            ] {
+                assert_eq!(status, 400, "{backend}: {method} {headers}: {e}");
+                assert!(e["headers"][0].is_string(), "{backend}: {method}: {e}");
+                assert!(!e.to_string().contains("X-Evil"), "{backend}: {e}");
+            }
+        }
+        assert_eq!(
+            task_count(&app).await,
+            0,
+            "{backend}: no update was dispatched"
+        );
+        let (_, l) = app.get(REMOTES).await;
+        assert_eq!(l["count"], 1, "{backend}: nothing was created: {l}");
+
+        // What is fine still is: credentials in their fields, file URLs, a tab in a value,
+        // an empty proxy URL (no proxy).
+        let (status, created) = app
+            .post(
+                REMOTES,
+                json!({"name": "fine", "url": "https://example.test/PULP_MANIFEST",
+                       "username": "user", "password": SECRET,
+                       "proxy_url": "http://proxy.test:3128", "proxy_username": "pu",
+                       "proxy_password": SECRET, "headers": [{"Authorization": "Bearer\tx"}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{backend}: {created}");
+        assert!(!created.to_string().contains(SECRET));
+        let (status, created) = app
+            .post(
+                REMOTES,
+                json!({"name": "local", "url": "file:///srv/repo/PULP_MANIFEST", "proxy_url": ""}),
+            )
+            .await;
+        assert_eq!(status, 201, "{backend}: {created}");
+        let (status, answer) = app
+            .patch(
+                &r,
+                json!({"headers": [{"X-Token": "abc"}], "proxy_url": null}),
+            )
+            .await;
+        assert_eq!(status, 202, "{backend}: {answer}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn catalog_filters_refuse_malformed_values() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let remote = create_remote(&app, "rem", "http://example.test/PULP_MANIFEST").await;
+        create_repo(&app, "with-remote", Some(&href(&remote))).await;
+        create_repo(&app, "without-remote", None).await;
+        for (path, query, field) in [
+            // Not a remote href: it used to match the repositories without a remote.
+            (REPOS, "remote=garbage", "remote"),
+            (
+                REPOS,
+                "remote=%2Fpulp%2Fapi%2Fv3%2Fremotes%2Ffile%2Ffile%2Fnot-a-uuid%2F",
+                "remote",
+            ),
+            (CONTENT, "pulp_href__in=garbage", "pulp_href__in"),
+            (CONTENT, "repository_version=garbage", "repository_version"),
+            (REPOS, "pulp_label_select=%3Dprod", "pulp_label_select"),
+            (
+                REMOTES,
+                "pulp_label_select=!env%3Dprod",
+                "pulp_label_select",
+            ),
+            (
+                "/pulp/api/v3/remotes/",
+                "pulp_type=file.nothing",
+                "pulp_type",
+            ),
+            (
+                "/pulp/api/v3/repositories/",
+                "pulp_type=rpm.rpm",
+                "pulp_type",
+            ),
+        ] {
+            let (status, e) = app.get(&format!("{path}?{query}")).await;
+            assert_eq!(status, 400, "{backend}: {path}?{query}: {e}");
+            assert!(e[field][0].is_string(), "{backend}: {path}?{query}: {e}");
+        }
+        let repo = create_repo(&app, "versions", None).await;
+        for query in [
+            "pulp_created__gte=yesterday",
+            "pulp_created__lte=-0001-01-01",
+            "number=two",
+            "number__gt=1.5",
+            "content=garbage",
+        ] {
+            let (status, e) = app.get(&format!("{}versions/?{query}", href(&repo))).await;
+            assert_eq!(status, 400, "{backend}: versions/?{query}: {e}");
+        }
+        // Well-formed values filter as before.
+        let remote_href: String =
+            url::form_urlencoded::byte_serialize(href(&remote).as_bytes()).collect();
+        for (path, query, count) in [
+            (REPOS, format!("remote={remote_href}"), 1),
+            (
+                REPOS,
+                format!(
+                    "remote=%2Fpulp%2Fapi%2Fv3%2Fremotes%2Ffile%2Ffile%2F{}%2F",
+                    Uuid::now_v7()
+                ),
+                0,
+            ),
+            (REPOS, "remote=".to_string(), 3),
+            (REPOS, "name__in=false".to_string(), 0),
+            (REPOS, "pulp_label_select=env,!team,k~v".to_string(), 0),
+            (
+                "/pulp/api/v3/remotes/",
+                "pulp_type=file.file".to_string(),
+                1,
+            ),
+            (
+                CONTENT,
+                format!("pulp_href__in={CONTENT}{}/", Uuid::now_v7()),
+                0,
+            ),
+        ] {
+            let (status, l) = app.get(&format!("{path}?{query}")).await;
+            assert_eq!(status, 200, "{backend}: {path}?{query}: {l}");
+            assert_eq!(l["count"], count, "{backend}: {path}?{query}: {l}");
+        }
+        app.stop().await;
+    }
+}

@@ -239,6 +239,32 @@ async fn publications_create_list_delete() {
             .get(&format!("{PUBS}?pulp_created__gte=2000-01-01T00:00:00Z"))
             .await;
         assert_eq!(list["count"], 2);
+        let (_, list) = app
+            .get(&format!("{PUBS}?pulp_created__lte=2000-01-01"))
+            .await;
+        assert_eq!(list["count"], 0, "{list}");
+        // A version that does not exist, an href of something else, a malformed date: 400s
+        // naming the filter (pulpcore answers the first with a 400 too).
+        for (query, field) in [
+            (
+                format!("repository_version={}", support::version_href(&repo, 99)),
+                "repository_version",
+            ),
+            (
+                "repository_version=garbage".to_string(),
+                "repository_version",
+            ),
+            (
+                format!("repository=/pulp/api/v3/remotes/file/file/{}/", repo.id),
+                "repository",
+            ),
+            ("pulp_created__gte=soon".to_string(), "pulp_created__gte"),
+            ("pulp_created=-0042-01-01".to_string(), "pulp_created"),
+        ] {
+            let (s, e) = app.get(&format!("{PUBS}?{query}")).await;
+            assert_eq!(s, 400, "{query}: {e}");
+            assert!(e[field][0].is_string(), "{query}: {e}");
+        }
 
         // A publish that fails (the manifest would hide a file) leaves no publication.
         let (s, answer) = app

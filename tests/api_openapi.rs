@@ -337,3 +337,180 @@ fn request_schema(doc: &Value, op: &Value) -> Value {
     let name = r.trim_start_matches("#/components/schemas/");
     doc["components"]["schemas"][name].clone()
 }
+
+/// The component schema `$ref` points at.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+        None => schema,
+    }
+}
+
+/// Every operation of `doc` by id.
+fn operations(doc: &Value) -> std::collections::HashMap<String, Value> {
+    let mut ops = std::collections::HashMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            ops.insert(op["operationId"].as_str().unwrap().to_string(), op.clone());
+        }
+    }
+    ops
+}
+
+#[test]
+fn responses_say_what_field_selection_can_leave_out() {
+    // `fields` / `exclude_fields` can drop any property of an object (not the page around
+    // it): a `required` list would make a generated client refuse a valid answer (as
+    // pulpcore's own bindings do, pulp/pulpcore#1998).
+    let doc = openapi::document(&pulp_rs::api::api_builder(&pulp_rs::plugins::registry()));
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for (id, op) in operations(&doc) {
+        let selects = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fields" || p["name"] == "exclude_fields");
+        if !selects {
+            continue;
+        }
+        let mut schema = resolve(
+            &doc,
+            &op["responses"]["200"]["content"]["application/json"]["schema"],
+        );
+        if id.ends_with("_list") {
+            assert_eq!(
+                schema["required"],
+                serde_json::json!(["count", "results"]),
+                "{id}"
+            );
+            schema = resolve(&doc, &schema["properties"]["results"]["items"]);
+        }
+        assert!(schema["properties"].is_object(), "{id}: {schema}");
+        checked += 1;
+        if schema.get("required").is_some() {
+            bad.push(format!("{id}: required {}", schema["required"]));
+        }
+    }
+    assert!(checked > 20, "{checked}");
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn hrefs_are_declared_as_pulpcore_declares_them() {
+    // pulpcore 3.123 declares an href (a path such as `/pulp/api/v3/tasks/<id>/`, not an
+    // absolute URL) as `{"type": "string", "format": "uri"}`, read-only where the server sets
+    // it; `prn` and `base_url` are plain strings.
+    let doc = openapi::document(&pulp_rs::api::api_builder(&pulp_rs::plugins::registry()));
+    let schemas = &doc["components"]["schemas"];
+    let mut bad = Vec::new();
+    let mut check = |schema: &str, field: &str, read_only: bool, nullable: bool| {
+        let p = &schemas[schema]["properties"][field];
+        let mut want = serde_json::json!({"type": "string", "format": "uri"});
+        if read_only {
+            want["readOnly"] = true.into();
+        }
+        if nullable {
+            want["nullable"] = true.into();
+        }
+        let got: serde_json::Map<String, Value> = p
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| *k != "description")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if Value::Object(got) != want {
+            bad.push(format!("{schema}.{field}: {p}"));
+        }
+    };
+    for schema in [
+        "TaskResponse",
+        "ArtifactResponse",
+        "WorkerResponse",
+        "file.FileRemoteResponse",
+        "file.FileRepositoryResponse",
+        "RepositoryVersionResponse",
+        "file.FileContentResponse",
+        "file.FilePublicationResponse",
+        "file.FileDistributionResponse",
+    ] {
+        check(schema, "pulp_href", true, false);
+    }
+    check(ASYNC, "task", false, false);
+    check("file.FileRepositoryResponse", "versions_href", true, false);
+    check(
+        "file.FileRepositoryResponse",
+        "latest_version_href",
+        true,
+        false,
+    );
+    check("file.FileRepositoryResponse", "remote", false, true);
+    check("RepositoryVersionResponse", "repository", true, false);
+    check(
+        "file.FilePublicationResponse",
+        "repository_version",
+        false,
+        false,
+    );
+    check("file.FilePublicationResponse", "repository", false, false);
+    check("file.FileDistributionResponse", "repository", false, true);
+    check("file.FileDistributionResponse", "publication", false, true);
+    check(
+        "file.FileDistributionResponse",
+        "repository_version",
+        false,
+        true,
+    );
+    check("TaskResponse", "worker", true, true);
+    assert!(bad.is_empty(), "{bad:#?}");
+    for (schema, field) in [
+        ("TaskResponse", "prn"),
+        ("file.FileDistributionResponse", "base_url"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].get("format").is_none(),
+            "{schema}.{field}"
+        );
+    }
+    let created = &schemas["TaskResponse"]["properties"]["created_resources"]["items"];
+    assert_eq!(created["format"], "uri");
+}
+
+const ASYNC: &str = openapi::ASYNC_OPERATION;
+
+#[test]
+fn lists_declare_the_filters_they_take() {
+    let doc = openapi::document(&pulp_rs::api::api_builder(&pulp_rs::plugins::registry()));
+    let ops = operations(&doc);
+    let mut bad = Vec::new();
+    for (id, filters) in [
+        (
+            "workers_list",
+            &["online", "missing", "name__icontains"][..],
+        ),
+        (
+            "tasks_list",
+            &["parent_task", "task_group", "started_at__lte"][..],
+        ),
+        ("artifacts_list", &["md5", "sha1", "sha256"][..]),
+    ] {
+        let params = ops[id]["parameters"].as_array().unwrap();
+        for f in filters {
+            if !params.iter().any(|p| p["name"] == *f) {
+                bad.push(format!("{id}: {f}"));
+            }
+        }
+    }
+    let online = ops["workers_list"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "online")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(online["schema"]["type"], "boolean", "{online}");
+    assert!(bad.is_empty(), "{bad:#?}");
+}

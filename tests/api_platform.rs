@@ -620,3 +620,160 @@ async fn unknown_task_function_fails_with_a_reason() {
         app.stop().await;
     }
 }
+
+/// `(status, body)` of `GET <path>?<query>` (the query as given, not encoded again).
+async fn get_query(app: &TestApp, path: &str, query: &str) -> (u16, Value) {
+    app.get(&format!("{path}?{query}")).await
+}
+
+#[tokio::test]
+async fn paging_bounds_are_checked_on_every_list() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let store = store_of(&app).await;
+        let first = dispatch(&store, "test.first", &[], &[]).await;
+        dispatch(&store, "test.second", &[], &[]).await;
+        for path in ["/pulp/api/v3/tasks/", "/pulp/api/v3/artifacts/"] {
+            // Past what the databases take (2^63, 2^64 - 1, beyond a u64), negative, zero:
+            // 400s naming the parameter, never a 500.
+            for (query, field) in [
+                ("offset=9223372036854775808", "offset"),
+                ("offset=18446744073709551615", "offset"),
+                ("offset=99999999999999999999999", "offset"),
+                ("offset=-1", "offset"),
+                ("offset=ten", "offset"),
+                ("limit=0", "limit"),
+                ("limit=-5", "limit"),
+                ("limit=1.5", "limit"),
+            ] {
+                let (status, body) = get_query(&app, path, query).await;
+                assert_eq!(status, 400, "{backend}: {path}?{query}: {body}");
+                assert!(
+                    body[field][0].is_string(),
+                    "{backend}: {path}?{query}: {body}"
+                );
+            }
+            // The largest offset is an empty page; a huge limit is the largest page.
+            let (status, body) = get_query(&app, path, "offset=9223372036854775807").await;
+            assert_eq!(status, 200, "{backend}: {path}: {body}");
+            assert_eq!(body["results"], json!([]), "{backend}: {path}");
+            assert!(body["next"].is_null(), "{backend}: {path}: {body}");
+            let (status, body) = get_query(&app, path, "limit=99999999999999999999").await;
+            assert_eq!(status, 200, "{backend}: {path}: {body}");
+        }
+        // A normal page still works.
+        let (status, body) = get_query(&app, "/pulp/api/v3/tasks/", "limit=1&offset=1").await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        assert_eq!(body["count"], 2);
+        assert_eq!(body["results"][0]["pulp_href"], first.as_str());
+        let (status, body) = get_query(&app, "/pulp/api/v3/artifacts/", "offset=1").await;
+        assert_eq!((status, &body["count"]), (200, &json!(0)), "{backend}");
+        // The other lists read the same parameters the same way.
+        for path in [
+            "/pulp/api/v3/workers/",
+            "/pulp/api/v3/remotes/",
+            "/pulp/api/v3/remotes/file/file/",
+            "/pulp/api/v3/repositories/",
+            "/pulp/api/v3/repositories/file/file/",
+            "/pulp/api/v3/content/file/files/",
+            "/pulp/api/v3/publications/file/file/",
+            "/pulp/api/v3/distributions/",
+            "/pulp/api/v3/distributions/file/file/",
+        ] {
+            for query in ["offset=18446744073709551615", "limit=0"] {
+                let (status, body) = get_query(&app, path, query).await;
+                assert_eq!(status, 400, "{backend}: {path}?{query}: {body}");
+            }
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_filter_values_are_400s() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let store = store_of(&app).await;
+        dispatch(&store, "test.only", &[], &[]).await;
+        for (query, field) in [
+            // Dates: not a date, and years Django (and PostgreSQL) do not have.
+            ("started_at__lte=not-a-date", "started_at__lte"),
+            ("started_at__gte=-5000-01-01", "started_at__gte"),
+            ("finished_at__lte=%2B10000-01-01T00:00:00", "finished_at__lte"),
+            ("finished_at__gte=0000-01-01T00:00:00Z", "finished_at__gte"),
+            // Hrefs: not an href of the collection the filter names.
+            ("parent_task=not-a-task", "parent_task"),
+            (
+                "parent_task=%2Fpulp%2Fapi%2Fv3%2Fartifacts%2F0190f6a4-0000-7000-8000-000000000001%2F",
+                "parent_task",
+            ),
+            ("task_group=42", "task_group"),
+            ("worker=%2Fpulp%2Fapi%2Fv3%2Fworkers%2Fnot-a-uuid%2F", "worker"),
+        ] {
+            let (status, body) = get_query(&app, "/pulp/api/v3/tasks/", query).await;
+            assert_eq!(status, 400, "{backend}: tasks/?{query}: {body}");
+            assert!(body[field][0].is_string(), "{backend}: {query}: {body}");
+        }
+        // Well-formed values still filter; empty ones filter nothing.
+        for (query, count) in [
+            ("started_at__lte=9999-12-31", 0),
+            ("finished_at__gte=0001-01-01T00:00:00%2B00:00", 0),
+            ("parent_task=", 1),
+            (
+                "task_group=%2Fpulp%2Fapi%2Fv3%2Ftask-groups%2F0190f6a4-0000-7000-8000-000000000001%2F",
+                0,
+            ),
+        ] {
+            let (status, body) = get_query(&app, "/pulp/api/v3/tasks/", query).await;
+            assert_eq!(status, 200, "{backend}: tasks/?{query}: {body}");
+            assert_eq!(body["count"], count, "{backend}: {query}: {body}");
+        }
+        // Booleans.
+        for query in ["online=maybe", "missing=2"] {
+            let (status, body) = get_query(&app, "/pulp/api/v3/workers/", query).await;
+            assert_eq!(status, 400, "{backend}: workers/?{query}: {body}");
+        }
+        let (status, body) = get_query(&app, "/pulp/api/v3/workers/", "online=").await;
+        assert_eq!(
+            status, 200,
+            "{backend}: an empty boolean filters nothing: {body}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 0).await;
+        let store = store_of(&app).await;
+        let task = dispatch(&store, "test.big", &[], &[]).await;
+        let limit = pulp_rs::api::MAX_BODY_BYTES;
+        let padding = "x".repeat(limit + 1);
+        for (method, path) in [
+            (reqwest::Method::PATCH, task.as_str()),
+            (reqwest::Method::POST, "/pulp/api/v3/remotes/file/file/"),
+        ] {
+            let body = json!({"state": "canceled", "padding": padding}).to_string();
+            let (status, answer) = send(
+                app.req(method.clone(), path)
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+            assert_eq!(status, 413, "{backend}: {method} {path}: {answer}");
+            assert!(answer["detail"].is_string(), "{backend}: {answer}");
+        }
+        // Just under the limit is read (and refused for what it says, not its size).
+        let body = json!({"state": "canceled", "padding": "x".repeat(limit - 100)}).to_string();
+        let (status, answer) = send(
+            app.req(reqwest::Method::PATCH, &task)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(status, 400, "{backend}: {answer}");
+        assert_eq!(answer["padding"], json!(["Unexpected field."]));
+        app.stop().await;
+    }
+}

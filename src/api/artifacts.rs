@@ -53,14 +53,14 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
     q.only(&["md5", "sha1", "sha256", "sha224", "sha384", "sha512"])?;
     let (limit, offset) = q.page()?;
     // md5 and sha1 are never computed, so no artifact matches a filter on them.
-    if q.get("md5").is_some() || q.get("sha1").is_some() {
+    if q.value("md5").is_some() || q.value("sha1").is_some() {
         return Ok(Json(q.paginate(0, Vec::new())?));
     }
     let filter = ArtifactFilter {
-        sha256: q.get("sha256").map(str::to_string),
-        sha224: q.get("sha224").map(str::to_string),
-        sha384: q.get("sha384").map(str::to_string),
-        sha512: q.get("sha512").map(str::to_string),
+        sha256: q.value("sha256").map(str::to_string),
+        sha224: q.value("sha224").map(str::to_string),
+        sha384: q.value("sha384").map(str::to_string),
+        sha512: q.value("sha512").map(str::to_string),
     };
     let count = state.store.count_artifacts(&filter).await?;
     let page = state.store.list_artifacts(&filter, limit, offset).await?;
@@ -121,7 +121,7 @@ pub fn register(b: &mut ApiBuilder) {
         )
         .summary("List artifacts")
         .paging();
-    for digest in ["sha224", "sha256", "sha384", "sha512"] {
+    for digest in ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"] {
         doc.query(
             digest,
             "string",
@@ -159,7 +159,7 @@ pub fn register(b: &mut ApiBuilder) {
         "ArtifactResponse",
         json!({
             "type": "object",
-            "required": ["file"],
+            // No `required`: `fields` / `exclude_fields` can leave any property out.
             "properties": {
                 "pulp_href": {"type": "string", "format": "uri", "readOnly": true},
                 "prn": {"type": "string", "readOnly": true},

@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 
-/// A request body that must be a JSON object. Malformed JSON or another JSON type is a 400.
+/// A request body that must be a JSON object. Malformed JSON or another JSON type is a 400; a
+/// body over [`super::MAX_BODY_BYTES`] a 413.
 pub struct JsonObject(pub Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
@@ -17,7 +18,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(format!(
+                        "Request body is larger than {} bytes.",
+                        super::MAX_BODY_BYTES
+                    ))
+                } else {
+                    ApiError::invalid(format!("cannot read the request body: {e}"))
+                }
+            })?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(JsonObject(Map::new()));
         }

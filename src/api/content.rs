@@ -95,43 +95,57 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
         offset,
         ..ContentQuery::default()
     };
-    if let Some(h) = q.get("repository_version") {
+    if let Some(h) = q.value("repository_version") {
         let (repo, number, _) =
             version_of(&state, plugin.as_ref(), "repository_version", h).await?;
         query.in_version = Some((repo, number));
     }
-    if let Some(h) = q.get("repository_version_added") {
+    if let Some(h) = q.value("repository_version_added") {
         query.added_in = Some(
             version_of(&state, plugin.as_ref(), "repository_version_added", h)
                 .await?
                 .2,
         );
     }
-    if let Some(h) = q.get("repository_version_removed") {
+    if let Some(h) = q.value("repository_version_removed") {
         query.removed_in = Some(
             version_of(&state, plugin.as_ref(), "repository_version_removed", h)
                 .await?
                 .2,
         );
     }
-    if q.get("pulp_href__in").is_some() {
+    let hrefs = q.list("pulp_href__in");
+    if !hrefs.is_empty() {
         let names = plugin.api_names();
-        let ids = q
-            .list("pulp_href__in")
-            .iter()
-            .filter_map(|h| href::parse(h))
-            .filter(|p| p.collection == ["content", names.app_label, names.content_kind])
-            .map(|p| p.id)
-            .collect();
+        let mut ids = Vec::with_capacity(hrefs.len());
+        for h in &hrefs {
+            // An href of other content or of nothing at all is a 400, as in pulpcore, not a
+            // term that silently matches nothing.
+            match href::parse(h) {
+                Some(p)
+                    if p.collection == ["content", names.app_label, names.content_kind]
+                        && p.rest.is_empty() =>
+                {
+                    ids.push(p.id)
+                }
+                _ => {
+                    return Err(ApiError::field(
+                        "pulp_href__in",
+                        "Invalid hyperlink - No URL match.",
+                    ))
+                }
+            }
+        }
         query.ids = Some(ids);
     }
     for (name, key) in filters {
-        if let Some(v) = q.get(name) {
+        if let Some(v) = q.value(name) {
             query.data_equals.push((key.to_string(), v.to_string()));
         }
     }
+    super::remotes::check_name_filters(&q)?;
     // Units carry no labels: a selection that needs one matches nothing.
-    if q.get("pulp_label_select").is_some()
+    if q.value("pulp_label_select").is_some()
         && !super::remotes::name_matches(&q, "", &Default::default())
     {
         query.ids = Some(Vec::new());

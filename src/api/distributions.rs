@@ -246,7 +246,8 @@ fn response_schema() -> Value {
     if let (Some(p), Value::Object(e)) = (props.as_object_mut(), extra) {
         p.extend(e);
     }
-    json!({"type": "object", "properties": props, "required": ["base_path", "name"]})
+    // No `required`: `fields` / `exclude_fields` can leave any property out.
+    json!({"type": "object", "properties": props})
 }
 
 fn names_of(state: &AppState, pulp_type: &str) -> Option<ApiNames> {
@@ -339,7 +340,7 @@ async fn list(
         ),
         None => None,
     };
-    let repository_id = match q.get("repository").filter(|s| !s.is_empty()) {
+    let repository_id = match q.value("repository") {
         Some(h) => match href::parse(h) {
             Some(p) if p.collection.first() == Some(&"repositories") && p.rest.is_empty() => {
                 Some(p.id)
@@ -350,13 +351,13 @@ async fn list(
     };
     let f = DistributionFilter {
         pulp_type,
-        name: q.get("name").map(str::to_string),
-        name_contains: q.get("name__contains").map(str::to_string),
-        name_icontains: q.get("name__icontains").map(str::to_string),
+        name: q.value("name").map(str::to_string),
+        name_contains: q.value("name__contains").map(str::to_string),
+        name_icontains: q.value("name__icontains").map(str::to_string),
         name_in: q.list("name__in"),
-        base_path: q.get("base_path").map(str::to_string),
-        base_path_contains: q.get("base_path__contains").map(str::to_string),
-        base_path_icontains: q.get("base_path__icontains").map(str::to_string),
+        base_path: q.value("base_path").map(str::to_string),
+        base_path_contains: q.value("base_path__contains").map(str::to_string),
+        base_path_icontains: q.value("base_path__icontains").map(str::to_string),
         repository_id,
         limit,
         offset,

@@ -1,5 +1,6 @@
 //! The API layer's one error type and how each variant answers over HTTP, with pulpcore's
-//! (Django REST framework's) shapes: 400 `{field: [message]}`, 404/409/401 `{"detail": ...}`.
+//! (Django REST framework's) shapes: 400 `{field: [message]}`, 404/409/401/413
+//! `{"detail": ...}`.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 413: a request body over [`super::MAX_BODY_BYTES`].
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,6 +55,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

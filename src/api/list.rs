@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -13,6 +14,67 @@ use super::error::ApiError;
 pub const DEFAULT_LIMIT: u64 = 100;
 /// The largest `limit` honoured.
 pub const MAX_LIMIT: u64 = 1000;
+/// The largest `offset` accepted: the databases take offsets as signed 64-bit integers.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// What a `limit` / `offset` value says, before range checks.
+enum Count {
+    Fits(u64),
+    /// All digits, more than a `u64` holds.
+    Huge,
+    /// A well-formed negative integer.
+    Negative,
+}
+
+/// `None` when `v` is not an integer at all.
+fn parse_count(v: &str) -> Option<Count> {
+    let (negative, digits) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if negative {
+        return Some(if digits.bytes().all(|b| b == b'0') {
+            Count::Fits(0)
+        } else {
+            Count::Negative
+        });
+    }
+    Some(digits.parse::<u64>().map_or(Count::Huge, Count::Fits))
+}
+
+/// A date-time filter value as Django's `DateTimeField` takes it: ISO 8601 / RFC 3339 with
+/// an offset, or a date-time or date without one (taken as UTC), years 1 to 9999. Anything
+/// else is a 400 naming `field`.
+pub fn parse_date_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+    let invalid = || ApiError::field(field, "Enter a valid date/time.");
+    let parsed = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        Some(t.with_timezone(&Utc))
+    } else {
+        [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ]
+        .iter()
+        .find_map(|fmt| NaiveDateTime::parse_from_str(s, fmt).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .map(|t| t.and_utc())
+    };
+    let t = parsed.ok_or_else(invalid)?;
+    // chrono reads `-5000-01-01` and `+10000-01-01`; Django (and PostgreSQL) do not.
+    if !(1..=9999).contains(&t.year()) || !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    Ok(t)
+}
 
 /// The query string of a request, every pair in order, plus the request's path and host for
 /// building `next` / `previous` links.
@@ -56,22 +118,77 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// `limit` and `offset`, validated.
+    /// `limit` and `offset`, validated: `limit` is a positive integer (larger than
+    /// [`MAX_LIMIT`], however large, is [`MAX_LIMIT`]); `offset` is an integer from 0 to
+    /// [`MAX_OFFSET`]. Anything else is a 400 naming the parameter.
     pub fn page(&self) -> Result<(u64, u64), ApiError> {
         let limit = match self.get("limit") {
             None | Some("") => DEFAULT_LIMIT,
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| ApiError::field("limit", "A valid integer is required."))?
-                .clamp(1, MAX_LIMIT),
+            Some(v) => match parse_count(v) {
+                Some(Count::Fits(0)) | Some(Count::Negative) => {
+                    return Err(ApiError::field(
+                        "limit",
+                        "Ensure this value is greater than or equal to 1.",
+                    ))
+                }
+                Some(Count::Fits(n)) => n.min(MAX_LIMIT),
+                Some(Count::Huge) => MAX_LIMIT,
+                None => return Err(ApiError::field("limit", "A valid integer is required.")),
+            },
         };
         let offset = match self.get("offset") {
             None | Some("") => 0,
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| ApiError::field("offset", "A valid integer is required."))?,
+            Some(v) => match parse_count(v) {
+                Some(Count::Fits(n)) if n <= MAX_OFFSET => n,
+                Some(Count::Fits(_)) | Some(Count::Huge) => {
+                    return Err(ApiError::field(
+                        "offset",
+                        format!("Ensure this value is less than or equal to {MAX_OFFSET}."),
+                    ))
+                }
+                Some(Count::Negative) => {
+                    return Err(ApiError::field(
+                        "offset",
+                        "Ensure this value is greater than or equal to 0.",
+                    ))
+                }
+                None => return Err(ApiError::field("offset", "A valid integer is required.")),
+            },
         };
         Ok((limit, offset))
+    }
+
+    /// A filter's value; an empty one is no filter (as django-filter does).
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.is_empty())
+    }
+
+    /// A date-time filter (see [`parse_date_time`]); absent or empty is `None`.
+    pub fn date_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.value(name)
+            .map(|v| parse_date_time(name, v))
+            .transpose()
+    }
+
+    /// A boolean filter: `true` / `True` / `1` or `false` / `False` / `0`; absent or empty is
+    /// `None`, anything else a 400.
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some("true" | "True" | "1") => Ok(Some(true)),
+            Some("false" | "False" | "0") => Ok(Some(false)),
+            Some(_) => Err(ApiError::field(name, "Must be a valid boolean.")),
+        }
+    }
+
+    /// An integer filter; absent or empty is `None`, anything else but an `i64` a 400.
+    pub fn integer(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        self.value(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::field(name, "Enter a number."))
+            })
+            .transpose()
     }
 
     /// A comma-separated list parameter, which may also repeat (`fields=a,b&fields=c`).
@@ -139,4 +256,90 @@ pub fn select_fields(value: Value, fields: &[String], exclude: &[String]) -> Val
         map.remove(f);
     }
     Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(q: &str) -> Query {
+        Query {
+            pairs: url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+            ..Query::default()
+        }
+    }
+
+    #[test]
+    fn page_bounds() {
+        assert_eq!(query("").page().unwrap(), (DEFAULT_LIMIT, 0));
+        assert_eq!(query("limit=5&offset=7").page().unwrap(), (5, 7));
+        assert_eq!(query("limit=5000").page().unwrap().0, MAX_LIMIT);
+        assert_eq!(query("limit=1%2B0").page().ok(), None);
+        assert_eq!(query("limit=%2B3&offset=-0").page().unwrap(), (3, 0));
+        assert_eq!(
+            query("limit=99999999999999999999999").page().unwrap().0,
+            MAX_LIMIT
+        );
+        assert_eq!(
+            query("offset=9223372036854775807").page().unwrap().1,
+            MAX_OFFSET
+        );
+        for bad in [
+            "limit=0",
+            "limit=-0",
+            "limit=-1",
+            "limit=x",
+            "limit=-",
+            "offset=9223372036854775808",
+            "offset=18446744073709551616",
+            "offset=-3",
+            "offset=1e3",
+        ] {
+            assert!(query(bad).page().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn date_times_as_django_reads_them() {
+        for ok in [
+            "2024-05-06T07:08:09Z",
+            "2024-05-06T07:08:09.123456+02:00",
+            "2024-05-06T07:08:09",
+            "2024-05-06 07:08",
+            "2024-05-06",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31",
+        ] {
+            assert!(parse_date_time("f", ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            parse_date_time("f", "2024-05-06T09:08:09+02:00").unwrap(),
+            parse_date_time("f", "2024-05-06T07:08:09").unwrap()
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "-5000-01-01",
+            "+10000-01-01T00:00:00",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+        ] {
+            assert!(parse_date_time("f", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn booleans_and_integers() {
+        let q = query("a=True&b=0&c=yes&d=&n=-4&m=4.0");
+        assert_eq!(q.boolean("a").unwrap(), Some(true));
+        assert_eq!(q.boolean("b").unwrap(), Some(false));
+        assert!(q.boolean("c").is_err());
+        assert_eq!(q.boolean("d").unwrap(), None);
+        assert_eq!(q.boolean("absent").unwrap(), None);
+        assert_eq!(q.integer("n").unwrap(), Some(-4));
+        assert!(q.integer("m").is_err());
+    }
 }

@@ -50,6 +50,10 @@ pub use routes::ApiBuilder;
 /// The prefix of every API path.
 pub const API_ROOT: &str = "/pulp/api/v3/";
 
+/// The largest request body the API reads (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`, 2.5 MB);
+/// a larger one is a 413.
+pub const MAX_BODY_BYTES: usize = 2_621_440;
+
 /// What the API's handlers share. Everything in it is either the database handle, the artifact
 /// store, or derived from settings: no state of its own lives only in this process.
 #[derive(Clone)]
@@ -120,6 +124,7 @@ pub fn router(state: AppState) -> Router {
     }
     router = router.route("/metrics", metrics::route(&state));
     router
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::Extension(doc))
         .fallback(|| async { ApiError::NotFound("Not found.".to_string()) })
         .with_state(state)

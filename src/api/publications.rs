@@ -10,7 +10,6 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -192,12 +191,6 @@ fn plugin_of(state: &AppState, name: &str) -> ApiResult<Arc<dyn Plugin>> {
         .ok_or_else(|| ApiError::NotFound("Not found.".into()))
 }
 
-fn parse_time(field: &str, v: &str) -> ApiResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::field(field, "Enter a valid date/time."))
-}
-
 async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResult<Response> {
     q.only(FILTERS)?;
     let p = plugin_of(&state, plugin)?;
@@ -209,30 +202,41 @@ async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResul
         offset,
         ..PublicationFilter::default()
     };
-    if let Some(h) = q.get("repository_version").filter(|s| !s.is_empty()) {
-        let (_, repo, number) = href::parse_version(h)
-            .ok_or_else(|| ApiError::field("repository_version", "Invalid version href."))?;
-        match state.store.get_version(repo, number).await {
-            Ok(Some(v)) => f.version_id = Some(v.id),
-            _ => return Ok(Json(q.paginate(0, Vec::new())?).into_response()),
+    // A version or repository href of another plugin or that names nothing is a 400, as in
+    // pulpcore (its test lists by a version that does not exist and expects an error).
+    if let Some(h) = q.value("repository_version") {
+        let bad = || {
+            ApiError::field(
+                "repository_version",
+                "Invalid hyperlink - Object does not exist.",
+            )
+        };
+        let (coll, repo, number) = href::parse_version(h).ok_or_else(bad)?;
+        if coll != ["repositories", n.app_label, n.kind] {
+            return Err(bad());
         }
+        let v = state
+            .store
+            .get_version(repo, number)
+            .await?
+            .ok_or_else(bad)?;
+        f.version_id = Some(v.id);
     }
-    if let Some(h) = q.get("repository").filter(|s| !s.is_empty()) {
+    if let Some(h) = q.value("repository") {
         let parsed = href::parse(h)
-            .filter(|p| p.rest.is_empty())
-            .ok_or_else(|| ApiError::field("repository", "Invalid repository href."))?;
+            .filter(|p| p.collection == ["repositories", n.app_label, n.kind] && p.rest.is_empty())
+            .ok_or_else(|| ApiError::field("repository", "Invalid hyperlink - No URL match."))?;
         f.repository_id = Some(parsed.id);
     }
-    if let Some(t) = q.get("pulp_created") {
-        let t = parse_time("pulp_created", t)?;
+    if let Some(t) = q.date_time("pulp_created")? {
         f.created_gte = Some(t);
         f.created_lte = Some(t);
     }
-    if let Some(t) = q.get("pulp_created__gte") {
-        f.created_gte = Some(parse_time("pulp_created__gte", t)?);
+    if let Some(t) = q.date_time("pulp_created__gte")? {
+        f.created_gte = Some(t);
     }
-    if let Some(t) = q.get("pulp_created__lte") {
-        f.created_lte = Some(parse_time("pulp_created__lte", t)?);
+    if let Some(t) = q.date_time("pulp_created__lte")? {
+        f.created_lte = Some(t);
     }
     let (count, rows) = state.store.list_publications(&f).await?;
     let out = with_distributions(&state, &n, &rows).await?;

@@ -64,55 +64,128 @@ pub(super) const NAME_FILTERS: &[&str] = &[
     "pulp_label_select",
 ];
 
+/// One term of `pulp_label_select`.
+enum LabelTerm<'a> {
+    Has(&'a str),
+    Lacks(&'a str),
+    Equals(&'a str, &'a str),
+    Differs(&'a str, &'a str),
+    Contains(&'a str, &'a str),
+}
+
+/// Parses a `pulp_label_select` term: `key`, `!key`, `key=value`, `key!=value` or
+/// `key~value`, the key made of word characters and spaces (pulpcore's `LabelFilter`).
+fn label_term(term: &str) -> Option<LabelTerm<'_>> {
+    let (negated, rest) = match term.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, term),
+    };
+    let end = rest.find(['=', '!', '~']).unwrap_or(rest.len());
+    let key = rest[..end].trim();
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == ' ')
+    {
+        return None;
+    }
+    let op = &rest[end..];
+    if negated {
+        return op.is_empty().then_some(LabelTerm::Lacks(key));
+    }
+    if op.is_empty() {
+        Some(LabelTerm::Has(key))
+    } else if let Some(v) = op.strip_prefix("!=") {
+        Some(LabelTerm::Differs(key, v.trim()))
+    } else if let Some(v) = op.strip_prefix('=') {
+        Some(LabelTerm::Equals(key, v.trim()))
+    } else {
+        op.strip_prefix('~')
+            .map(|v| LabelTerm::Contains(key, v.trim()))
+    }
+}
+
+/// The terms of `pulp_label_select`.
+fn label_terms(sel: &str) -> impl Iterator<Item = &str> {
+    sel.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Checks the values of the name and label filters: a `pulp_label_select` term that is not
+/// one [`label_term`] reads is a 400 rather than a filter that matches nothing.
+pub(super) fn check_name_filters(q: &Query) -> ApiResult<()> {
+    if let Some(sel) = q.value("pulp_label_select") {
+        for term in label_terms(sel) {
+            if label_term(term).is_none() {
+                return Err(ApiError::field(
+                    "pulp_label_select",
+                    format!("Invalid search term: '{term}'."),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `pulp_type` filter of the generic lists: one of the compiled-in plugins' types, else a
+/// 400; absent or empty is `None`.
+pub(super) fn pulp_type_filter<'a>(state: &AppState, q: &'a Query) -> ApiResult<Option<&'a str>> {
+    match q.value("pulp_type") {
+        None => Ok(None),
+        Some(t) if catalog_tasks::plugin_for(&state.plugins, t).is_some() => Ok(Some(t)),
+        Some(t) => Err(ApiError::field(
+            "pulp_type",
+            format!("Select a valid choice. {t} is not one of the available choices."),
+        )),
+    }
+}
+
 /// Whether `name` and `labels` pass the name and label filters of `q`.
 pub(super) fn name_matches(
     q: &Query,
     name: &str,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> bool {
-    if q.get("name").is_some_and(|v| v != name) {
+    if q.value("name").is_some_and(|v| v != name) {
         return false;
     }
-    if q.get("name__iexact")
+    if q.value("name__iexact")
         .is_some_and(|v| !v.eq_ignore_ascii_case(name))
     {
         return false;
     }
-    if q.get("name__contains").is_some_and(|v| !name.contains(v)) {
+    if q.value("name__contains").is_some_and(|v| !name.contains(v)) {
         return false;
     }
     let lower = name.to_lowercase();
-    if q.get("name__icontains")
+    if q.value("name__icontains")
         .is_some_and(|v| !lower.contains(&v.to_lowercase()))
     {
         return false;
     }
-    if q.get("name__startswith")
+    if q.value("name__startswith")
         .is_some_and(|v| !name.starts_with(v))
     {
         return false;
     }
-    if q.get("name__istartswith")
+    if q.value("name__istartswith")
         .is_some_and(|v| !lower.starts_with(&v.to_lowercase()))
     {
         return false;
     }
     let names = q.list("name__in");
-    if q.get("name__in").is_some() && !names.iter().any(|n| n == name) {
+    if !names.is_empty() && !names.iter().any(|n| n == name) {
         return false;
     }
-    if let Some(sel) = q.get("pulp_label_select") {
-        for term in sel.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let ok = if let Some(key) = term.strip_prefix('!') {
-                !labels.contains_key(key.trim())
-            } else if let Some((k, v)) = term.split_once("!=") {
-                labels.get(k.trim()).is_some_and(|x| x != v.trim())
-            } else if let Some((k, v)) = term.split_once("~") {
-                labels.get(k.trim()).is_some_and(|x| x.contains(v.trim()))
-            } else if let Some((k, v)) = term.split_once('=') {
-                labels.get(k.trim()).is_some_and(|x| x == v.trim())
-            } else {
-                labels.contains_key(term)
+    if let Some(sel) = q.value("pulp_label_select") {
+        for term in label_terms(sel) {
+            let ok = match label_term(term) {
+                Some(LabelTerm::Has(k)) => labels.contains_key(k),
+                Some(LabelTerm::Lacks(k)) => !labels.contains_key(k),
+                Some(LabelTerm::Equals(k, v)) => labels.get(k).is_some_and(|x| x == v),
+                Some(LabelTerm::Differs(k, v)) => labels.get(k).is_some_and(|x| x != v),
+                Some(LabelTerm::Contains(k, v)) => labels.get(k).is_some_and(|x| x.contains(v)),
+                // Refused by `check_name_filters` before any item is matched.
+                None => false,
             };
             if !ok {
                 return false;
@@ -220,6 +293,7 @@ pub(super) fn remote_json(plugin: &dyn Plugin, r: &Remote) -> Value {
 
 async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
     q.only(NAME_FILTERS)?;
+    check_name_filters(&q)?;
     let plugin = plugin(&state, p)?;
     let remotes = state
         .store
@@ -237,7 +311,11 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
     let mut known = NAME_FILTERS.to_vec();
     known.push("pulp_type");
     q.only(&known)?;
-    let remotes = state.store.list_remotes(q.get("pulp_type")).await?;
+    check_name_filters(&q)?;
+    let remotes = state
+        .store
+        .list_remotes(pulp_type_filter(&state, &q)?)
+        .await?;
     let items = remotes
         .iter()
         .filter(|r| name_matches(&q, &r.name, &r.pulp_labels))
@@ -460,27 +538,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         for f in NAME_FILTERS {
             list_doc.query(f, if *f == "name__in" { "array" } else { "string" }, "");
         }
-        list_doc.query(
-            "ordering",
-            "array",
-            "Which field to use when ordering the results.",
-        );
-        list_doc.query("limit", "integer", "Number of results to return per page.");
-        list_doc.query(
-            "offset",
-            "integer",
-            "The initial index from which to return the results.",
-        );
-        list_doc.query(
-            "fields",
-            "array",
-            "A list of fields to include in the response.",
-        );
-        list_doc.query(
-            "exclude_fields",
-            "array",
-            "A list of fields to exclude from the response.",
-        );
+        super::openapi::list_params(list_doc);
         b.route(
             Method::POST,
             &coll,

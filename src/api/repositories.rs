@@ -20,7 +20,8 @@ use super::body::{Fields, JsonObject};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::remotes::{
-    accepted, collection, name_matches, page_of, path_id, plugin, title, ts, NAME_FILTERS,
+    accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
+    pulp_type_filter, title, ts, NAME_FILTERS,
 };
 use super::routes::{OpDoc, Param};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
@@ -144,19 +145,29 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     let mut known = NAME_FILTERS.to_vec();
     known.extend_from_slice(REPO_FILTERS);
     q.only(&known)?;
+    check_name_filters(&q)?;
     let plugin = plugin(&state, p)?;
-    let remote_filter = q
-        .get("remote")
-        .map(|h| catalog_tasks::parse_remote_href(plugin.as_ref(), h));
+    // A remote href of this plugin (one that names nothing matches nothing); anything else is
+    // a 400, not a filter that silently matches the repositories without a remote.
+    let remote_filter = match q.value("remote") {
+        None => None,
+        Some(h) => match catalog_tasks::parse_remote_href(plugin.as_ref(), h) {
+            Some(id) => Some(id),
+            None => {
+                return Err(ApiError::field(
+                    "remote",
+                    "Invalid hyperlink - No URL match.",
+                ))
+            }
+        },
+    };
     let mut items = Vec::new();
     for r in state.store.list_repositories().await? {
         if r.pulp_type != plugin.repository_type() || !name_matches(&q, &r.name, &r.pulp_labels) {
             continue;
         }
-        if let Some(f) = &remote_filter {
-            if r.remote_id != *f {
-                continue;
-            }
+        if remote_filter.is_some_and(|f| r.remote_id != Some(f)) {
+            continue;
         }
         items.push(repository_json(&state, plugin.as_ref(), &r).await?);
     }
@@ -167,10 +178,11 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
     let mut known = NAME_FILTERS.to_vec();
     known.push("pulp_type");
     q.only(&known)?;
+    check_name_filters(&q)?;
+    let pulp_type = pulp_type_filter(&state, &q)?;
     let mut items = Vec::new();
     for r in state.store.list_repositories().await? {
-        if q.get("pulp_type").is_some_and(|t| t != r.pulp_type)
-            || !name_matches(&q, &r.name, &r.pulp_labels)
+        if pulp_type.is_some_and(|t| t != r.pulp_type) || !name_matches(&q, &r.name, &r.pulp_labels)
         {
             continue;
         }
@@ -463,16 +475,6 @@ const VERSION_FILTERS: &[&str] = &[
     "pulp_created__lte",
 ];
 
-fn int_param(q: &Query, name: &str) -> ApiResult<Option<i64>> {
-    match q.get(name) {
-        None | Some("") => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::field(name, "Enter a number.")),
-    }
-}
-
 async fn versions_list(
     state: AppState,
     p: &'static str,
@@ -483,26 +485,13 @@ async fn versions_list(
     let plugin = plugin(&state, p)?;
     let repo = find(&state, plugin.as_ref(), &id).await?;
     let mut versions = state.store.list_versions(repo.id).await?;
-    let eq = int_param(&q, "number")?;
-    let gt = int_param(&q, "number__gt")?;
-    let gte = int_param(&q, "number__gte")?;
-    let lt = int_param(&q, "number__lt")?;
-    let lte = int_param(&q, "number__lte")?;
-    let time = |name: &str| -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
-        match q.get(name) {
-            None | Some("") => Ok(None),
-            Some(v) => chrono::DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .or_else(|_| {
-                    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f")
-                        .map(|t| t.and_utc())
-                })
-                .map(Some)
-                .map_err(|_| ApiError::field(name, "Enter a valid date/time.")),
-        }
-    };
-    let created_gte = time("pulp_created__gte")?;
-    let created_lte = time("pulp_created__lte")?;
+    let eq = q.integer("number")?;
+    let gt = q.integer("number__gt")?;
+    let gte = q.integer("number__gte")?;
+    let lt = q.integer("number__lt")?;
+    let lte = q.integer("number__lte")?;
+    let created_gte = q.date_time("pulp_created__gte")?;
+    let created_lte = q.date_time("pulp_created__lte")?;
     versions.retain(|v| {
         eq.is_none_or(|n| v.number == n)
             && gt.is_none_or(|n| v.number > n)
@@ -513,11 +502,11 @@ async fn versions_list(
             && created_lte.is_none_or(|t| v.pulp_created <= t)
     });
     let mut wanted: Vec<String> = q.list("content__in");
-    if let Some(c) = q.get("content") {
+    if let Some(c) = q.value("content") {
         wanted.push(c.to_string());
     }
-    if q.get("content").is_some() || q.get("content__in").is_some() {
-        let field = if q.get("content").is_some() {
+    if !wanted.is_empty() {
+        let field = if q.value("content").is_some() {
             "content"
         } else {
             "content__in"

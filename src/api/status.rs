@@ -182,8 +182,7 @@ pub fn register(b: &mut ApiBuilder) {
         "StatusResponse",
         json!({
             "type": "object",
-            "required": ["content_settings", "database_connection", "domain_enabled",
-                         "online_api_apps", "online_content_apps", "online_workers", "versions"],
+            // No `required`: `fields` / `exclude_fields` can leave any property out.
             "properties": {
                 "versions": {"type": "array", "items": schema_ref("VersionResponse")},
                 "online_workers": {"type": "array", "items": schema_ref("AppStatusResponse")},

@@ -7,7 +7,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch};
 use axum::Json;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -61,30 +61,19 @@ fn parse_state(field: &str, s: &str) -> ApiResult<TaskState> {
     })
 }
 
-/// A date-time filter value: RFC 3339, or a naive date-time / date taken as UTC.
-fn parse_time(field: &str, s: &str) -> ApiResult<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
-    }
-    Err(ApiError::field(field, "Enter a valid date/time."))
-}
+/// What an href filter answers when its value is not an href of the right collection.
+const INVALID_HREF: &str = "Invalid hyperlink - No URL match.";
 
-/// A filter's value; an empty one is no filter (as django-filter does).
-fn value<'a>(q: &'a Query, name: &str) -> Option<&'a str> {
-    q.get(name).filter(|v| !v.is_empty())
+/// The id in href filter `name`, which must name an object of `collection` (e.g. `["tasks"]`);
+/// absent or empty is `None`, anything else a 400.
+fn href_filter(q: &Query, name: &str, collection: &[&str]) -> ApiResult<Option<Uuid>> {
+    let Some(v) = q.value(name) else {
+        return Ok(None);
+    };
+    match href::parse(v) {
+        Some(p) if p.collection == collection && p.rest.is_empty() => Ok(Some(p.id)),
+        _ => Err(ApiError::field(name, INVALID_HREF)),
+    }
 }
 
 /// An `__in` filter's values; absent or empty is no filter.
@@ -94,7 +83,7 @@ fn values(q: &Query, name: &str) -> Option<Vec<String>> {
 
 /// `x` and `x__in` of a resource filter as "holds any of": both given means the intersection.
 fn any_of(q: &Query, name: &str) -> Option<Vec<String>> {
-    let single = value(q, name).map(str::to_string);
+    let single = q.value(name).map(str::to_string);
     match (single, values(q, &format!("{name}__in"))) {
         (None, None) => None,
         (Some(s), None) => Some(vec![s]),
@@ -133,7 +122,7 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         offset,
         ..TaskFilter::default()
     };
-    if let Some(s) = value(&q, "state") {
+    if let Some(s) = q.value("state") {
         filter.state = Some(parse_state("state", s)?);
     }
     if let Some(list) = values(&q, "state__in") {
@@ -143,10 +132,10 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
                 .collect::<ApiResult<_>>()?,
         );
     }
-    filter.name = value(&q, "name").map(str::to_string);
-    filter.name_contains = value(&q, "name__contains").map(str::to_string);
-    filter.logging_cid_contains = value(&q, "logging_cid__contains").map(str::to_string);
-    filter.created_resource = value(&q, "created_resources").map(str::to_string);
+    filter.name = q.value("name").map(str::to_string);
+    filter.name_contains = q.value("name__contains").map(str::to_string);
+    filter.logging_cid_contains = q.value("logging_cid__contains").map(str::to_string);
+    filter.created_resource = q.value("created_resources").map(str::to_string);
     filter.reserved_resources = any_of(&q, "reserved_resources");
     filter.exclusive_resources = any_of(&q, "exclusive_resources");
     filter.shared_resources = any_of(&q, "shared_resources");
@@ -156,15 +145,20 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         ("finished_at__gte", &mut filter.finished_after),
         ("finished_at__lte", &mut filter.finished_before),
     ] {
-        if let Some(v) = value(&q, name) {
-            *slot = Some(parse_time(name, v)?);
-        }
+        *slot = q.date_time(name)?;
     }
-    // No task has a parent or a group (tasks do not spawn tasks here).
-    if value(&q, "task_group").is_some() || value(&q, "parent_task").is_some() {
+    // No task has a parent or a group (tasks do not spawn tasks here), but a value that is
+    // not such an href is an error, not an empty answer.
+    let parent = href_filter(&q, "parent_task", &["tasks"])?;
+    let group = href_filter(&q, "task_group", &["task-groups"])?;
+    if parent.is_some() || group.is_some() {
         return Ok(Json(q.paginate(0, Vec::new())?));
     }
-    if let Some(w) = value(&q, "worker") {
+    if let Some(w) = q.value("worker") {
+        // A worker is named by its href or its name; what looks like an href must be one.
+        if w.contains(super::API_ROOT) {
+            href_filter(&q, "worker", &["workers"])?;
+        }
         match workers::find(&state, w).await? {
             Some(found) => filter.worker = Some(found.name),
             // No worker by that href or name: no task ran on it.
@@ -329,6 +323,16 @@ pub fn register(b: &mut ApiBuilder) {
             "shared_resources__in",
             "array",
             "Filter results by shared resources (any of)",
+        )
+        .query(
+            "parent_task",
+            "string",
+            "Filter results by the task (href) that spawned them",
+        )
+        .query(
+            "task_group",
+            "string",
+            "Filter results by the task group (href) they belong to",
         );
     for name in [
         "started_at__gte",
@@ -406,7 +410,7 @@ pub fn register(b: &mut ApiBuilder) {
         "TaskResponse",
         json!({
             "type": "object",
-            "required": ["logging_cid", "name"],
+            // No `required`: `fields` / `exclude_fields` can leave any property out.
             "properties": {
                 "pulp_href": {"type": "string", "format": "uri", "readOnly": true},
                 "prn": {"type": "string", "readOnly": true},

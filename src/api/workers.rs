@@ -72,19 +72,13 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         "missing",
     ])?;
     let (limit, offset) = q.page()?;
-    let name = q.get("name");
-    let contains = q.get("name__contains");
-    let icontains = q.get("name__icontains").map(str::to_lowercase);
+    let name = q.value("name");
+    let contains = q.value("name__contains");
+    let icontains = q.value("name__icontains").map(str::to_lowercase);
     // A worker's row is deleted once it is missing, so every row is an online worker.
-    let flag = |name: &str| -> ApiResult<Option<bool>> {
-        match q.get(name) {
-            None => Ok(None),
-            Some("true" | "True" | "1") => Ok(Some(true)),
-            Some("false" | "False" | "0") => Ok(Some(false)),
-            Some(_) => Err(ApiError::field(name, "Must be a valid boolean.")),
-        }
-    };
-    if flag("online")? == Some(false) || flag("missing")? == Some(true) {
+    let online = q.boolean("online")?;
+    let missing = q.boolean("missing")?;
+    if online == Some(false) || missing == Some(true) {
         return Ok(Json(q.paginate(0, Vec::new())?));
     }
     let matching: Vec<WorkerStatus> = state
@@ -144,6 +138,21 @@ pub fn register(b: &mut ApiBuilder) {
         "name__contains",
         "string",
         "Filter results where name contains value",
+    )
+    .query(
+        "name__icontains",
+        "string",
+        "Filter results where name contains value (case-insensitive)",
+    )
+    .query(
+        "online",
+        "boolean",
+        "Filter results by whether the worker is online",
+    )
+    .query(
+        "missing",
+        "boolean",
+        "Filter results by whether the worker is missing",
     )
     .field_selection()
     .response(200, Some("PaginatedWorkerResponseList"));

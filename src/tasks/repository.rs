@@ -546,6 +546,71 @@ pub const HIDDEN_FIELDS: &[&str] = &[
     "password",
 ];
 
+/// Which URL of a remote [`check_remote_url`] checks.
+struct UrlField {
+    /// What the messages call it.
+    label: &'static str,
+    schemes: &'static [&'static str],
+    /// The fields that hold its credentials.
+    username: &'static str,
+    password: &'static str,
+}
+
+const REMOTE_URL: UrlField = UrlField {
+    label: "URL",
+    schemes: &["http", "https", "file"],
+    username: "username",
+    password: "password",
+};
+
+const PROXY_URL: UrlField = UrlField {
+    label: "proxy URL",
+    schemes: &["http", "https"],
+    username: "proxy_username",
+    password: "proxy_password",
+};
+
+/// Checks a remote's `url` or `proxy_url`: it parses, its scheme is one `field` allows, and
+/// it carries no credentials (a username alone included): those belong in the write-only
+/// fields, which are never shown, while the URL is. No message repeats any part of the URL.
+fn check_remote_url(value: &str, field: UrlField) -> Result<(), String> {
+    let Ok(url) = url::Url::parse(value) else {
+        return Err("Enter a valid URL.".to_string());
+    };
+    if !field.schemes.contains(&url.scheme()) {
+        return Err(format!(
+            "The {} scheme must be one of: {}.",
+            field.label,
+            field.schemes.join(", ")
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "The {} must not contain credentials: set them in the '{}' and '{}' fields.",
+            field.label, field.username, field.password
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one of a remote's `headers`: a valid HTTP header name, and a value without CR, LF,
+/// NUL or other control characters (a tab is allowed), so a header cannot smuggle another
+/// into the request. The message names the header, never its value (often a token).
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(
+            "Header names must be valid HTTP header names (letters, digits and !#$%&'*+-.^_`|~)."
+                .to_string(),
+        );
+    }
+    if reqwest::header::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "The value of header '{name}' must not contain control characters (CR, LF, NUL...)."
+        ));
+    }
+    Ok(())
+}
+
 /// `current` with the fields of `body` applied. `partial` (PATCH) keeps what the body does not
 /// name; otherwise (POST, PUT) `name` and `url` are required and the rest get their defaults.
 pub fn apply_remote(
@@ -574,8 +639,8 @@ pub fn apply_remote(
     if let Some(url) = f.string("url", !partial) {
         if url.is_empty() {
             f.error("url", "This field may not be blank.");
-        } else if url::Url::parse(&url).is_err() {
-            f.error("url", "Enter a valid URL.");
+        } else if let Err(e) = check_remote_url(&url, REMOTE_URL) {
+            f.error("url", e);
         }
         r.url = url;
     } else if partial && f.is_null("url") {
@@ -592,7 +657,15 @@ pub fn apply_remote(
     opt_str!(ca_cert);
     opt_str!(client_cert);
     opt_str!(client_key);
-    opt_str!(proxy_url);
+    if let Some(v) = nullable_string(&mut f, "proxy_url") {
+        // An empty proxy URL is no proxy (the downloader reads it so).
+        if let Some(proxy) = v.as_deref().filter(|p| !p.is_empty()) {
+            if let Err(e) = check_remote_url(proxy, PROXY_URL) {
+                f.error("proxy_url", e);
+            }
+        }
+        r.proxy_url = v;
+    }
     opt_str!(proxy_username);
     opt_str!(proxy_password);
     opt_str!(username);
@@ -648,13 +721,22 @@ pub fn apply_remote(
                         _ => ok = false,
                     }
                 }
-                if ok {
-                    r.headers = out;
-                } else {
+                if !ok {
                     f.error(
                         "headers",
                         "Expected a list of {\"name\": \"value\"} objects.",
                     );
+                } else {
+                    let errors: Vec<String> = out
+                        .iter()
+                        .filter_map(|(name, value)| check_header(name, value).err())
+                        .collect();
+                    if errors.is_empty() {
+                        r.headers = out;
+                    }
+                    for e in errors {
+                        f.error("headers", e);
+                    }
                 }
             }
             Some(_) => f.error("headers", "Expected a list of items."),
