@@ -768,7 +768,7 @@ async fn remote_urls_and_headers_are_checked_at_create_and_update() {
         let (status, created) = app
             .post(
                 REMOTES,
-                json!({"name": "local", "url": "file:///srv/repo/PULP_MANIFEST", "proxy_url": ""}),
+                json!({"name": "local", "url": "https://repo.test/PULP_MANIFEST", "proxy_url": ""}),
             )
             .await;
         assert_eq!(status, 201, "{backend}: {created}");

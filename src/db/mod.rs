@@ -19,17 +19,16 @@ pub mod admin;
 pub mod catalog;
 pub mod distribution;
 pub mod pg;
-mod pg_admin;
 mod pg_catalog;
 mod pg_distribution;
 mod pg_tasks;
 mod reservations;
 mod shared;
 pub mod sqlite;
-mod sqlite_admin;
 mod sqlite_catalog;
 mod sqlite_distribution;
 mod sqlite_tasks;
+pub(crate) mod types;
 
 pub use admin::AdminStore;
 pub use catalog::CatalogStore;

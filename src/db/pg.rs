@@ -85,6 +85,49 @@ impl PgStore {
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
+// ---- the dialect: what the shared store code (`db/sql/`) is compiled against ----------------
+
+/// The driver the shared code runs on here.
+pub(super) type Db = Postgres;
+/// The store the shared code implements the traits for.
+pub(super) type Backend = PgStore;
+
+#[path = "sql/mod.rs"]
+mod sql;
+
+impl PgStore {
+    /// The pool for reads (the one pool).
+    pub(super) fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The pool for single writes outside a transaction (the one pool).
+    pub(super) fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Dialect hook: a write transaction. PostgreSQL locks rows as statements touch them (and
+    /// [`lock_repository`] takes the repository row up front where order matters).
+    pub(super) async fn begin_write(&self) -> DbResult<Transaction<'static, Postgres>> {
+        self.begin().await
+    }
+}
+
+/// Dialect hook: `<column> IN <a list bound as parameter $n>`: `= ANY($n)` over an array.
+pub(super) fn in_list_param(n: usize) -> String {
+    format!("= ANY(${n})")
+}
+
+/// Dialect hook: ids bound as one list parameter (a `uuid[]`).
+pub(super) fn ids_param(ids: &[Uuid]) -> Vec<Uuid> {
+    ids.to_vec()
+}
+
+/// Dialect hook: strings bound as one list parameter (a `text[]`).
+pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> Vec<String> {
+    v.iter().map(|s| s.as_ref().to_string()).collect()
+}
+
 // ---- row decoding ----------------------------------------------------------------------------
 
 macro_rules! repo_cols {

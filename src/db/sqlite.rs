@@ -104,6 +104,44 @@ impl SqliteStore {
     }
 }
 
+// ---- the dialect: what the shared store code (`db/sql/`) is compiled against ----------------
+
+/// The driver the shared code runs on here.
+pub(super) type Db = Sqlite;
+/// The store the shared code implements the traits for.
+pub(super) type Backend = SqliteStore;
+
+#[path = "sql/mod.rs"]
+mod sql;
+
+impl SqliteStore {
+    /// The pool for reads (several connections; WAL lets them run beside the writer).
+    pub(super) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// The pool for single writes outside a transaction (the one writer connection).
+    pub(super) fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+}
+
+/// Dialect hook: `<column> IN <a list bound as parameter $n>`. SQLite binds the list as one JSON
+/// array (see [`ids_param`], [`strs_param`]) and reads it with `json_each`.
+pub(super) fn in_list_param(n: usize) -> String {
+    format!("IN (SELECT value FROM json_each(${n}))")
+}
+
+/// Dialect hook: ids bound as one list parameter (a JSON array of hyphenated ids).
+pub(super) fn ids_param(ids: &[Uuid]) -> String {
+    serde_json::Value::from(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()).to_string()
+}
+
+/// Dialect hook: strings bound as one list parameter (a JSON array).
+pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> String {
+    serde_json::Value::from(v.iter().map(|s| s.as_ref()).collect::<Vec<_>>()).to_string()
+}
+
 // ---- value helpers ---------------------------------------------------------------------------
 
 pub(super) fn hy(id: Uuid) -> Hyphenated {

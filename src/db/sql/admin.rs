@@ -1,23 +1,24 @@
-//! [`AdminStore`] on SQLite.
+//! [`AdminStore`]: users, artifacts as REST objects, orphan cleanup.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::admin::{AdminStore, ArtifactFilter, OrphanCleanup};
-use super::shared;
-use super::sqlite::{hy, time_at, us, uuid_at, SqliteStore};
-use super::{DbError, DbResult};
+use super::super::{ids_param, in_list_param};
+use super::{Backend, Db};
+use crate::db::admin::{AdminStore, ArtifactFilter, OrphanCleanup};
+use crate::db::shared;
+use crate::db::types::{Id, Time};
+use crate::db::{DbError, DbResult};
 use crate::models::{Artifact, OtherDigests};
 
 const ARTIFACT_COLS: &str = "id, sha256, size, sha224, sha384, sha512, file, pulp_created";
 
-/// The conditions of an [`ArtifactFilter`], parameters `?1` to `?4`.
-const ARTIFACT_WHERE: &str = " FROM artifacts WHERE (?1 IS NULL OR sha256 = ?1) \
-     AND (?2 IS NULL OR sha224 = ?2) AND (?3 IS NULL OR sha384 = ?3) \
-     AND (?4 IS NULL OR sha512 = ?4)";
+/// The conditions of an [`ArtifactFilter`], parameters `$1` to `$4`.
+const ARTIFACT_WHERE: &str = " FROM artifacts WHERE (CAST($1 AS TEXT) IS NULL OR sha256 = $1) \
+     AND (CAST($2 AS TEXT) IS NULL OR sha224 = $2) AND (CAST($3 AS TEXT) IS NULL OR sha384 = $3) \
+     AND (CAST($4 AS TEXT) IS NULL OR sha512 = $4)";
 
 /// Content in no repository version and served by no published file.
 const ORPHAN_CONTENT: &str = "NOT EXISTS (SELECT 1 FROM repository_content rc \
@@ -25,44 +26,41 @@ const ORPHAN_CONTENT: &str = "NOT EXISTS (SELECT 1 FROM repository_content rc \
      AND NOT EXISTS (SELECT 1 FROM content_artifacts ca \
      JOIN published_files pf ON pf.content_artifact_id = ca.id WHERE ca.content_id = content.id)";
 
-fn artifact_from(row: &SqliteRow) -> DbResult<Artifact> {
+fn artifact_from(row: &<Db as sqlx::Database>::Row) -> DbResult<Artifact> {
     Ok(Artifact {
-        id: uuid_at(row, 0)?,
-        sha256: row.try_get(1)?,
-        size: shared::to_u64(row.try_get(2)?, "artifact size")?,
+        id: row.try_get::<Id, _>("id")?.0,
+        sha256: row.try_get("sha256")?,
+        size: shared::to_u64(row.try_get("size")?, "artifact size")?,
         other: OtherDigests {
-            sha224: row.try_get(3)?,
-            sha384: row.try_get(4)?,
-            sha512: row.try_get(5)?,
+            sha224: row.try_get("sha224")?,
+            sha384: row.try_get("sha384")?,
+            sha512: row.try_get("sha512")?,
         },
-        file: row.try_get(6)?,
-        pulp_created: time_at(row, 7)?,
+        file: row.try_get("file")?,
+        pulp_created: row.try_get::<Time, _>("pulp_created")?.0,
     })
 }
 
-fn ids_json(ids: &[Uuid]) -> String {
-    serde_json::Value::from(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>()).to_string()
-}
-
 #[async_trait]
-impl AdminStore for SqliteStore {
+impl AdminStore for Backend {
     async fn user_password_hash(&self, username: &str) -> DbResult<Option<String>> {
-        let row = sqlx::query("SELECT password_hash FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+        Ok(
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(self.reader())
+                .await?,
+        )
     }
 
     async fn set_user_password_hash(&self, username: &str, hash: &str) -> DbResult<()> {
         sqlx::query(
-            "INSERT INTO users (username, password_hash, pulp_created) VALUES (?, ?, ?) \
+            "INSERT INTO users (username, password_hash, pulp_created) VALUES ($1, $2, $3) \
              ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
         )
         .bind(username)
         .bind(hash)
-        .bind(shared::now().timestamp_micros())
-        .execute(&self.write)
+        .bind(Time(shared::now()))
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -74,7 +72,7 @@ impl AdminStore for SqliteStore {
         offset: u64,
     ) -> DbResult<Vec<Artifact>> {
         let sql = format!(
-            "SELECT {ARTIFACT_COLS}{ARTIFACT_WHERE} ORDER BY pulp_created, id LIMIT ?5 OFFSET ?6"
+            "SELECT {ARTIFACT_COLS}{ARTIFACT_WHERE} ORDER BY pulp_created, id LIMIT $5 OFFSET $6"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(filter.sha256.as_deref())
@@ -83,7 +81,7 @@ impl AdminStore for SqliteStore {
             .bind(filter.sha512.as_deref())
             .bind(shared::to_i64(limit, "limit")?)
             .bind(shared::to_i64(offset, "offset")?)
-            .fetch_all(&self.read)
+            .fetch_all(self.reader())
             .await?;
         rows.iter().map(artifact_from).collect()
     }
@@ -95,16 +93,16 @@ impl AdminStore for SqliteStore {
             .bind(filter.sha224.as_deref())
             .bind(filter.sha384.as_deref())
             .bind(filter.sha512.as_deref())
-            .fetch_one(&self.read)
+            .fetch_one(self.reader())
             .await?;
         shared::to_u64(n, "count")
     }
 
     async fn get_artifact(&self, id: Uuid) -> DbResult<Artifact> {
-        let sql = format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE id = ?");
+        let sql = format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(hy(id))
-            .fetch_optional(&self.read)
+            .bind(Id(id))
+            .fetch_optional(self.reader())
             .await?
             .ok_or_else(|| DbError::NotFound(format!("artifact {id}")))?;
         artifact_from(&row)
@@ -113,21 +111,21 @@ impl AdminStore for SqliteStore {
     async fn delete_artifact(&self, id: Uuid) -> DbResult<Artifact> {
         let mut tx = self.begin_write().await?;
         let sql = format!(
-            "DELETE FROM artifacts WHERE id = ? \
+            "DELETE FROM artifacts WHERE id = $1 \
              AND NOT EXISTS (SELECT 1 FROM content_artifacts WHERE artifact_id = artifacts.id) \
              AND NOT EXISTS (SELECT 1 FROM published_files WHERE artifact_id = artifacts.id) \
              RETURNING {ARTIFACT_COLS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(hy(id))
+            .bind(Id(id))
             .fetch_optional(&mut *tx)
             .await?;
         let out = match row {
             Some(row) => artifact_from(&row)?,
             None => {
                 let exists: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM artifacts WHERE id = ?)")
-                        .bind(hy(id))
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM artifacts WHERE id = $1)")
+                        .bind(Id(id))
                         .fetch_one(&mut *tx)
                         .await?;
                 return Err(if exists {
@@ -144,12 +142,12 @@ impl AdminStore for SqliteStore {
     }
 
     async fn existing_content_ids(&self, ids: &[Uuid]) -> DbResult<Vec<Uuid>> {
-        let rows =
-            sqlx::query("SELECT id FROM content WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(ids_json(ids))
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter().map(|r| uuid_at(r, 0)).collect()
+        let sql = format!("SELECT id FROM content WHERE id {}", in_list_param(1));
+        let found: Vec<Id> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(ids_param(ids))
+            .fetch_all(self.reader())
+            .await?;
+        Ok(found.into_iter().map(|i| i.0).collect())
     }
 
     async fn delete_orphans(
@@ -157,55 +155,59 @@ impl AdminStore for SqliteStore {
         cutoff: DateTime<Utc>,
         content_ids: Option<&[Uuid]>,
     ) -> DbResult<OrphanCleanup> {
-        let cutoff = us(cutoff);
-        let only = content_ids.map(ids_json);
+        let cutoff = Time(cutoff);
+        let only = content_ids.map(ids_param);
         let mut tx = self.begin_write().await?;
         // With content_ids, only the artifacts of the content deleted now are candidates.
-        let candidates: Option<String> = match &only {
+        let candidates = match &only {
             None => None,
             Some(ids) => {
                 let sql = format!(
                     "SELECT DISTINCT artifact_id FROM content_artifacts \
                      WHERE artifact_id IS NOT NULL AND content_id IN (SELECT id FROM content \
-                     WHERE id IN (SELECT value FROM json_each(?1)) \
-                     AND timestamp_of_interest < ?2 AND {ORPHAN_CONTENT})"
+                     WHERE id {} AND timestamp_of_interest < $2 AND {ORPHAN_CONTENT})",
+                    in_list_param(1)
                 );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                let found: Vec<Id> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .bind(ids)
                     .bind(cutoff)
                     .fetch_all(&mut *tx)
                     .await?;
-                let ids: Vec<Uuid> = rows
-                    .iter()
-                    .map(|r| uuid_at(r, 0))
-                    .collect::<DbResult<_>>()?;
-                Some(ids_json(&ids))
+                let found: Vec<Uuid> = found.into_iter().map(|i| i.0).collect();
+                Some(ids_param(&found))
             }
         };
         let sql = format!(
-            "DELETE FROM content WHERE timestamp_of_interest < ?1 \
-             AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2))) AND {ORPHAN_CONTENT}"
+            "DELETE FROM content WHERE timestamp_of_interest < $1 \
+             AND ($2 IS NULL OR id {}) AND {ORPHAN_CONTENT}",
+            in_list_param(2)
         );
         let content_removed = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(cutoff)
-            .bind(only.as_deref())
+            .bind(only)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let rows = sqlx::query(
-            "DELETE FROM artifacts WHERE timestamp_of_interest < ?1 \
-             AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2))) \
+        let sql = format!(
+            "DELETE FROM artifacts WHERE timestamp_of_interest < $1 \
+             AND ($2 IS NULL OR id {}) \
              AND NOT EXISTS (SELECT 1 FROM content_artifacts ca WHERE ca.artifact_id = artifacts.id) \
              AND NOT EXISTS (SELECT 1 FROM published_files pf WHERE pf.artifact_id = artifacts.id) \
              RETURNING id, sha256, file",
-        )
-        .bind(cutoff)
-        .bind(candidates.as_deref())
-        .fetch_all(&mut *tx)
-        .await?;
+            in_list_param(2)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(cutoff)
+            .bind(candidates)
+            .fetch_all(&mut *tx)
+            .await?;
         let mut artifacts = Vec::with_capacity(rows.len());
         for row in &rows {
-            artifacts.push((uuid_at(row, 0)?, row.try_get(1)?, row.try_get(2)?));
+            artifacts.push((
+                row.try_get::<Id, _>("id")?.0,
+                row.try_get("sha256")?,
+                row.try_get("file")?,
+            ));
         }
         tx.commit().await?;
         Ok(OrphanCleanup {

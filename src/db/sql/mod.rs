@@ -1,0 +1,22 @@
+//! The store, written once: every method of the store traits in one implementation with one
+//! SQL text per query, compiled twice, once inside each backend module (`db/sqlite.rs` and
+//! `db/pg.rs` each declare `#[path = "sql/mod.rs"] mod sql;`). Here, `super` is that backend:
+//! it provides the driver (`Db`), the store type (`Backend`), its pools (`reader`, `writer`)
+//! and the dialect hooks, each documented where it is defined:
+//!
+//! - `Backend::begin_write`: the write transaction (`BEGIN IMMEDIATE` on SQLite, a plain
+//!   transaction with row locks on PostgreSQL);
+//! - `in_list_param` / `ids_param` / `strs_param`: a list bound as one parameter (a JSON array
+//!   read with `json_each` on SQLite, an array with `= ANY` on PostgreSQL).
+//!
+//! Placeholders are `$N` on both (sqlx's SQLite driver takes them); rows are decoded by column
+//! name; ids, times and JSON go through the newtypes of [`crate::db::types`].
+
+mod admin;
+#[allow(dead_code)] // the decoders are taken over store by store
+pub(crate) mod rows;
+
+pub(super) use super::{Backend, Db};
+
+/// A row of this backend.
+pub(crate) type DbRow = <Db as sqlx::Database>::Row;
