@@ -88,6 +88,11 @@ pub(crate) fn opt_to_u32(v: Option<i64>, what: &str) -> DbResult<Option<u32>> {
 }
 
 pub(crate) fn headers_to_json(h: &[(String, String)]) -> String {
+    headers_value(h).to_string()
+}
+
+/// A remote's headers as stored: a JSON list of `[name, value]` pairs.
+pub(crate) fn headers_value(h: &[(String, String)]) -> serde_json::Value {
     serde_json::Value::Array(
         h.iter()
             .map(|(n, v)| {
@@ -98,7 +103,6 @@ pub(crate) fn headers_to_json(h: &[(String, String)]) -> String {
             })
             .collect(),
     )
-    .to_string()
 }
 
 pub(crate) fn headers_from_json(v: &serde_json::Value) -> DbResult<Vec<(String, String)>> {

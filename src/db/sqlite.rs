@@ -7,12 +7,11 @@
 //! epoch, JSON TEXT, booleans 0/1. Batches are written with multi-row `VALUES` statements of at
 //! most [`CHUNK`] rows, far below SQLite's bound-parameter limit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -23,10 +22,10 @@ use uuid::fmt::Hyphenated;
 use uuid::Uuid;
 
 use super::shared::{self, CaRow};
-use super::{DbError, DbResult, DynStore, Store};
+use super::{DbError, DbResult, DynStore};
 use crate::models::{
     Artifact, Content, ContentArtifact, ContentToSave, NewArtifact, NewRemoteArtifact,
-    OtherDigests, Policy, Remote, RemoteArtifact, Repository, RepositoryVersion, VersionCounts,
+    OtherDigests, Policy, Remote, Repository,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -54,8 +53,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
 const CHUNK: usize = 500;
-/// Open memberships read per page by `unassociate_except`.
-const PAGE: i64 = 5000;
 
 /// The SQLite [`Store`].
 pub struct SqliteStore {
@@ -113,6 +110,7 @@ pub(super) type Backend = SqliteStore;
 
 #[path = "sql/mod.rs"]
 mod sql;
+use sql::rows;
 
 impl SqliteStore {
     /// The pool for reads (several connections; WAL lets them run beside the writer).
@@ -211,19 +209,6 @@ pub(super) fn in_list(n: usize) -> String {
 
 // ---- row decoding ----------------------------------------------------------------------------
 
-macro_rules! repo_cols {
-    () => {
-        "id, pulp_type, name, description, next_version, remote_id, pulp_created, \
-         pulp_last_updated, pulp_labels, retain_repo_versions, plugin_data"
-    };
-}
-
-macro_rules! version_cols {
-    () => {
-        "id, repository_id, number, complete, added, removed, present, pulp_created"
-    };
-}
-
 macro_rules! content_cols {
     () => {
         "c.id, c.pulp_type, c.natural_key, c.repo_key, c.data, c.pulp_created"
@@ -236,18 +221,12 @@ macro_rules! artifact_cols {
     };
 }
 
-macro_rules! remote_cols {
+/// The artifact columns of alias `a`, named `a_<column>` (beside other tables' columns).
+macro_rules! artifact_cols_as_a {
     () => {
-        "id, pulp_type, name, url, policy, download_concurrency, max_retries, username, \
-         password, proxy_url, proxy_username, proxy_password, ca_cert, client_cert, client_key, \
-         tls_validation, headers, connect_timeout, sock_read_timeout, total_timeout, rate_limit, \
-         pulp_created, pulp_last_updated, pulp_labels, sock_connect_timeout"
-    };
-}
-
-macro_rules! remote_artifact_cols {
-    () => {
-        "id, content_artifact_id, remote_id, url, size, sha256, sha224, sha384, sha512"
+        "a.id AS a_id, a.sha256 AS a_sha256, a.size AS a_size, a.sha224 AS a_sha224, \
+         a.sha384 AS a_sha384, a.sha512 AS a_sha512, a.file AS a_file, \
+         a.pulp_created AS a_pulp_created"
     };
 }
 
@@ -264,21 +243,6 @@ pub(super) fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
         pulp_labels: super::catalog::labels_from_json(&json_at(row, 8)?)?,
         retain_repo_versions: shared::opt_to_u64(row.try_get(9)?, "retain_repo_versions")?,
         plugin_data: json_at(row, 10)?,
-    })
-}
-
-pub(super) fn version_from(row: &SqliteRow) -> DbResult<RepositoryVersion> {
-    Ok(RepositoryVersion {
-        id: uuid_at(row, 0)?,
-        repository_id: uuid_at(row, 1)?,
-        number: row.try_get(2)?,
-        complete: row.try_get(3)?,
-        counts: VersionCounts {
-            added: shared::to_u64(row.try_get(4)?, "added count")?,
-            removed: shared::to_u64(row.try_get(5)?, "removed count")?,
-            present: shared::to_u64(row.try_get(6)?, "present count")?,
-        },
-        pulp_created: time_at(row, 7)?,
     })
 }
 
@@ -340,595 +304,25 @@ pub(super) fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
     })
 }
 
-fn remote_artifact_from(row: &SqliteRow) -> DbResult<RemoteArtifact> {
-    Ok(RemoteArtifact {
-        id: uuid_at(row, 0)?,
-        content_artifact_id: uuid_at(row, 1)?,
-        remote_id: uuid_at(row, 2)?,
-        url: row.try_get(3)?,
-        size: shared::opt_to_u64(row.try_get(4)?, "remote artifact size")?,
-        sha256: row.try_get(5)?,
-        other: OtherDigests {
-            sha224: row.try_get(6)?,
-            sha384: row.try_get(7)?,
-            sha512: row.try_get(8)?,
-        },
-    })
-}
-
-// ---- shared queries --------------------------------------------------------------------------
-
-/// What the version methods need to know of a version row.
-struct VersionHead {
-    repository_id: Uuid,
-    number: i64,
-    complete: bool,
-}
-
-async fn version_head(conn: &mut SqliteConnection, id: Uuid) -> DbResult<Option<VersionHead>> {
-    let row =
-        sqlx::query("SELECT repository_id, number, complete FROM repository_versions WHERE id = ?")
-            .bind(hy(id))
-            .fetch_optional(&mut *conn)
-            .await?;
-    row.map(|r| {
-        Ok(VersionHead {
-            repository_id: uuid_at(&r, 0)?,
-            number: r.try_get(1)?,
-            complete: r.try_get(2)?,
-        })
-    })
-    .transpose()
-}
-
-/// The head of an incomplete version, or NotFound / Conflict.
-async fn incomplete_head(conn: &mut SqliteConnection, id: Uuid) -> DbResult<VersionHead> {
-    let head = version_head(conn, id)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("repository version {id}")))?;
-    if head.complete {
-        return Err(DbError::Conflict(format!(
-            "repository version {} is complete and cannot change",
-            head.number
-        )));
-    }
-    Ok(head)
-}
-
-async fn version_by_id(conn: &mut SqliteConnection, id: Uuid) -> DbResult<RepositoryVersion> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        version_cols!(),
-        " FROM repository_versions WHERE id = ?"
-    ))
-    .bind(hy(id))
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| DbError::NotFound(format!("repository version {id}")))?;
-    version_from(&row)
-}
-
-/// Deletes the memberships an incomplete version added, reopens those it removed, deletes it.
-async fn discard_in(conn: &mut SqliteConnection, version_id: Uuid) -> DbResult<()> {
-    match version_head(conn, version_id).await? {
-        None => return Ok(()),
-        Some(h) if h.complete => return Ok(()),
-        Some(_) => {}
-    }
-    let v = hy(version_id);
-    sqlx::query("DELETE FROM repository_content WHERE version_added_id = ?")
-        .bind(v)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "UPDATE repository_content SET version_removed_id = NULL WHERE version_removed_id = ?",
-    )
-    .bind(v)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM repository_versions WHERE id = ?")
-        .bind(v)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-async fn count_scalar(
-    conn: &mut SqliteConnection,
-    sql: &'static str,
-    a: Hyphenated,
-) -> DbResult<u64> {
-    let n: i64 = sqlx::query_scalar(sql)
-        .bind(a)
-        .fetch_one(&mut *conn)
-        .await?;
-    shared::to_u64(n, "count")
-}
-
-/// Units present in version `number` of a repository, by the range rule.
-async fn count_present_at(
-    conn: &mut SqliteConnection,
-    repository_id: Uuid,
-    number: i64,
-) -> DbResult<u64> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM repository_content rc \
-         JOIN repository_versions va ON va.id = rc.version_added_id \
-         LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
-         WHERE rc.repository_id = ? AND va.number <= ? AND (vr.id IS NULL OR vr.number > ?)",
-    )
-    .bind(hy(repository_id))
-    .bind(number)
-    .bind(number)
-    .fetch_one(&mut *conn)
-    .await?;
-    shared::to_u64(n, "count")
-}
-
-const COUNT_ADDED: &str = "SELECT count(*) FROM repository_content WHERE version_added_id = ?";
-const COUNT_REMOVED: &str = "SELECT count(*) FROM repository_content WHERE version_removed_id = ?";
-const COUNT_OPEN: &str =
-    "SELECT count(*) FROM repository_content WHERE repository_id = ? AND version_removed_id IS NULL";
-
-async fn get_remote_in(conn: &mut SqliteConnection, id: Uuid) -> DbResult<Remote> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        remote_cols!(),
-        " FROM remotes WHERE id = ?"
-    ))
-    .bind(hy(id))
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| DbError::NotFound(format!("remote {id}")))?;
-    remote_from(&row)
-}
-
-async fn get_repository_in(conn: &mut SqliteConnection, id: Uuid) -> DbResult<Repository> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        repo_cols!(),
-        " FROM repositories WHERE id = ?"
-    ))
-    .bind(hy(id))
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| DbError::NotFound(format!("repository {id}")))?;
-    repo_from(&row)
-}
-
-/// Binds every option of a remote after `id`, in `remote_cols!()` order minus the id and times.
-fn bind_remote_options<'q>(
-    q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
-    r: &'q Remote,
-) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
-    q.bind(&r.pulp_type)
-        .bind(&r.name)
-        .bind(&r.url)
-        .bind(r.policy.as_str())
-        .bind(r.download_concurrency.map(i64::from))
-        .bind(r.max_retries.map(i64::from))
-        .bind(&r.username)
-        .bind(&r.password)
-        .bind(&r.proxy_url)
-        .bind(&r.proxy_username)
-        .bind(&r.proxy_password)
-        .bind(&r.ca_cert)
-        .bind(&r.client_cert)
-        .bind(&r.client_key)
-        .bind(r.tls_validation)
-        .bind(shared::headers_to_json(&r.headers))
-        .bind(r.connect_timeout)
-        .bind(r.sock_read_timeout)
-        .bind(r.total_timeout)
-        .bind(r.rate_limit.map(i64::from))
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    // ---- remotes -----------------------------------------------------------------------------
-
-    async fn create_remote(&self, remote: &Remote) -> DbResult<Remote> {
-        let now = shared::now();
-        let mut tx = self.begin_write().await?;
-        let q = sqlx::query(concat!(
-            "INSERT INTO remotes (",
-            remote_cols!(),
-            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-        ))
-        .bind(hy(remote.id));
-        bind_remote_options(q, remote)
-            .bind(us(now))
-            .bind(us(now))
-            .bind(super::catalog::labels_to_json(&remote.pulp_labels).to_string())
-            .bind(remote.sock_connect_timeout)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                shared::conflict_or_sqlx(e, || {
-                    format!(
-                        "a remote named {:?} (or with id {}) exists",
-                        remote.name, remote.id
-                    )
-                })
-            })?;
-        let saved = get_remote_in(&mut tx, remote.id).await?;
-        tx.commit().await?;
-        Ok(saved)
-    }
-
-    async fn update_remote(&self, remote: &Remote) -> DbResult<Remote> {
-        let mut tx = self.begin_write().await?;
-        let q = sqlx::query(
-            "UPDATE remotes SET pulp_type = ?, name = ?, url = ?, policy = ?, \
-             download_concurrency = ?, max_retries = ?, username = ?, password = ?, \
-             proxy_url = ?, proxy_username = ?, proxy_password = ?, ca_cert = ?, \
-             client_cert = ?, client_key = ?, tls_validation = ?, headers = ?, \
-             connect_timeout = ?, sock_read_timeout = ?, total_timeout = ?, rate_limit = ?, \
-             pulp_last_updated = ?, pulp_labels = ?, sock_connect_timeout = ? WHERE id = ?",
-        );
-        let done = bind_remote_options(q, remote)
-            .bind(us(shared::now()))
-            .bind(super::catalog::labels_to_json(&remote.pulp_labels).to_string())
-            .bind(remote.sock_connect_timeout)
-            .bind(hy(remote.id))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                shared::conflict_or_sqlx(e, || format!("a remote named {:?} exists", remote.name))
-            })?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound(format!("remote {}", remote.id)));
-        }
-        let saved = get_remote_in(&mut tx, remote.id).await?;
-        tx.commit().await?;
-        Ok(saved)
-    }
-
-    async fn get_remote(&self, id: Uuid) -> DbResult<Remote> {
-        let mut conn = self.read.acquire().await?;
-        get_remote_in(&mut conn, id).await
-    }
-
-    async fn get_remote_by_name(&self, name: &str) -> DbResult<Option<Remote>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            remote_cols!(),
-            " FROM remotes WHERE name = ?"
-        ))
-        .bind(name)
-        .fetch_optional(&self.read)
-        .await?
-        .map(|r| remote_from(&r))
-        .transpose()
-    }
-
-    // ---- repositories and versions -----------------------------------------------------------
-
-    async fn create_repository(
-        &self,
-        pulp_type: &str,
-        name: &str,
-        remote_id: Option<Uuid>,
-    ) -> DbResult<Repository> {
-        let id = Uuid::now_v7();
-        let now = us(shared::now());
-        let mut tx = self.begin_write().await?;
-        sqlx::query(concat!(
-            "INSERT INTO repositories (",
-            repo_cols!(),
-            ") VALUES (?, ?, ?, NULL, 1, ?, ?, ?, '{}', NULL, '{}')"
-        ))
+/// Dialect hook: locks the repository row for the rest of the write transaction and returns
+/// its `next_version`. SQLite's write transaction (`BEGIN IMMEDIATE`) already holds the one
+/// write lock, so this only reads.
+pub(super) async fn lock_repository(conn: &mut SqliteConnection, id: Uuid) -> DbResult<i64> {
+    sqlx::query_scalar("SELECT next_version FROM repositories WHERE id = $1")
         .bind(hy(id))
-        .bind(pulp_type)
-        .bind(name)
-        .bind(opt_hy(remote_id))
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            shared::map_write_err(
-                e,
-                || format!("a repository named {name:?} exists"),
-                || format!("remote {}", remote_id.unwrap_or_default()),
-            )
-        })?;
-        sqlx::query(concat!(
-            "INSERT INTO repository_versions (",
-            version_cols!(),
-            ") VALUES (?, ?, 0, 1, 0, 0, 0, ?)"
-        ))
-        .bind(hy(Uuid::now_v7()))
-        .bind(hy(id))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let repo = get_repository_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(repo)
-    }
-
-    async fn get_repository(&self, id: Uuid) -> DbResult<Repository> {
-        let mut conn = self.read.acquire().await?;
-        get_repository_in(&mut conn, id).await
-    }
-
-    async fn get_repository_by_name(&self, name: &str) -> DbResult<Option<Repository>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            repo_cols!(),
-            " FROM repositories WHERE name = ?"
-        ))
-        .bind(name)
-        .fetch_optional(&self.read)
+        .fetch_optional(&mut *conn)
         .await?
-        .map(|r| repo_from(&r))
-        .transpose()
-    }
+        .ok_or_else(|| DbError::NotFound(format!("repository {id}")))
+}
 
-    async fn list_repositories(&self) -> DbResult<Vec<Repository>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            repo_cols!(),
-            " FROM repositories ORDER BY name"
-        ))
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(repo_from)
-        .collect()
-    }
+/// What [`Store::backend`] answers.
+pub(super) const BACKEND: &str = "sqlite";
 
-    async fn set_repository_remote(
-        &self,
-        repository_id: Uuid,
-        remote_id: Option<Uuid>,
-    ) -> DbResult<()> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE repositories SET remote_id = ?, pulp_last_updated = ? WHERE id = ?",
-        )
-        .bind(opt_hy(remote_id))
-        .bind(us(shared::now()))
-        .bind(hy(repository_id))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            shared::map_write_err(
-                e,
-                || "remote".to_string(),
-                || format!("remote {}", remote_id.unwrap_or_default()),
-            )
-        })?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound(format!("repository {repository_id}")));
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+// ---- dialect hooks: the batched reads and writes of the sync pipeline -------------------------
 
-    async fn list_versions(&self, repository_id: Uuid) -> DbResult<Vec<RepositoryVersion>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            version_cols!(),
-            " FROM repository_versions WHERE repository_id = ? AND complete = 1 ORDER BY number"
-        ))
-        .bind(hy(repository_id))
-        .fetch_all(&self.read)
-        .await?;
-        if rows.is_empty() {
-            // Every repository has version 0.
-            return Err(DbError::NotFound(format!("repository {repository_id}")));
-        }
-        rows.iter().map(version_from).collect()
-    }
-
-    async fn get_version(
-        &self,
-        repository_id: Uuid,
-        number: i64,
-    ) -> DbResult<Option<RepositoryVersion>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            version_cols!(),
-            " FROM repository_versions WHERE repository_id = ? AND number = ? AND complete = 1"
-        ))
-        .bind(hy(repository_id))
-        .bind(number)
-        .fetch_optional(&self.read)
-        .await?
-        .map(|r| version_from(&r))
-        .transpose()
-    }
-
-    async fn latest_version(&self, repository_id: Uuid) -> DbResult<RepositoryVersion> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            version_cols!(),
-            " FROM repository_versions WHERE repository_id = ? AND complete = 1 \
-             ORDER BY number DESC LIMIT 1"
-        ))
-        .bind(hy(repository_id))
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("repository {repository_id}")))?;
-        version_from(&row)
-    }
-
-    async fn create_incomplete_version(&self, repository_id: Uuid) -> DbResult<RepositoryVersion> {
-        let mut tx = self.begin_write().await?;
-        let next: i64 = sqlx::query_scalar("SELECT next_version FROM repositories WHERE id = ?")
-            .bind(hy(repository_id))
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("repository {repository_id}")))?;
-        let leftovers: Vec<Hyphenated> = sqlx::query_scalar(
-            "SELECT id FROM repository_versions WHERE repository_id = ? AND complete = 0",
-        )
-        .bind(hy(repository_id))
-        .fetch_all(&mut *tx)
-        .await?;
-        for v in leftovers {
-            discard_in(&mut tx, v.into_uuid()).await?;
-        }
-        let id = Uuid::now_v7();
-        sqlx::query(concat!(
-            "INSERT INTO repository_versions (",
-            version_cols!(),
-            ") VALUES (?, ?, ?, 0, 0, 0, 0, ?)"
-        ))
-        .bind(hy(id))
-        .bind(hy(repository_id))
-        .bind(next)
-        .bind(us(shared::now()))
-        .execute(&mut *tx)
-        .await?;
-        let v = version_by_id(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(v)
-    }
-
-    async fn incomplete_versions(&self) -> DbResult<Vec<(Uuid, Uuid)>> {
-        let rows: Vec<(Hyphenated, Hyphenated)> = sqlx::query_as(
-            "SELECT id, repository_id FROM repository_versions WHERE complete = 0 \
-             ORDER BY pulp_created, id",
-        )
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(v, r)| (v.into_uuid(), r.into_uuid()))
-            .collect())
-    }
-
-    async fn discard_version(&self, version_id: Uuid) -> DbResult<()> {
-        let mut tx = self.begin_write().await?;
-        discard_in(&mut tx, version_id).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn finalize_version(&self, version_id: Uuid) -> DbResult<Option<RepositoryVersion>> {
-        let mut tx = self.begin_write().await?;
-        let head = incomplete_head(&mut tx, version_id).await?;
-        let v = hy(version_id);
-        let repo = hy(head.repository_id);
-        let added = count_scalar(&mut tx, COUNT_ADDED, v).await?;
-        if added > 0 {
-            // Units added by this version are open (never removed by it): two of them with
-            // the same repo key cannot both stay.
-            let dup = sqlx::query(
-                "SELECT c.pulp_type, c.repo_key FROM repository_content rc \
-                 JOIN content c ON c.id = rc.content_id \
-                 WHERE rc.version_added_id = ? \
-                 GROUP BY c.pulp_type, c.repo_key HAVING count(*) > 1 \
-                 ORDER BY c.pulp_type, c.repo_key LIMIT 1",
-            )
-            .bind(v)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = dup {
-                let pulp_type: String = row.try_get(0)?;
-                let repo_key: String = row.try_get(1)?;
-                tx.rollback().await?;
-                return Err(DbError::Conflict(format!(
-                    "two units added with the same repo key {pulp_type} {repo_key:?}"
-                )));
-            }
-            // Replacement: an older open unit with the repo key of an added one is removed.
-            sqlx::query(
-                "UPDATE repository_content SET version_removed_id = ?1 \
-                 WHERE repository_id = ?2 AND version_removed_id IS NULL \
-                 AND version_added_id <> ?1 \
-                 AND content_id IN ( \
-                     SELECT old.id FROM repository_content rn \
-                     JOIN content cn ON cn.id = rn.content_id \
-                     JOIN content old ON old.pulp_type = cn.pulp_type \
-                         AND old.repo_key = cn.repo_key AND old.id <> cn.id \
-                     WHERE rn.version_added_id = ?1)",
-            )
-            .bind(v)
-            .bind(repo)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let removed = count_scalar(&mut tx, COUNT_REMOVED, v).await?;
-        if added == 0 && removed == 0 {
-            sqlx::query("DELETE FROM repository_versions WHERE id = ?")
-                .bind(v)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(None);
-        }
-        let present = count_scalar(&mut tx, COUNT_OPEN, repo).await?;
-        sqlx::query(
-            "UPDATE repository_versions SET complete = 1, added = ?, removed = ?, present = ? \
-             WHERE id = ?",
-        )
-        .bind(shared::to_i64(added, "count")?)
-        .bind(shared::to_i64(removed, "count")?)
-        .bind(shared::to_i64(present, "count")?)
-        .bind(v)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE repositories SET next_version = ?, pulp_last_updated = ? WHERE id = ?")
-            .bind(head.number + 1)
-            .bind(us(shared::now()))
-            .bind(repo)
-            .execute(&mut *tx)
-            .await?;
-        let done = version_by_id(&mut tx, version_id).await?;
-        tx.commit().await?;
-        Ok(Some(done))
-    }
-
-    async fn version_content(
-        &self,
-        version_id: Uuid,
-        limit: u64,
-        offset: u64,
-    ) -> DbResult<Vec<Content>> {
-        let mut conn = self.read.acquire().await?;
-        let head = match version_head(&mut conn, version_id).await? {
-            Some(h) if h.complete => h,
-            _ => {
-                return Err(DbError::NotFound(format!(
-                    "repository version {version_id}"
-                )))
-            }
-        };
-        sqlx::query(concat!(
-            "SELECT ",
-            content_cols!(),
-            " FROM repository_content rc \
-             JOIN repository_versions va ON va.id = rc.version_added_id \
-             LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
-             JOIN content c ON c.id = rc.content_id \
-             WHERE rc.repository_id = ? AND va.number <= ? \
-             AND (vr.id IS NULL OR vr.number > ?) \
-             ORDER BY c.pulp_type, c.natural_key LIMIT ? OFFSET ?"
-        ))
-        .bind(hy(head.repository_id))
-        .bind(head.number)
-        .bind(head.number)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(content_from)
-        .collect()
-    }
-
-    // ---- pipeline ----------------------------------------------------------------------------
-
-    async fn find_artifacts_by_sha256(&self, sha256s: &[String]) -> DbResult<Vec<Artifact>> {
-        let keys = shared::dedupe_strings(sha256s);
+impl SqliteStore {
+    /// Artifacts by sha256: chunked `IN (...)` lists.
+    pub(super) async fn batch_find_artifacts(&self, keys: &[&str]) -> DbResult<Vec<Artifact>> {
         let mut out = Vec::with_capacity(keys.len());
         let mut conn = self.read.acquire().await?;
         for chunk in keys.chunks(CHUNK) {
@@ -945,17 +339,18 @@ impl Store for SqliteStore {
                 q = q.bind(*k);
             }
             for row in q.fetch_all(&mut *conn).await? {
-                out.push(artifact_from(&row, 0)?);
+                out.push(rows::artifact_from(&row, "")?);
             }
         }
         Ok(out)
     }
 
-    async fn insert_artifacts(&self, artifacts: &[NewArtifact]) -> DbResult<Vec<Artifact>> {
-        let rows = shared::dedupe_artifacts(artifacts);
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Inserts artifacts (an existing sha256 wins) with chunked multi-row `VALUES`, then
+    /// reads them back.
+    pub(super) async fn batch_insert_artifacts(
+        &self,
+        rows: &[&NewArtifact],
+    ) -> DbResult<Vec<Artifact>> {
         let now = us(shared::now());
         let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(CHUNK) {
@@ -995,19 +390,19 @@ impl Store for SqliteStore {
                 q = q.bind(&a.sha256);
             }
             for row in q.fetch_all(&mut *tx).await? {
-                out.push(artifact_from(&row, 0)?);
+                out.push(rows::artifact_from(&row, "")?);
             }
         }
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn find_content(
+    /// Content by natural key: chunked `IN (...)` lists.
+    pub(super) async fn batch_find_content(
         &self,
         pulp_type: &str,
-        natural_keys: &[String],
+        keys: &[&str],
     ) -> DbResult<Vec<Content>> {
-        let keys = shared::dedupe_strings(natural_keys);
         let mut out = Vec::with_capacity(keys.len());
         let mut conn = self.read.acquire().await?;
         for chunk in keys.chunks(CHUNK) {
@@ -1024,16 +419,14 @@ impl Store for SqliteStore {
                 q = q.bind(*k);
             }
             for row in q.fetch_all(&mut *conn).await? {
-                out.push(content_from(&row)?);
+                out.push(rows::content_from(&row)?);
             }
         }
         Ok(out)
     }
 
-    async fn save_content(&self, batch: &[ContentToSave]) -> DbResult<Vec<Uuid>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Saves units and their content artifacts with chunked multi-row `VALUES`.
+    pub(super) async fn batch_save_content(&self, batch: &[ContentToSave]) -> DbResult<Vec<Uuid>> {
         let new = shared::new_units(batch);
         let now = us(shared::now());
         let mut tx = self.begin_write().await?;
@@ -1112,10 +505,12 @@ impl Store for SqliteStore {
         Ok(ids)
     }
 
-    async fn save_remote_artifacts(&self, batch: &[NewRemoteArtifact]) -> DbResult<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
+    /// Upserts remote artifacts with chunked multi-row `VALUES` (a row that did not change is
+    /// not rewritten).
+    pub(super) async fn batch_save_remote_artifacts(
+        &self,
+        batch: &[NewRemoteArtifact],
+    ) -> DbResult<()> {
         let content_ids =
             shared::dedupe_ids(&batch.iter().map(|r| r.content_id).collect::<Vec<_>>());
         let mut tx = self.begin_write().await?;
@@ -1175,18 +570,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn content_artifacts(
+    /// Content artifacts of units, with their artifacts: chunked `IN (...)` lists.
+    pub(super) async fn batch_content_artifacts(
         &self,
-        content_ids: &[Uuid],
+        ids: &[Uuid],
     ) -> DbResult<Vec<(ContentArtifact, Option<Artifact>)>> {
-        let ids = shared::dedupe_ids(content_ids);
         let mut out = Vec::with_capacity(ids.len());
         let mut conn = self.read.acquire().await?;
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
                 concat!(
                     "SELECT ca.id, ca.content_id, ca.artifact_id, ca.relative_path, ",
-                    artifact_cols!(),
+                    artifact_cols_as_a!(),
                     " FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id \
                      WHERE ca.content_id IN ({}) ORDER BY ca.content_id, ca.relative_path"
                 ),
@@ -1204,7 +599,7 @@ impl Store for SqliteStore {
                     relative_path: row.try_get(3)?,
                 };
                 let art = if opt_uuid_at(&row, 4)?.is_some() {
-                    Some(artifact_from(&row, 4)?)
+                    Some(rows::artifact_from(&row, "a_")?)
                 } else {
                     None
                 };
@@ -1214,26 +609,16 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn remote_artifacts(&self, content_artifact_id: Uuid) -> DbResult<Vec<RemoteArtifact>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            remote_artifact_cols!(),
-            " FROM remote_artifacts WHERE content_artifact_id = ? ORDER BY remote_id"
-        ))
-        .bind(hy(content_artifact_id))
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(remote_artifact_from)
-        .collect()
-    }
-
-    async fn associate(&self, version_id: Uuid, content_ids: &[Uuid]) -> DbResult<u64> {
-        let ids = shared::dedupe_ids(content_ids);
-        let mut tx = self.begin_write().await?;
-        let head = incomplete_head(&mut tx, version_id).await?;
+    /// Adds memberships of `ids` to an incomplete version (reopening those it removed):
+    /// chunked `IN (...)` lists and multi-row `VALUES`. The caller holds the write lock.
+    pub(super) async fn batch_associate(
+        tx: &mut SqliteConnection,
+        repository_id: Uuid,
+        version_id: Uuid,
+        ids: &[Uuid],
+    ) -> DbResult<u64> {
         let v = hy(version_id);
-        let repo = hy(head.repository_id);
+        let repo = hy(repository_id);
         let mut added = 0;
         for chunk in ids.chunks(CHUNK) {
             // A unit this version removed (mirror or replacement) and now adds again: reopen.
@@ -1271,92 +656,47 @@ impl Store for SqliteStore {
                 })?
                 .rows_affected();
         }
-        tx.commit().await?;
         Ok(added)
     }
 
-    async fn unassociate_except(&self, version_id: Uuid, keep: &HashSet<Uuid>) -> DbResult<u64> {
-        let mut tx = self.begin_write().await?;
-        let head = incomplete_head(&mut tx, version_id).await?;
+    /// Drops the open memberships of `drop` from an incomplete version: rows it added go,
+    /// older ones are closed by it. Chunked `IN (...)` lists.
+    pub(super) async fn batch_unassociate(
+        tx: &mut SqliteConnection,
+        repository_id: Uuid,
+        version_id: Uuid,
+        drop: &[Uuid],
+    ) -> DbResult<u64> {
         let v = hy(version_id);
-        let repo = hy(head.repository_id);
+        let repo = hy(repository_id);
         let mut removed = 0;
-        let mut after = String::new();
-        loop {
-            let page: Vec<String> = sqlx::query_scalar(
-                "SELECT content_id FROM repository_content \
-                 WHERE repository_id = ? AND version_removed_id IS NULL AND content_id > ? \
-                 ORDER BY content_id LIMIT ?",
-            )
-            .bind(repo)
-            .bind(&after)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut drop = Vec::new();
-            for c in &page {
-                let id = Uuid::parse_str(c)
-                    .map_err(|e| DbError::Corrupt(format!("content id {c:?}: {e}")))?;
-                if !keep.contains(&id) {
-                    drop.push(c.as_str());
-                }
+        for chunk in drop.chunks(CHUNK) {
+            // Added by this very version: the row goes away.
+            let sql = format!(
+                "DELETE FROM repository_content WHERE repository_id = ? \
+                 AND version_added_id = ? AND version_removed_id IS NULL \
+                 AND content_id IN ({})",
+                in_list(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(repo).bind(v);
+            for c in chunk {
+                q = q.bind(hy(*c));
             }
-            for chunk in drop.chunks(CHUNK) {
-                // Added by this very version: the row goes away.
-                let sql = format!(
-                    "DELETE FROM repository_content WHERE repository_id = ? \
-                     AND version_added_id = ? AND version_removed_id IS NULL \
-                     AND content_id IN ({})",
-                    in_list(chunk.len())
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(repo).bind(v);
-                for c in chunk {
-                    q = q.bind(*c);
-                }
-                removed += q.execute(&mut *tx).await?.rows_affected();
-                // Older: closed by this version.
-                let sql = format!(
-                    "UPDATE repository_content SET version_removed_id = ? \
-                     WHERE repository_id = ? AND version_removed_id IS NULL \
-                     AND content_id IN ({})",
-                    in_list(chunk.len())
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(v).bind(repo);
-                for c in chunk {
-                    q = q.bind(*c);
-                }
-                removed += q.execute(&mut *tx).await?.rows_affected();
+            removed += q.execute(&mut *tx).await?.rows_affected();
+            // Older: closed by this version.
+            let sql = format!(
+                "UPDATE repository_content SET version_removed_id = ? \
+                 WHERE repository_id = ? AND version_removed_id IS NULL \
+                 AND content_id IN ({})",
+                in_list(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(v).bind(repo);
+            for c in chunk {
+                q = q.bind(hy(*c));
             }
-            if page.len() < PAGE as usize {
-                break;
-            }
-            match page.into_iter().next_back() {
-                Some(last) => after = last,
-                None => break,
-            }
+            removed += q.execute(&mut *tx).await?.rows_affected();
         }
-        tx.commit().await?;
         Ok(removed)
-    }
-
-    async fn count_version(&self, version_id: Uuid) -> DbResult<VersionCounts> {
-        let mut conn = self.read.acquire().await?;
-        let head = version_head(&mut conn, version_id)
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
-        let v = hy(version_id);
-        let added = count_scalar(&mut conn, COUNT_ADDED, v).await?;
-        let removed = count_scalar(&mut conn, COUNT_REMOVED, v).await?;
-        let present = if head.complete {
-            count_present_at(&mut conn, head.repository_id, head.number).await?
-        } else {
-            count_scalar(&mut conn, COUNT_OPEN, hy(head.repository_id)).await?
-        };
-        Ok(VersionCounts {
-            added,
-            removed,
-            present,
-        })
     }
 }
 

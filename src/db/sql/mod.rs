@@ -13,10 +13,13 @@
 //! name; ids, times and JSON go through the newtypes of [`crate::db::types`].
 
 mod admin;
-#[allow(dead_code)] // the decoders are taken over store by store
 pub(crate) mod rows;
+mod store;
 
 pub(super) use super::{Backend, Db};
+
+/// A connection of this backend (what a transaction derefs to).
+pub(crate) type Conn = <Db as sqlx::Database>::Connection;
 
 /// A row of this backend.
 pub(crate) type DbRow = <Db as sqlx::Database>::Row;
