@@ -24,8 +24,8 @@ use uuid::Uuid;
 use super::shared::{self, CaRow};
 use super::{DbError, DbResult, DynStore};
 use crate::models::{
-    Artifact, Content, ContentArtifact, ContentToSave, NewArtifact, NewRemoteArtifact,
-    OtherDigests, Policy, Remote, Repository,
+    Artifact, Content, ContentToSave, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote,
+    Repository,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -126,24 +126,9 @@ pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> Vec<String> {
 
 // ---- row decoding ----------------------------------------------------------------------------
 
-macro_rules! content_cols {
-    () => {
-        "c.id, c.pulp_type, c.natural_key, c.repo_key, c.data, c.pulp_created"
-    };
-}
-
 macro_rules! artifact_cols {
     () => {
         "a.id, a.sha256, a.size, a.sha224, a.sha384, a.sha512, a.file, a.pulp_created"
-    };
-}
-
-/// The artifact columns of alias `a`, named `a_<column>` (beside other tables' columns).
-macro_rules! artifact_cols_as_a {
-    () => {
-        "a.id AS a_id, a.sha256 AS a_sha256, a.size AS a_size, a.sha224 AS a_sha224, \
-         a.sha384 AS a_sha384, a.sha512 AS a_sha512, a.file AS a_file, \
-         a.pulp_created AS a_pulp_created"
     };
 }
 
@@ -248,21 +233,6 @@ pub(super) const BACKEND: &str = "postgres";
 // ---- dialect hooks: the batched reads and writes of the sync pipeline -------------------------
 
 impl PgStore {
-    /// Artifacts by sha256: one `= ANY($1)` array.
-    pub(super) async fn batch_find_artifacts(&self, keys: &[&str]) -> DbResult<Vec<Artifact>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            artifact_cols!(),
-            " FROM artifacts a WHERE a.sha256 = ANY($1)"
-        ))
-        .bind(keys)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| rows::artifact_from(r, ""))
-        .collect()
-    }
-
     /// Inserts artifacts (an existing sha256 wins) from `UNNEST` arrays, then reads them back.
     pub(super) async fn batch_insert_artifacts(
         &self,
@@ -311,26 +281,6 @@ impl PgStore {
         .collect::<DbResult<Vec<_>>>()?;
         tx.commit().await?;
         Ok(out)
-    }
-
-    /// Content by natural key: one `= ANY($2)` array.
-    pub(super) async fn batch_find_content(
-        &self,
-        pulp_type: &str,
-        keys: &[&str],
-    ) -> DbResult<Vec<Content>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            content_cols!(),
-            " FROM content c WHERE c.pulp_type = $1 AND c.natural_key = ANY($2)"
-        ))
-        .bind(pulp_type)
-        .bind(keys)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(rows::content_from)
-        .collect()
     }
 
     /// Saves units and their content artifacts from `UNNEST` arrays.
@@ -534,38 +484,6 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Content artifacts of units, with their artifacts: one `= ANY($1)` array.
-    pub(super) async fn batch_content_artifacts(
-        &self,
-        ids: &[Uuid],
-    ) -> DbResult<Vec<(ContentArtifact, Option<Artifact>)>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ca.id, ca.content_id, ca.artifact_id, ca.relative_path, ",
-            artifact_cols_as_a!(),
-            " FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id \
-             WHERE ca.content_id = ANY($1) ORDER BY ca.content_id, ca.relative_path"
-        ))
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let ca = ContentArtifact {
-                id: row.try_get(0)?,
-                content_id: row.try_get(1)?,
-                artifact_id: row.try_get(2)?,
-                relative_path: row.try_get(3)?,
-            };
-            let art = if row.try_get::<Option<Uuid>, _>("a_id")?.is_some() {
-                Some(rows::artifact_from(&row, "a_")?)
-            } else {
-                None
-            };
-            out.push((ca, art));
-        }
-        Ok(out)
     }
 
     /// Adds memberships of `ids` to an incomplete version (reopening those it removed):

@@ -24,8 +24,8 @@ use uuid::Uuid;
 use super::shared::{self, CaRow};
 use super::{DbError, DbResult, DynStore};
 use crate::models::{
-    Artifact, Content, ContentArtifact, ContentToSave, NewArtifact, NewRemoteArtifact,
-    OtherDigests, Policy, Remote, Repository,
+    Artifact, Content, ContentToSave, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote,
+    Repository,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -209,24 +209,9 @@ pub(super) fn in_list(n: usize) -> String {
 
 // ---- row decoding ----------------------------------------------------------------------------
 
-macro_rules! content_cols {
-    () => {
-        "c.id, c.pulp_type, c.natural_key, c.repo_key, c.data, c.pulp_created"
-    };
-}
-
 macro_rules! artifact_cols {
     () => {
         "a.id, a.sha256, a.size, a.sha224, a.sha384, a.sha512, a.file, a.pulp_created"
-    };
-}
-
-/// The artifact columns of alias `a`, named `a_<column>` (beside other tables' columns).
-macro_rules! artifact_cols_as_a {
-    () => {
-        "a.id AS a_id, a.sha256 AS a_sha256, a.size AS a_size, a.sha224 AS a_sha224, \
-         a.sha384 AS a_sha384, a.sha512 AS a_sha512, a.file AS a_file, \
-         a.pulp_created AS a_pulp_created"
     };
 }
 
@@ -321,30 +306,6 @@ pub(super) const BACKEND: &str = "sqlite";
 // ---- dialect hooks: the batched reads and writes of the sync pipeline -------------------------
 
 impl SqliteStore {
-    /// Artifacts by sha256: chunked `IN (...)` lists.
-    pub(super) async fn batch_find_artifacts(&self, keys: &[&str]) -> DbResult<Vec<Artifact>> {
-        let mut out = Vec::with_capacity(keys.len());
-        let mut conn = self.read.acquire().await?;
-        for chunk in keys.chunks(CHUNK) {
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    artifact_cols!(),
-                    " FROM artifacts a WHERE a.sha256 IN ({})"
-                ),
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                out.push(rows::artifact_from(&row, "")?);
-            }
-        }
-        Ok(out)
-    }
-
     /// Inserts artifacts (an existing sha256 wins) with chunked multi-row `VALUES`, then
     /// reads them back.
     pub(super) async fn batch_insert_artifacts(
@@ -394,34 +355,6 @@ impl SqliteStore {
             }
         }
         tx.commit().await?;
-        Ok(out)
-    }
-
-    /// Content by natural key: chunked `IN (...)` lists.
-    pub(super) async fn batch_find_content(
-        &self,
-        pulp_type: &str,
-        keys: &[&str],
-    ) -> DbResult<Vec<Content>> {
-        let mut out = Vec::with_capacity(keys.len());
-        let mut conn = self.read.acquire().await?;
-        for chunk in keys.chunks(CHUNK) {
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    content_cols!(),
-                    " FROM content c WHERE c.pulp_type = ? AND c.natural_key IN ({})"
-                ),
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(pulp_type);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                out.push(rows::content_from(&row)?);
-            }
-        }
         Ok(out)
     }
 
@@ -568,45 +501,6 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Content artifacts of units, with their artifacts: chunked `IN (...)` lists.
-    pub(super) async fn batch_content_artifacts(
-        &self,
-        ids: &[Uuid],
-    ) -> DbResult<Vec<(ContentArtifact, Option<Artifact>)>> {
-        let mut out = Vec::with_capacity(ids.len());
-        let mut conn = self.read.acquire().await?;
-        for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
-                concat!(
-                    "SELECT ca.id, ca.content_id, ca.artifact_id, ca.relative_path, ",
-                    artifact_cols_as_a!(),
-                    " FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id \
-                     WHERE ca.content_id IN ({}) ORDER BY ca.content_id, ca.relative_path"
-                ),
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(hy(*id));
-            }
-            for row in q.fetch_all(&mut *conn).await? {
-                let ca = ContentArtifact {
-                    id: uuid_at(&row, 0)?,
-                    content_id: uuid_at(&row, 1)?,
-                    artifact_id: opt_uuid_at(&row, 2)?,
-                    relative_path: row.try_get(3)?,
-                };
-                let art = if opt_uuid_at(&row, 4)?.is_some() {
-                    Some(rows::artifact_from(&row, "a_")?)
-                } else {
-                    None
-                };
-                out.push((ca, art));
-            }
-        }
-        Ok(out)
     }
 
     /// Adds memberships of `ids` to an incomplete version (reopening those it removed):

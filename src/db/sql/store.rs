@@ -1,6 +1,8 @@
-//! [`Store`]: remotes, repositories and versions, written once. The batched reads and writes of
-//! the sync pipeline are dialect hooks of each backend (`batch_*`: `UNNEST` arrays on
-//! PostgreSQL, chunked multi-row `VALUES` on SQLite); this file calls them.
+//! [`Store`]: remotes, repositories, versions and the pipeline's lookups, written once. The
+//! batched writes of the sync pipeline are dialect hooks of each backend (`batch_*`: `UNNEST`
+//! arrays on PostgreSQL, chunked multi-row `VALUES` on SQLite); this file calls them. Batched
+//! lookups bind their keys as one list parameter (`in_list_param`), which keeps the unique
+//! indexes in use on both backends.
 
 use std::collections::HashSet;
 
@@ -8,10 +10,10 @@ use async_trait::async_trait;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::super::lock_repository;
+use super::super::{ids_param, in_list_param, lock_repository, strs_param};
 use super::rows::{
-    content_from, remote_artifact_from, remote_from, repo_from, version_from, CONTENT_COLS,
-    REMOTE_ARTIFACT_COLS, REMOTE_COLS, REPO_COLS, VERSION_COLS,
+    artifact_cols, artifact_from, content_from, remote_artifact_from, remote_from, repo_from,
+    version_from, CONTENT_COLS, REMOTE_ARTIFACT_COLS, REMOTE_COLS, REPO_COLS, VERSION_COLS,
 };
 use super::{Backend, Conn};
 use crate::db::catalog::labels_to_json;
@@ -605,7 +607,18 @@ impl Store for Backend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.batch_find_artifacts(&keys).await
+        let sql = format!(
+            "SELECT {} FROM artifacts a WHERE a.sha256 {}",
+            artifact_cols("a", ""),
+            in_list_param(1)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(strs_param(&keys))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| artifact_from(r, ""))
+            .collect()
     }
 
     async fn insert_artifacts(&self, artifacts: &[NewArtifact]) -> DbResult<Vec<Artifact>> {
@@ -625,7 +638,18 @@ impl Store for Backend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.batch_find_content(pulp_type, &keys).await
+        let sql = format!(
+            "SELECT {CONTENT_COLS} FROM content c WHERE c.pulp_type = $1 AND c.natural_key {}",
+            in_list_param(2)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(pulp_type)
+            .bind(strs_param(&keys))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(content_from)
+            .collect()
     }
 
     async fn save_content(&self, batch: &[ContentToSave]) -> DbResult<Vec<Uuid>> {
@@ -650,7 +674,32 @@ impl Store for Backend {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.batch_content_artifacts(&ids).await
+        let sql = format!(
+            "SELECT ca.id, ca.content_id, ca.artifact_id, ca.relative_path, {} \
+             FROM content_artifacts ca LEFT JOIN artifacts a ON a.id = ca.artifact_id \
+             WHERE ca.content_id {} ORDER BY ca.content_id, ca.relative_path",
+            artifact_cols("a", "a_"),
+            in_list_param(1)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ids_param(&ids))
+            .fetch_all(self.reader())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let ca = ContentArtifact {
+                id: row.try_get::<Id, _>("id")?.0,
+                content_id: row.try_get::<Id, _>("content_id")?.0,
+                artifact_id: row.try_get::<Option<Id>, _>("artifact_id")?.map(|i| i.0),
+                relative_path: row.try_get("relative_path")?,
+            };
+            let art = match row.try_get::<Option<Id>, _>("a_id")? {
+                Some(_) => Some(artifact_from(&row, "a_")?),
+                None => None,
+            };
+            out.push((ca, art));
+        }
+        Ok(out)
     }
 
     async fn remote_artifacts(&self, content_artifact_id: Uuid) -> DbResult<Vec<RemoteArtifact>> {
