@@ -24,8 +24,8 @@ use uuid::Uuid;
 use super::shared::{self, CaRow};
 use super::{DbError, DbResult, DynStore};
 use crate::models::{
-    Artifact, Content, ContentToSave, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote,
-    Repository,
+    Artifact, Content, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote, Repository,
+    UnsavedContent,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -89,7 +89,6 @@ pub(super) type Backend = PgStore;
 
 #[path = "sql/mod.rs"]
 mod sql;
-use sql::rows;
 
 impl PgStore {
     /// The pool for reads (the one pool).
@@ -125,12 +124,6 @@ pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> Vec<String> {
 }
 
 // ---- row decoding ----------------------------------------------------------------------------
-
-macro_rules! artifact_cols {
-    () => {
-        "a.id, a.sha256, a.size, a.sha224, a.sha384, a.sha512, a.file, a.pulp_created"
-    };
-}
 
 pub(super) fn repo_from(row: &PgRow) -> DbResult<Repository> {
     Ok(Repository {
@@ -230,14 +223,14 @@ type RaValues = (
 /// What [`Store::backend`] answers.
 pub(super) const BACKEND: &str = "postgres";
 
-// ---- dialect hooks: the batched reads and writes of the sync pipeline -------------------------
+// ---- dialect hooks: the batched writes of the sync pipeline -----------------------------------
 
 impl PgStore {
-    /// Inserts artifacts (an existing sha256 wins) from `UNNEST` arrays, then reads them back.
+    /// Inserts artifacts (an existing sha256 wins) from `UNNEST` arrays.
     pub(super) async fn batch_insert_artifacts(
-        &self,
+        tx: &mut PgConnection,
         rows: &[&NewArtifact],
-    ) -> DbResult<Vec<Artifact>> {
+    ) -> DbResult<()> {
         let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
         let sha256: Vec<&str> = rows.iter().map(|a| a.sha256.as_str()).collect();
         let size = rows
@@ -248,7 +241,6 @@ impl PgStore {
         let sha384: Vec<Option<&str>> = rows.iter().map(|a| a.other.sha384.as_deref()).collect();
         let sha512: Vec<Option<&str>> = rows.iter().map(|a| a.other.sha512.as_deref()).collect();
         let file: Vec<&str> = rows.iter().map(|a| a.file.as_str()).collect();
-        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO artifacts (id, sha256, size, sha224, sha384, sha512, file, \
              pulp_created, timestamp_of_interest) \
@@ -268,139 +260,101 @@ impl PgStore {
         .bind(shared::now())
         .execute(&mut *tx)
         .await?;
-        let out = sqlx::query(concat!(
-            "SELECT ",
-            artifact_cols!(),
-            " FROM artifacts a WHERE a.sha256 = ANY($1)"
-        ))
-        .bind(&sha256)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| rows::artifact_from(r, ""))
-        .collect::<DbResult<Vec<_>>>()?;
-        tx.commit().await?;
-        Ok(out)
+        Ok(())
     }
 
-    /// Saves units and their content artifacts from `UNNEST` arrays.
-    pub(super) async fn batch_save_content(&self, batch: &[ContentToSave]) -> DbResult<Vec<Uuid>> {
-        let new = shared::new_units(batch);
-        let mut tx = self.begin_write().await?;
-        let mut by_key: HashMap<(String, String), Uuid> = HashMap::with_capacity(new.len());
-        if !new.is_empty() {
-            let ids: Vec<Uuid> = new.iter().map(|_| Uuid::now_v7()).collect();
-            let types: Vec<&str> = new.iter().map(|u| u.pulp_type.as_str()).collect();
-            let keys: Vec<&str> = new.iter().map(|u| u.natural_key.as_str()).collect();
-            let repo_keys: Vec<&str> = new.iter().map(|u| u.repo_key.as_str()).collect();
-            let data: Vec<String> = new.iter().map(|u| u.data.to_string()).collect();
+    /// Inserts new units (an existing natural key wins) from `UNNEST` arrays.
+    pub(super) async fn batch_insert_content(
+        tx: &mut PgConnection,
+        new: &[&UnsavedContent],
+    ) -> DbResult<()> {
+        let ids: Vec<Uuid> = new.iter().map(|_| Uuid::now_v7()).collect();
+        let types: Vec<&str> = new.iter().map(|u| u.pulp_type.as_str()).collect();
+        let keys: Vec<&str> = new.iter().map(|u| u.natural_key.as_str()).collect();
+        let repo_keys: Vec<&str> = new.iter().map(|u| u.repo_key.as_str()).collect();
+        let data: Vec<String> = new.iter().map(|u| u.data.to_string()).collect();
+        sqlx::query(
+            "INSERT INTO content (id, pulp_type, natural_key, repo_key, data, pulp_created, \
+             timestamp_of_interest) \
+             SELECT u.id, u.pulp_type, u.natural_key, u.repo_key, u.data::jsonb, $6, $6 \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+                  AS u(id, pulp_type, natural_key, repo_key, data) \
+             ON CONFLICT (pulp_type, natural_key) DO NOTHING",
+        )
+        .bind(ids)
+        .bind(&types)
+        .bind(&keys)
+        .bind(repo_keys)
+        .bind(data)
+        .bind(shared::now())
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Ensures content artifacts from `UNNEST` arrays, then fills those that had no artifact
+    /// with one now known.
+    pub(super) async fn batch_write_content_artifacts(
+        tx: &mut PgConnection,
+        cas: &[CaRow<'_>],
+    ) -> DbResult<()> {
+        let ca_ids: Vec<Uuid> = cas.iter().map(|_| Uuid::now_v7()).collect();
+        let content_ids: Vec<Uuid> = cas.iter().map(|c| c.content_id).collect();
+        let artifact_ids: Vec<Option<Uuid>> = cas.iter().map(|c| c.artifact_id).collect();
+        let paths: Vec<&str> = cas.iter().map(|c| c.relative_path).collect();
+        sqlx::query(
+            "INSERT INTO content_artifacts (id, content_id, artifact_id, relative_path) \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) \
+             ON CONFLICT (content_id, relative_path) DO NOTHING",
+        )
+        .bind(ca_ids)
+        .bind(content_ids)
+        .bind(artifact_ids)
+        .bind(paths)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            shared::map_write_err(
+                e,
+                || "content artifact".to_string(),
+                || "content or artifact of a content artifact".to_string(),
+            )
+        })?;
+        // An artifact now known fills a content artifact that had none.
+        let known: Vec<&CaRow<'_>> = cas.iter().filter(|c| c.artifact_id.is_some()).collect();
+        if !known.is_empty() {
+            let content_ids: Vec<Uuid> = known.iter().map(|c| c.content_id).collect();
+            let paths: Vec<&str> = known.iter().map(|c| c.relative_path).collect();
+            let artifact_ids: Vec<Option<Uuid>> = known.iter().map(|c| c.artifact_id).collect();
             sqlx::query(
-                "INSERT INTO content (id, pulp_type, natural_key, repo_key, data, pulp_created, \
-                 timestamp_of_interest) \
-                 SELECT u.id, u.pulp_type, u.natural_key, u.repo_key, u.data::jsonb, $6, $6 \
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-                      AS u(id, pulp_type, natural_key, repo_key, data) \
-                 ON CONFLICT (pulp_type, natural_key) DO NOTHING",
+                "UPDATE content_artifacts ca SET artifact_id = u.artifact_id \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) \
+                      AS u(content_id, relative_path, artifact_id) \
+                 WHERE ca.content_id = u.content_id AND ca.relative_path = u.relative_path \
+                 AND ca.artifact_id IS NULL",
             )
-            .bind(ids)
-            .bind(&types)
-            .bind(&keys)
-            .bind(repo_keys)
-            .bind(data)
-            .bind(shared::now())
-            .execute(&mut *tx)
-            .await?;
-            // Read the ids back by natural key: rows inserted meanwhile by someone else count.
-            let rows = sqlx::query(
-                "SELECT c.id, c.pulp_type, c.natural_key FROM content c \
-                 JOIN UNNEST($1::text[], $2::text[]) AS u(pulp_type, natural_key) \
-                   ON c.pulp_type = u.pulp_type AND c.natural_key = u.natural_key",
-            )
-            .bind(&types)
-            .bind(&keys)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in rows {
-                by_key.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
-            }
-        }
-        let ids = shared::ids_in_input_order(batch, &by_key)?;
-        let cas: Vec<CaRow<'_>> = shared::content_artifact_rows(batch, &ids);
-        if !cas.is_empty() {
-            let ca_ids: Vec<Uuid> = cas.iter().map(|_| Uuid::now_v7()).collect();
-            let content_ids: Vec<Uuid> = cas.iter().map(|c| c.content_id).collect();
-            let artifact_ids: Vec<Option<Uuid>> = cas.iter().map(|c| c.artifact_id).collect();
-            let paths: Vec<&str> = cas.iter().map(|c| c.relative_path).collect();
-            sqlx::query(
-                "INSERT INTO content_artifacts (id, content_id, artifact_id, relative_path) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) \
-                 ON CONFLICT (content_id, relative_path) DO NOTHING",
-            )
-            .bind(ca_ids)
             .bind(content_ids)
-            .bind(artifact_ids)
             .bind(paths)
+            .bind(artifact_ids)
             .execute(&mut *tx)
             .await
             .map_err(|e| {
                 shared::map_write_err(
                     e,
                     || "content artifact".to_string(),
-                    || "content or artifact of a content artifact".to_string(),
+                    || "artifact of a content artifact".to_string(),
                 )
             })?;
-            // An artifact now known fills a content artifact that had none.
-            let known: Vec<&CaRow<'_>> = cas.iter().filter(|c| c.artifact_id.is_some()).collect();
-            if !known.is_empty() {
-                let content_ids: Vec<Uuid> = known.iter().map(|c| c.content_id).collect();
-                let paths: Vec<&str> = known.iter().map(|c| c.relative_path).collect();
-                let artifact_ids: Vec<Option<Uuid>> = known.iter().map(|c| c.artifact_id).collect();
-                sqlx::query(
-                    "UPDATE content_artifacts ca SET artifact_id = u.artifact_id \
-                     FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) \
-                          AS u(content_id, relative_path, artifact_id) \
-                     WHERE ca.content_id = u.content_id AND ca.relative_path = u.relative_path \
-                     AND ca.artifact_id IS NULL",
-                )
-                .bind(content_ids)
-                .bind(paths)
-                .bind(artifact_ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    shared::map_write_err(
-                        e,
-                        || "content artifact".to_string(),
-                        || "artifact of a content artifact".to_string(),
-                    )
-                })?;
-            }
         }
-        tx.commit().await?;
-        Ok(ids)
+        Ok(())
     }
 
     /// Writes the remote artifacts that are new or changed, from `UNNEST` arrays (an upsert of
     /// every row would lock every existing row).
-    pub(super) async fn batch_save_remote_artifacts(
-        &self,
-        batch: &[NewRemoteArtifact],
+    pub(super) async fn batch_write_remote_artifacts(
+        tx: &mut PgConnection,
+        wanted: &[(Uuid, &NewRemoteArtifact)],
     ) -> DbResult<()> {
-        let content_ids =
-            shared::dedupe_ids(&batch.iter().map(|r| r.content_id).collect::<Vec<_>>());
-        let mut tx = self.begin_write().await?;
-        let mut ca_ids: HashMap<(Uuid, String), Uuid> = HashMap::new();
-        let rows = sqlx::query(
-            "SELECT id, content_id, relative_path FROM content_artifacts \
-             WHERE content_id = ANY($1)",
-        )
-        .bind(&content_ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            ca_ids.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
-        }
-        let wanted = shared::remote_artifact_rows(batch, &ca_ids)?;
         // Write only what is new or changed: an upsert would lock every existing row.
         let wanted_cas: Vec<Uuid> =
             shared::dedupe_ids(&wanted.iter().map(|(ca, _)| *ca).collect::<Vec<_>>());
@@ -414,19 +368,22 @@ impl PgStore {
         .await?;
         for row in rows {
             stored.insert(
-                (row.try_get(0)?, row.try_get(1)?),
                 (
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get(4)?,
-                    row.try_get(5)?,
-                    row.try_get(6)?,
-                    row.try_get(7)?,
+                    row.try_get("content_artifact_id")?,
+                    row.try_get("remote_id")?,
+                ),
+                (
+                    row.try_get("url")?,
+                    row.try_get("size")?,
+                    row.try_get("sha256")?,
+                    row.try_get("sha224")?,
+                    row.try_get("sha384")?,
+                    row.try_get("sha512")?,
                 ),
             );
         }
         let mut write = Vec::new();
-        for (ca, ra) in wanted {
+        for &(ca, ra) in wanted {
             let values: RaValues = (
                 ra.url.clone(),
                 shared::opt_to_i64(ra.size, "remote artifact size")?,
@@ -482,7 +439,6 @@ impl PgStore {
                 )
             })?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -7,7 +7,6 @@
 //! epoch, JSON TEXT, booleans 0/1. Batches are written with multi-row `VALUES` statements of at
 //! most [`CHUNK`] rows, far below SQLite's bound-parameter limit.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +23,8 @@ use uuid::Uuid;
 use super::shared::{self, CaRow};
 use super::{DbError, DbResult, DynStore};
 use crate::models::{
-    Artifact, Content, ContentToSave, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote,
-    Repository,
+    Artifact, Content, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote, Repository,
+    UnsavedContent,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -110,7 +109,6 @@ pub(super) type Backend = SqliteStore;
 
 #[path = "sql/mod.rs"]
 mod sql;
-use sql::rows;
 
 impl SqliteStore {
     /// The pool for reads (several connections; WAL lets them run beside the writer).
@@ -209,12 +207,6 @@ pub(super) fn in_list(n: usize) -> String {
 
 // ---- row decoding ----------------------------------------------------------------------------
 
-macro_rules! artifact_cols {
-    () => {
-        "a.id, a.sha256, a.size, a.sha224, a.sha384, a.sha512, a.file, a.pulp_created"
-    };
-}
-
 pub(super) fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
     Ok(Repository {
         id: uuid_at(row, 0)?,
@@ -303,17 +295,15 @@ pub(super) async fn lock_repository(conn: &mut SqliteConnection, id: Uuid) -> Db
 /// What [`Store::backend`] answers.
 pub(super) const BACKEND: &str = "sqlite";
 
-// ---- dialect hooks: the batched reads and writes of the sync pipeline -------------------------
+// ---- dialect hooks: the batched writes of the sync pipeline -----------------------------------
 
 impl SqliteStore {
-    /// Inserts artifacts (an existing sha256 wins) with chunked multi-row `VALUES`, then
-    /// reads them back.
+    /// Inserts artifacts (an existing sha256 wins) with chunked multi-row `VALUES`.
     pub(super) async fn batch_insert_artifacts(
-        &self,
+        tx: &mut SqliteConnection,
         rows: &[&NewArtifact],
-    ) -> DbResult<Vec<Artifact>> {
+    ) -> DbResult<()> {
         let now = us(shared::now());
-        let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO artifacts (id, sha256, size, sha224, sha384, sha512, file, \
@@ -336,33 +326,15 @@ impl SqliteStore {
             }
             q.execute(&mut *tx).await?;
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(CHUNK) {
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    artifact_cols!(),
-                    " FROM artifacts a WHERE a.sha256 IN ({})"
-                ),
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for a in chunk {
-                q = q.bind(&a.sha256);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                out.push(rows::artifact_from(&row, "")?);
-            }
-        }
-        tx.commit().await?;
-        Ok(out)
+        Ok(())
     }
 
-    /// Saves units and their content artifacts with chunked multi-row `VALUES`.
-    pub(super) async fn batch_save_content(&self, batch: &[ContentToSave]) -> DbResult<Vec<Uuid>> {
-        let new = shared::new_units(batch);
+    /// Inserts new units (an existing natural key wins) with chunked multi-row `VALUES`.
+    pub(super) async fn batch_insert_content(
+        tx: &mut SqliteConnection,
+        new: &[&UnsavedContent],
+    ) -> DbResult<()> {
         let now = us(shared::now());
-        let mut tx = self.begin_write().await?;
         for chunk in new.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO content (id, pulp_type, natural_key, repo_key, data, pulp_created, \
@@ -383,32 +355,15 @@ impl SqliteStore {
             }
             q.execute(&mut *tx).await?;
         }
-        // Read the ids back by natural key: rows inserted meanwhile by someone else count.
-        let mut by_key: HashMap<(String, String), Uuid> = HashMap::with_capacity(new.len());
-        let mut start = 0;
-        while start < new.len() {
-            // `new` is sorted by type: take a run of one type, at most CHUNK long.
-            let pulp_type = new[start].pulp_type.as_str();
-            let mut end = start;
-            while end < new.len() && end - start < CHUNK && new[end].pulp_type == pulp_type {
-                end += 1;
-            }
-            let run = &new[start..end];
-            let sql = format!(
-                "SELECT id, natural_key FROM content WHERE pulp_type = ? AND natural_key IN ({})",
-                in_list(run.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(pulp_type);
-            for u in run {
-                q = q.bind(&u.natural_key);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                by_key.insert((pulp_type.to_string(), row.try_get(1)?), uuid_at(&row, 0)?);
-            }
-            start = end;
-        }
-        let ids = shared::ids_in_input_order(batch, &by_key)?;
-        let cas: Vec<CaRow<'_>> = shared::content_artifact_rows(batch, &ids);
+        Ok(())
+    }
+
+    /// Ensures content artifacts (an artifact now known fills one that had none) with chunked
+    /// multi-row `VALUES` upserts.
+    pub(super) async fn batch_write_content_artifacts(
+        tx: &mut SqliteConnection,
+        cas: &[CaRow<'_>],
+    ) -> DbResult<()> {
         for chunk in cas.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO content_artifacts (id, content_id, artifact_id, relative_path) \
@@ -434,35 +389,15 @@ impl SqliteStore {
                 )
             })?;
         }
-        tx.commit().await?;
-        Ok(ids)
+        Ok(())
     }
 
-    /// Upserts remote artifacts with chunked multi-row `VALUES` (a row that did not change is
-    /// not rewritten).
-    pub(super) async fn batch_save_remote_artifacts(
-        &self,
-        batch: &[NewRemoteArtifact],
+    /// Upserts remote artifacts of content artifacts with chunked multi-row `VALUES`; a row
+    /// that did not change is not rewritten.
+    pub(super) async fn batch_write_remote_artifacts(
+        tx: &mut SqliteConnection,
+        rows: &[(Uuid, &NewRemoteArtifact)],
     ) -> DbResult<()> {
-        let content_ids =
-            shared::dedupe_ids(&batch.iter().map(|r| r.content_id).collect::<Vec<_>>());
-        let mut tx = self.begin_write().await?;
-        let mut ca_ids: HashMap<(Uuid, String), Uuid> = HashMap::new();
-        for chunk in content_ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT id, content_id, relative_path FROM content_artifacts \
-                 WHERE content_id IN ({})",
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(hy(*id));
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                ca_ids.insert((uuid_at(&row, 1)?, row.try_get(2)?), uuid_at(&row, 0)?);
-            }
-        }
-        let rows = shared::remote_artifact_rows(batch, &ca_ids)?;
         for chunk in rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO remote_artifacts (id, content_artifact_id, remote_id, url, size, \
@@ -499,7 +434,6 @@ impl SqliteStore {
                 )
             })?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -1,10 +1,11 @@
-//! [`Store`]: remotes, repositories, versions and the pipeline's lookups, written once. The
-//! batched writes of the sync pipeline are dialect hooks of each backend (`batch_*`: `UNNEST`
-//! arrays on PostgreSQL, chunked multi-row `VALUES` on SQLite); this file calls them. Batched
+//! [`Store`]: remotes, repositories, versions and the pipeline's saves and lookups, written
+//! once. Only the batched writes of the sync pipeline are dialect hooks of each backend
+//! (`batch_*`: `UNNEST` arrays on PostgreSQL, chunked multi-row `VALUES` on SQLite), called
+//! inside the transactions this file opens. Batched
 //! lookups bind their keys as one list parameter (`in_list_param`), which keeps the unique
 //! indexes in use on both backends.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -626,7 +627,23 @@ impl Store for Backend {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        self.batch_insert_artifacts(&rows).await
+        let mut tx = self.begin_write().await?;
+        Self::batch_insert_artifacts(&mut tx, &rows).await?;
+        let shas: Vec<&str> = rows.iter().map(|a| a.sha256.as_str()).collect();
+        let sql = format!(
+            "SELECT {} FROM artifacts a WHERE a.sha256 {}",
+            artifact_cols("a", ""),
+            in_list_param(1)
+        );
+        let out = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(strs_param(&shas))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| artifact_from(r, ""))
+            .collect::<DbResult<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     async fn find_content(
@@ -656,14 +673,72 @@ impl Store for Backend {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.batch_save_content(batch).await
+        let new = shared::new_units(batch);
+        let mut tx = self.begin_write().await?;
+        if !new.is_empty() {
+            Self::batch_insert_content(&mut tx, &new).await?;
+        }
+        // Read the ids back by natural key, a run of one type at a time (`new` is sorted by
+        // type): rows inserted meanwhile by someone else count.
+        let mut by_key: HashMap<(String, String), Uuid> = HashMap::with_capacity(new.len());
+        let sql = format!(
+            "SELECT id, natural_key FROM content WHERE pulp_type = $1 AND natural_key {}",
+            in_list_param(2)
+        );
+        for run in new.chunk_by(|a, b| a.pulp_type == b.pulp_type) {
+            let keys: Vec<&str> = run.iter().map(|u| u.natural_key.as_str()).collect();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(run[0].pulp_type.as_str())
+                .bind(strs_param(&keys))
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                by_key.insert(
+                    (run[0].pulp_type.clone(), row.try_get("natural_key")?),
+                    row.try_get::<Id, _>("id")?.0,
+                );
+            }
+        }
+        let ids = shared::ids_in_input_order(batch, &by_key)?;
+        let cas = shared::content_artifact_rows(batch, &ids);
+        if !cas.is_empty() {
+            Self::batch_write_content_artifacts(&mut tx, &cas).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn save_remote_artifacts(&self, batch: &[NewRemoteArtifact]) -> DbResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.batch_save_remote_artifacts(batch).await
+        let content_ids =
+            shared::dedupe_ids(&batch.iter().map(|r| r.content_id).collect::<Vec<_>>());
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT id, content_id, relative_path FROM content_artifacts WHERE content_id {}",
+            in_list_param(1)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ids_param(&content_ids))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut ca_ids: HashMap<(Uuid, String), Uuid> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            ca_ids.insert(
+                (
+                    row.try_get::<Id, _>("content_id")?.0,
+                    row.try_get("relative_path")?,
+                ),
+                row.try_get::<Id, _>("id")?.0,
+            );
+        }
+        let wanted = shared::remote_artifact_rows(batch, &ca_ids)?;
+        if !wanted.is_empty() {
+            Self::batch_write_remote_artifacts(&mut tx, &wanted).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn content_artifacts(
