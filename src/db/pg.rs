@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "distribution",
         include_str!("../../migrations/postgres/0006_distribution.sql"),
     ),
+    (
+        7,
+        "parity",
+        include_str!("../../migrations/postgres/0007_parity.sql"),
+    ),
 ];
 
 /// Connections in the pool.

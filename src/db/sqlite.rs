@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "distribution",
         include_str!("../../migrations/sqlite/0006_distribution.sql"),
     ),
+    (
+        7,
+        "parity",
+        include_str!("../../migrations/sqlite/0007_parity.sql"),
+    ),
 ];
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
