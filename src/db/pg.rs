@@ -97,6 +97,8 @@ pub(super) type Db = Postgres;
 /// The store the shared code implements the traits for.
 pub(super) type Backend = PgStore;
 
+// Compiled once per backend by design (see `sql/mod.rs`).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 

@@ -116,6 +116,8 @@ pub(super) type Db = Sqlite;
 /// The store the shared code implements the traits for.
 pub(super) type Backend = SqliteStore;
 
+// Compiled once per backend by design (see `sql/mod.rs`).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 
