@@ -21,13 +21,11 @@ pub mod distribution;
 pub mod pg;
 mod pg_catalog;
 mod pg_distribution;
-mod pg_tasks;
 mod reservations;
 mod shared;
 pub mod sqlite;
 mod sqlite_catalog;
 mod sqlite_distribution;
-mod sqlite_tasks;
 pub(crate) mod types;
 
 pub use admin::AdminStore;

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use super::shared::{self, CaRow};
@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "distribution",
         include_str!("../../migrations/postgres/0006_distribution.sql"),
+    ),
+    (
+        7,
+        "parity",
+        include_str!("../../migrations/postgres/0007_parity.sql"),
     ),
 ];
 
@@ -87,6 +92,8 @@ pub(super) type Db = Postgres;
 /// The store the shared code implements the traits for.
 pub(super) type Backend = PgStore;
 
+// Compiled once per backend by design (see `sql/mod.rs`).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 
@@ -121,6 +128,51 @@ pub(super) fn ids_param(ids: &[Uuid]) -> Vec<Uuid> {
 /// Dialect hook: strings bound as one list parameter (a `text[]`).
 pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> Vec<String> {
     v.iter().map(|s| s.as_ref().to_string()).collect()
+}
+
+/// The advisory lock key taken by claimers and reapers (`pulp` + `task` in ASCII).
+const CLAIM_LOCK: i64 = 0x7075_6c70_7461_736b;
+
+/// Dialect hook: appends `<column> contains <needle>` (case-sensitive substring, the needle
+/// bound) to a query being built: `strpos` here, `instr` on SQLite.
+pub(super) fn push_contains(qb: &mut QueryBuilder<Postgres>, column: &str, needle: &str) {
+    qb.push(format_args!("strpos({column}, "))
+        .push_bind(needle.to_string())
+        .push(") > 0");
+}
+
+/// Dialect hook: appends `<JSON array column> holds any of <values>` (a string element equal to
+/// one of them; none for an empty list) to a query being built: `jsonb ?| text[]` here,
+/// `json_each` on SQLite.
+pub(super) fn push_json_has_any(qb: &mut QueryBuilder<Postgres>, column: &str, values: &[String]) {
+    qb.push(format_args!("{column} ?| "))
+        .push_bind(strs_param(values));
+}
+
+/// Dialect hook: the SQL value of JSON array `column` with the string parameter `$n` appended.
+pub(super) fn json_array_append(column: &str, n: usize) -> String {
+    format!("{column} || jsonb_build_array(CAST(${n} AS TEXT))")
+}
+
+/// Dialect hook: the suffix of a `SELECT` that locks the rows it returns for the rest of the
+/// transaction, skipping rows another transaction holds (a concurrent cancel of a task is then
+/// never waited for nor overwritten by a claim).
+pub(super) fn for_update_skip_locked() -> &'static str {
+    " FOR UPDATE SKIP LOCKED"
+}
+
+impl PgStore {
+    /// Dialect hook: the transaction that claims tasks and reaps workers, serialized against every
+    /// other claimer and reaper (of every process sharing the database) by the transaction-scoped
+    /// advisory lock [`CLAIM_LOCK`].
+    pub(super) async fn begin_claim(&self) -> DbResult<Transaction<'static, Postgres>> {
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CLAIM_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 }
 
 // ---- row decoding ----------------------------------------------------------------------------

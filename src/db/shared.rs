@@ -119,16 +119,16 @@ pub(crate) fn strings_from_json(v: serde_json::Value, what: &str) -> DbResult<Ve
     serde_json::from_value(v).map_err(|e| DbError::Corrupt(format!("task {what}: {e}")))
 }
 
-pub(crate) fn strings_to_json(v: &[String]) -> String {
-    serde_json::Value::from(v.to_vec()).to_string()
+pub(crate) fn strings_to_json(v: &[String]) -> serde_json::Value {
+    serde_json::Value::from(v.to_vec())
 }
 
 pub(crate) fn progress_from_json(v: serde_json::Value) -> DbResult<Vec<ProgressReport>> {
     serde_json::from_value(v).map_err(|e| DbError::Corrupt(format!("task progress_reports: {e}")))
 }
 
-pub(crate) fn progress_to_json(reports: &[ProgressReport]) -> DbResult<String> {
-    serde_json::to_string(reports).map_err(|e| DbError::Corrupt(format!("progress report: {e}")))
+pub(crate) fn progress_to_json(reports: &[ProgressReport]) -> DbResult<serde_json::Value> {
+    serde_json::to_value(reports).map_err(|e| DbError::Corrupt(format!("progress report: {e}")))
 }
 
 pub(crate) fn task_state(s: &str) -> DbResult<TaskState> {

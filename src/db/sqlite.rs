@@ -16,7 +16,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, Transaction};
 use uuid::fmt::Hyphenated;
 use uuid::Uuid;
 
@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "distribution",
         include_str!("../../migrations/sqlite/0006_distribution.sql"),
+    ),
+    (
+        7,
+        "parity",
+        include_str!("../../migrations/sqlite/0007_parity.sql"),
     ),
 ];
 
@@ -107,6 +112,8 @@ pub(super) type Db = Sqlite;
 /// The store the shared code implements the traits for.
 pub(super) type Backend = SqliteStore;
 
+// Compiled once per backend by design (see `sql/mod.rs`).
+#[allow(clippy::duplicate_mod)]
 #[path = "sql/mod.rs"]
 mod sql;
 
@@ -136,6 +143,46 @@ pub(super) fn ids_param(ids: &[Uuid]) -> String {
 /// Dialect hook: strings bound as one list parameter (a JSON array).
 pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> String {
     serde_json::Value::from(v.iter().map(|s| s.as_ref()).collect::<Vec<_>>()).to_string()
+}
+
+/// Dialect hook: appends `<column> contains <needle>` (case-sensitive substring, the needle
+/// bound) to a query being built: `instr` here, `strpos` on PostgreSQL.
+pub(super) fn push_contains(qb: &mut QueryBuilder<Sqlite>, column: &str, needle: &str) {
+    qb.push(format_args!("instr({column}, "))
+        .push_bind(needle.to_string())
+        .push(") > 0");
+}
+
+/// Dialect hook: appends `<JSON array column> holds any of <values>` (a string element equal to
+/// one of them; none for an empty list) to a query being built. SQLite walks the array with
+/// `json_each`; PostgreSQL uses `jsonb ?| text[]`.
+pub(super) fn push_json_has_any(qb: &mut QueryBuilder<Sqlite>, column: &str, values: &[String]) {
+    qb.push(format_args!(
+        "EXISTS (SELECT 1 FROM json_each({column}) r \
+         WHERE r.value IN (SELECT value FROM json_each("
+    ))
+    .push_bind(strs_param(values))
+    .push(")))");
+}
+
+/// Dialect hook: the SQL value of JSON array `column` with the string parameter `$n` appended.
+pub(super) fn json_array_append(column: &str, n: usize) -> String {
+    format!("json_insert({column}, '$[#]', ${n})")
+}
+
+/// Dialect hook: the suffix of a `SELECT` that locks the rows it returns for the rest of the
+/// transaction, skipping rows another transaction holds. Nothing here: inside the claim
+/// transaction ([`SqliteStore::begin_claim`]) this connection is the only writer.
+pub(super) fn for_update_skip_locked() -> &'static str {
+    ""
+}
+
+impl SqliteStore {
+    /// Dialect hook: the transaction that claims tasks and reaps workers, serialized against every
+    /// other claimer and reaper. `BEGIN IMMEDIATE` on the single writer connection does it.
+    pub(super) async fn begin_claim(&self) -> DbResult<Transaction<'static, Sqlite>> {
+        self.begin_write().await
+    }
 }
 
 // ---- value helpers ---------------------------------------------------------------------------

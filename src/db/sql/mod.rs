@@ -7,7 +7,13 @@
 //! - `Backend::begin_write`: the write transaction (`BEGIN IMMEDIATE` on SQLite, a plain
 //!   transaction with row locks on PostgreSQL);
 //! - `in_list_param` / `ids_param` / `strs_param`: a list bound as one parameter (a JSON array
-//!   read with `json_each` on SQLite, an array with `= ANY` on PostgreSQL).
+//!   read with `json_each` on SQLite, an array with `= ANY` on PostgreSQL);
+//! - `Backend::begin_claim` / `for_update_skip_locked`: the transaction that claims tasks and
+//!   reaps workers, and the row lock of a claimed task (`BEGIN IMMEDIATE` and nothing on
+//!   SQLite; an advisory lock and `FOR UPDATE SKIP LOCKED` on PostgreSQL);
+//! - `push_contains`, `push_json_has_any`, `json_array_append`: substring and JSON-array
+//!   operations (`instr` / `json_each` / `json_insert` on SQLite, `strpos` / `?|` / `||` on
+//!   PostgreSQL).
 //!
 //! Placeholders are `$N` on both (sqlx's SQLite driver takes them); rows are decoded by column
 //! name; ids, times and JSON go through the newtypes of [`crate::db::types`].
@@ -15,6 +21,7 @@
 mod admin;
 pub(crate) mod rows;
 mod store;
+mod tasks;
 
 pub(super) use super::{Backend, Db};
 
