@@ -128,6 +128,20 @@ pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> Vec<String> {
     v.iter().map(|s| s.as_ref().to_string()).collect()
 }
 
+/// Dialect hook: the clause that locks the rows a `SELECT` reads until the write transaction
+/// ends.
+pub(super) const FOR_UPDATE: &str = " FOR UPDATE";
+
+/// Dialect hook: the function giving the 1-based position of a substring, 0 when absent, as
+/// `<fn>(haystack, needle)`.
+pub(super) const STRPOS_FN: &str = "strpos";
+
+/// Dialect hook: pushes the value of member `key` of the JSON column `column` onto a query
+/// being built, for comparing with text: `column ->> '<key>'`, the key bound.
+pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Postgres>, column: &str, key: &str) {
+    qb.push(format!("{column} ->> ")).push_bind(key.to_string());
+}
+
 // ---- row decoding ----------------------------------------------------------------------------
 
 macro_rules! repo_cols {

@@ -142,6 +142,23 @@ pub(super) fn strs_param<S: AsRef<str>>(v: &[S]) -> String {
     serde_json::Value::from(v.iter().map(|s| s.as_ref()).collect::<Vec<_>>()).to_string()
 }
 
+/// Dialect hook: the clause that locks the rows a `SELECT` reads until the write transaction
+/// ends. None on SQLite: the write transaction (`BEGIN IMMEDIATE`) already holds the one write
+/// lock.
+pub(super) const FOR_UPDATE: &str = "";
+
+/// Dialect hook: the function giving the 1-based position of a substring, 0 when absent, as
+/// `<fn>(haystack, needle)`.
+pub(super) const STRPOS_FN: &str = "instr";
+
+/// Dialect hook: pushes the value of member `key` of the JSON column `column` onto a query
+/// being built, for comparing with text: `json_extract(column, '$.<key>')`, the path bound.
+pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Sqlite>, column: &str, key: &str) {
+    qb.push(format!("json_extract({column}, "))
+        .push_bind(format!("$.{key}"))
+        .push(")");
+}
+
 // ---- value helpers ---------------------------------------------------------------------------
 
 pub(super) fn hy(id: Uuid) -> Hyphenated {

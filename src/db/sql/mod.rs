@@ -13,6 +13,7 @@
 //! name; ids, times and JSON go through the newtypes of [`crate::db::types`].
 
 mod admin;
+mod catalog;
 #[allow(dead_code)] // the decoders are taken over store by store
 pub(crate) mod rows;
 
