@@ -19,12 +19,10 @@ pub mod admin;
 pub mod catalog;
 pub mod distribution;
 pub mod pg;
-mod pg_distribution;
 mod pg_tasks;
 mod reservations;
 mod shared;
 pub mod sqlite;
-mod sqlite_distribution;
 mod sqlite_tasks;
 pub(crate) mod types;
 

@@ -14,6 +14,7 @@
 
 mod admin;
 mod catalog;
+mod distribution;
 #[allow(dead_code)] // the decoders are taken over store by store
 pub(crate) mod rows;
 
