@@ -1,6 +1,6 @@
 //! [`CatalogStore`]: what the REST API asks of remotes, repositories, versions, content and
 //! artifacts beyond the sync pipeline's needs (lists with filters, updates, deletes, modify).
-//! Implemented in `sqlite_catalog.rs` and `pg_catalog.rs`.
+//! Implemented once in `sql/catalog.rs`.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! [`DistributionStore`]: publications, distributions, and the content app's lookups (which
 //! distribution serves a path, which artifact a relative path is, linking an artifact fetched
-//! on demand). Implemented in `sqlite_distribution.rs` and `pg_distribution.rs`.
+//! on demand). Implemented once in `sql/distribution.rs`.
 
 use std::collections::BTreeMap;
 

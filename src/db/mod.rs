@@ -19,13 +19,9 @@ pub mod admin;
 pub mod catalog;
 pub mod distribution;
 pub mod pg;
-mod pg_catalog;
-mod pg_distribution;
 mod reservations;
 mod shared;
 pub mod sqlite;
-mod sqlite_catalog;
-mod sqlite_distribution;
 pub(crate) mod types;
 
 pub use admin::AdminStore;

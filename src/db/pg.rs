@@ -14,19 +14,15 @@
 //! trusted local link.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
 
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use super::shared::{self, CaRow};
 use super::{DbError, DbResult, DynStore};
-use crate::models::{
-    Artifact, Content, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote, Repository,
-    UnsavedContent,
-};
+use crate::models::{NewArtifact, NewRemoteArtifact, UnsavedContent};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -175,82 +171,21 @@ impl PgStore {
     }
 }
 
+/// Dialect hook: the clause that locks the rows a `SELECT` reads until the write transaction
+/// ends.
+pub(super) const FOR_UPDATE: &str = " FOR UPDATE";
+
+/// Dialect hook: the function giving the 1-based position of a substring, 0 when absent, as
+/// `<fn>(haystack, needle)`.
+pub(super) const STRPOS_FN: &str = "strpos";
+
+/// Dialect hook: pushes the value of member `key` of the JSON column `column` onto a query
+/// being built, for comparing with text: `column ->> '<key>'`, the key bound.
+pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Postgres>, column: &str, key: &str) {
+    qb.push(format!("{column} ->> ")).push_bind(key.to_string());
+}
+
 // ---- row decoding ----------------------------------------------------------------------------
-
-pub(super) fn repo_from(row: &PgRow) -> DbResult<Repository> {
-    Ok(Repository {
-        id: row.try_get(0)?,
-        pulp_type: row.try_get(1)?,
-        name: row.try_get(2)?,
-        description: row.try_get(3)?,
-        next_version: row.try_get(4)?,
-        remote_id: row.try_get(5)?,
-        pulp_created: row.try_get(6)?,
-        pulp_last_updated: row.try_get(7)?,
-        pulp_labels: super::catalog::labels_from_json(&row.try_get::<serde_json::Value, _>(8)?)?,
-        retain_repo_versions: shared::opt_to_u64(row.try_get(9)?, "retain_repo_versions")?,
-        plugin_data: row.try_get(10)?,
-    })
-}
-
-pub(super) fn content_from(row: &PgRow) -> DbResult<Content> {
-    Ok(Content {
-        id: row.try_get(0)?,
-        pulp_type: row.try_get(1)?,
-        natural_key: row.try_get(2)?,
-        repo_key: row.try_get(3)?,
-        data: row.try_get(4)?,
-        pulp_created: row.try_get(5)?,
-    })
-}
-
-/// An artifact whose 8 columns start at `base`.
-pub(super) fn artifact_from(row: &PgRow, base: usize) -> DbResult<Artifact> {
-    Ok(Artifact {
-        id: row.try_get(base)?,
-        sha256: row.try_get(base + 1)?,
-        size: shared::to_u64(row.try_get(base + 2)?, "artifact size")?,
-        other: OtherDigests {
-            sha224: row.try_get(base + 3)?,
-            sha384: row.try_get(base + 4)?,
-            sha512: row.try_get(base + 5)?,
-        },
-        file: row.try_get(base + 6)?,
-        pulp_created: row.try_get(base + 7)?,
-    })
-}
-
-pub(super) fn remote_from(row: &PgRow) -> DbResult<Remote> {
-    let policy: &str = row.try_get(4)?;
-    let headers: serde_json::Value = row.try_get(16)?;
-    Ok(Remote {
-        id: row.try_get(0)?,
-        pulp_type: row.try_get(1)?,
-        name: row.try_get(2)?,
-        url: row.try_get(3)?,
-        policy: Policy::from_str(policy).map_err(DbError::Corrupt)?,
-        download_concurrency: shared::opt_to_u32(row.try_get(5)?, "download_concurrency")?,
-        max_retries: shared::opt_to_u32(row.try_get(6)?, "max_retries")?,
-        username: row.try_get(7)?,
-        password: row.try_get(8)?,
-        proxy_url: row.try_get(9)?,
-        proxy_username: row.try_get(10)?,
-        proxy_password: row.try_get(11)?,
-        ca_cert: row.try_get(12)?,
-        client_cert: row.try_get(13)?,
-        client_key: row.try_get(14)?,
-        tls_validation: row.try_get(15)?,
-        headers: shared::headers_from_json(&headers)?,
-        connect_timeout: row.try_get(17)?,
-        sock_read_timeout: row.try_get(18)?,
-        total_timeout: row.try_get(19)?,
-        rate_limit: shared::opt_to_u32(row.try_get(20)?, "rate_limit")?,
-        pulp_created: row.try_get(21)?,
-        pulp_last_updated: row.try_get(22)?,
-        pulp_labels: super::catalog::labels_from_json(&row.try_get::<serde_json::Value, _>(23)?)?,
-        sock_connect_timeout: row.try_get(24)?,
-    })
-}
 
 /// Dialect hook: locks the repository row for the rest of the transaction (`FOR NO KEY
 /// UPDATE`: concurrent writers of one repository queue here) and returns its `next_version`.

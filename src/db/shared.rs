@@ -87,10 +87,6 @@ pub(crate) fn opt_to_u32(v: Option<i64>, what: &str) -> DbResult<Option<u32>> {
         .transpose()
 }
 
-pub(crate) fn headers_to_json(h: &[(String, String)]) -> String {
-    headers_value(h).to_string()
-}
-
 /// A remote's headers as stored: a JSON list of `[name, value]` pairs.
 pub(crate) fn headers_value(h: &[(String, String)]) -> serde_json::Value {
     serde_json::Value::Array(

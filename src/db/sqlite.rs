@@ -14,18 +14,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, Transaction};
 use uuid::fmt::Hyphenated;
 use uuid::Uuid;
 
 use super::shared::{self, CaRow};
 use super::{DbError, DbResult, DynStore};
-use crate::models::{
-    Artifact, Content, NewArtifact, NewRemoteArtifact, OtherDigests, Policy, Remote, Repository,
-    UnsavedContent,
-};
+use crate::models::{NewArtifact, NewRemoteArtifact, UnsavedContent};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -185,6 +182,23 @@ impl SqliteStore {
     }
 }
 
+/// Dialect hook: the clause that locks the rows a `SELECT` reads until the write transaction
+/// ends. None on SQLite: the write transaction (`BEGIN IMMEDIATE`) already holds the one write
+/// lock.
+pub(super) const FOR_UPDATE: &str = "";
+
+/// Dialect hook: the function giving the 1-based position of a substring, 0 when absent, as
+/// `<fn>(haystack, needle)`.
+pub(super) const STRPOS_FN: &str = "instr";
+
+/// Dialect hook: pushes the value of member `key` of the JSON column `column` onto a query
+/// being built, for comparing with text: `json_extract(column, '$.<key>')`, the path bound.
+pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Sqlite>, column: &str, key: &str) {
+    qb.push(format!("json_extract({column}, "))
+        .push_bind(format!("$.{key}"))
+        .push(")");
+}
+
 // ---- value helpers ---------------------------------------------------------------------------
 
 pub(super) fn hy(id: Uuid) -> Hyphenated {
@@ -197,26 +211,6 @@ pub(super) fn opt_hy(id: Option<Uuid>) -> Option<Hyphenated> {
 
 pub(super) fn us(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
-}
-
-pub(super) fn uuid_at(row: &SqliteRow, i: usize) -> DbResult<Uuid> {
-    Ok(row.try_get::<Hyphenated, _>(i)?.into_uuid())
-}
-
-pub(super) fn opt_uuid_at(row: &SqliteRow, i: usize) -> DbResult<Option<Uuid>> {
-    Ok(row
-        .try_get::<Option<Hyphenated>, _>(i)?
-        .map(Hyphenated::into_uuid))
-}
-
-pub(super) fn time_at(row: &SqliteRow, i: usize) -> DbResult<DateTime<Utc>> {
-    let v: i64 = row.try_get(i)?;
-    shared::micros_to_time(v).ok_or_else(|| DbError::Corrupt(format!("timestamp {v}")))
-}
-
-pub(super) fn json_at(row: &SqliteRow, i: usize) -> DbResult<serde_json::Value> {
-    let s: &str = row.try_get(i)?;
-    serde_json::from_str(s).map_err(|e| DbError::Corrupt(format!("JSON column: {e}")))
 }
 
 /// `(?,?,?),(?,?,?)` for `rows` rows of `cols` columns.
@@ -253,80 +247,6 @@ pub(super) fn in_list(n: usize) -> String {
 }
 
 // ---- row decoding ----------------------------------------------------------------------------
-
-pub(super) fn repo_from(row: &SqliteRow) -> DbResult<Repository> {
-    Ok(Repository {
-        id: uuid_at(row, 0)?,
-        pulp_type: row.try_get(1)?,
-        name: row.try_get(2)?,
-        description: row.try_get(3)?,
-        next_version: row.try_get(4)?,
-        remote_id: opt_uuid_at(row, 5)?,
-        pulp_created: time_at(row, 6)?,
-        pulp_last_updated: time_at(row, 7)?,
-        pulp_labels: super::catalog::labels_from_json(&json_at(row, 8)?)?,
-        retain_repo_versions: shared::opt_to_u64(row.try_get(9)?, "retain_repo_versions")?,
-        plugin_data: json_at(row, 10)?,
-    })
-}
-
-pub(super) fn content_from(row: &SqliteRow) -> DbResult<Content> {
-    Ok(Content {
-        id: uuid_at(row, 0)?,
-        pulp_type: row.try_get(1)?,
-        natural_key: row.try_get(2)?,
-        repo_key: row.try_get(3)?,
-        data: json_at(row, 4)?,
-        pulp_created: time_at(row, 5)?,
-    })
-}
-
-/// An artifact whose 8 columns start at `base`.
-pub(super) fn artifact_from(row: &SqliteRow, base: usize) -> DbResult<Artifact> {
-    Ok(Artifact {
-        id: uuid_at(row, base)?,
-        sha256: row.try_get(base + 1)?,
-        size: shared::to_u64(row.try_get(base + 2)?, "artifact size")?,
-        other: OtherDigests {
-            sha224: row.try_get(base + 3)?,
-            sha384: row.try_get(base + 4)?,
-            sha512: row.try_get(base + 5)?,
-        },
-        file: row.try_get(base + 6)?,
-        pulp_created: time_at(row, base + 7)?,
-    })
-}
-
-pub(super) fn remote_from(row: &SqliteRow) -> DbResult<Remote> {
-    let policy: &str = row.try_get(4)?;
-    Ok(Remote {
-        id: uuid_at(row, 0)?,
-        pulp_type: row.try_get(1)?,
-        name: row.try_get(2)?,
-        url: row.try_get(3)?,
-        policy: Policy::from_str(policy).map_err(DbError::Corrupt)?,
-        download_concurrency: shared::opt_to_u32(row.try_get(5)?, "download_concurrency")?,
-        max_retries: shared::opt_to_u32(row.try_get(6)?, "max_retries")?,
-        username: row.try_get(7)?,
-        password: row.try_get(8)?,
-        proxy_url: row.try_get(9)?,
-        proxy_username: row.try_get(10)?,
-        proxy_password: row.try_get(11)?,
-        ca_cert: row.try_get(12)?,
-        client_cert: row.try_get(13)?,
-        client_key: row.try_get(14)?,
-        tls_validation: row.try_get(15)?,
-        headers: shared::headers_from_json(&json_at(row, 16)?)?,
-        connect_timeout: row.try_get(17)?,
-        sock_read_timeout: row.try_get(18)?,
-        total_timeout: row.try_get(19)?,
-        rate_limit: shared::opt_to_u32(row.try_get(20)?, "rate_limit")?,
-        pulp_created: time_at(row, 21)?,
-        pulp_last_updated: time_at(row, 22)?,
-        pulp_labels: super::catalog::labels_from_json(&json_at(row, 23)?)?,
-        sock_connect_timeout: row.try_get(24)?,
-    })
-}
 
 /// Dialect hook: locks the repository row for the rest of the write transaction and returns
 /// its `next_version`. SQLite's write transaction (`BEGIN IMMEDIATE`) already holds the one

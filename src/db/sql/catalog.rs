@@ -1,41 +1,77 @@
-//! [`CatalogStore`] on PostgreSQL: REST lists, repository updates, deletes, modify and version
-//! deletion.
+//! [`CatalogStore`]: REST lists, repository updates, deletes, modify and version deletion.
 
 use async_trait::async_trait;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::catalog::{labels_to_json, CatalogStore, ContentQuery, LAST_VERSION};
-use super::pg::{content_from, remote_from, repo_from, PgStore};
-use super::shared;
-use super::{DbError, DbResult};
+use super::super::{ids_param, in_list_param, push_json_member, FOR_UPDATE};
+use super::rows::{content_from, remote_from, repo_from, CONTENT_COLS, REMOTE_COLS, REPO_COLS};
+use super::{Backend, Db};
+use crate::db::catalog::{labels_to_json, CatalogStore, ContentQuery, LAST_VERSION};
+use crate::db::shared;
+use crate::db::types::{opt_id, Id, Json, Time};
+use crate::db::{DbError, DbResult};
 use crate::models::{Content, Remote, Repository};
 
-const REMOTE_COLS: &str = "id, pulp_type, name, url, policy, download_concurrency, max_retries, \
-     username, password, proxy_url, proxy_username, proxy_password, ca_cert, client_cert, \
-     client_key, tls_validation, headers, connect_timeout, sock_read_timeout, total_timeout, \
-     rate_limit, pulp_created, pulp_last_updated, pulp_labels, sock_connect_timeout";
-const REPO_COLS: &str = "id, pulp_type, name, description, next_version, remote_id, \
-     pulp_created, pulp_last_updated, pulp_labels, retain_repo_versions, plugin_data";
-const CONTENT_COLS: &str = "c.id, c.pulp_type, c.natural_key, c.repo_key, c.data, c.pulp_created";
-
-/// A value bound into a query built at run time.
-enum Arg {
-    Text(String),
-    Int(i64),
-    Id(Uuid),
+/// Pushes ` WHERE ...` with every condition of `q` (all but limit and offset).
+fn push_content_where(qb: &mut QueryBuilder<Db>, q: &ContentQuery) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(t) = &q.pulp_type {
+        qb.push(" AND c.pulp_type = ").push_bind(t.clone());
+    }
+    if let Some((repo, number)) = q.in_version {
+        qb.push(
+            " AND c.id IN (SELECT rc.content_id FROM repository_content rc \
+             JOIN repository_versions va ON va.id = rc.version_added_id \
+             LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
+             WHERE rc.repository_id = ",
+        )
+        .push_bind(Id(repo))
+        .push(" AND va.number <= ")
+        .push_bind(number)
+        .push(" AND (vr.id IS NULL OR vr.number > ")
+        .push_bind(number)
+        .push("))");
+    }
+    if let Some(v) = q.added_in {
+        qb.push(
+            " AND c.id IN (SELECT content_id FROM repository_content WHERE version_added_id = ",
+        )
+        .push_bind(Id(v))
+        .push(")");
+    }
+    if let Some(v) = q.removed_in {
+        qb.push(
+            " AND c.id IN (SELECT content_id FROM repository_content WHERE version_removed_id = ",
+        )
+        .push_bind(Id(v))
+        .push(")");
+    }
+    if let Some(ids) = &q.ids {
+        qb.push(" AND c.id IN (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(Id(*id));
+        }
+        qb.push(")");
+    }
+    for (key, value) in &q.data_equals {
+        qb.push(" AND ");
+        push_json_member(qb, "c.data", key);
+        qb.push(" = ").push_bind(value.clone());
+    }
 }
 
 #[async_trait]
-impl CatalogStore for PgStore {
+impl CatalogStore for Backend {
     async fn list_remotes(&self, pulp_type: Option<&str>) -> DbResult<Vec<Remote>> {
         let sql = format!(
-            "SELECT {REMOTE_COLS} FROM remotes WHERE ($1::text IS NULL OR pulp_type = $1) \
-             ORDER BY name"
+            "SELECT {REMOTE_COLS} FROM remotes \
+             WHERE (CAST($1 AS TEXT) IS NULL OR pulp_type = $1) ORDER BY name"
         );
         sqlx::query(AssertSqlSafe(sql))
             .bind(pulp_type)
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await?
             .iter()
             .map(remote_from)
@@ -43,18 +79,20 @@ impl CatalogStore for PgStore {
     }
 
     async fn delete_remote(&self, id: Uuid) -> DbResult<()> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM remotes WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
+            .bind(Id(id))
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound(format!("remote {id}")));
         }
+        tx.commit().await?;
         Ok(())
     }
 
     async fn update_repository(&self, r: &Repository) -> DbResult<Repository> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE repositories SET name = $1, description = $2, remote_id = $3, \
              pulp_labels = $4, retain_repo_versions = $5, plugin_data = $6, \
@@ -62,15 +100,15 @@ impl CatalogStore for PgStore {
         )
         .bind(&r.name)
         .bind(&r.description)
-        .bind(r.remote_id)
-        .bind(labels_to_json(&r.pulp_labels))
+        .bind(opt_id(r.remote_id))
+        .bind(Json(labels_to_json(&r.pulp_labels)))
         .bind(shared::opt_to_i64(
             r.retain_repo_versions,
             "retain_repo_versions",
         )?)
-        .bind(&r.plugin_data)
-        .bind(shared::now())
-        .bind(r.id)
+        .bind(Json(r.plugin_data.clone()))
+        .bind(Time(shared::now()))
+        .bind(Id(r.id))
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -86,7 +124,7 @@ impl CatalogStore for PgStore {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {REPO_COLS} FROM repositories WHERE id = $1"
         )))
-        .bind(r.id)
+        .bind(Id(r.id))
         .fetch_one(&mut *tx)
         .await?;
         let saved = repo_from(&row)?;
@@ -95,17 +133,17 @@ impl CatalogStore for PgStore {
     }
 
     async fn delete_repository(&self, id: Uuid) -> DbResult<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM repository_content WHERE repository_id = $1")
-            .bind(id)
+            .bind(Id(id))
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM repository_versions WHERE repository_id = $1")
-            .bind(id)
+            .bind(Id(id))
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query("DELETE FROM repositories WHERE id = $1")
-            .bind(id)
+            .bind(Id(id))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -116,151 +154,92 @@ impl CatalogStore for PgStore {
     }
 
     async fn list_content(&self, q: &ContentQuery) -> DbResult<(u64, Vec<Content>)> {
-        let mut cond = String::from(" WHERE 1 = 1");
-        let mut args: Vec<Arg> = Vec::new();
-        let next = |args: &mut Vec<Arg>, a: Arg| {
-            args.push(a);
-            format!("${}", args.len())
-        };
-        if let Some(t) = &q.pulp_type {
-            let p = next(&mut args, Arg::Text(t.clone()));
-            cond.push_str(&format!(" AND c.pulp_type = {p}"));
+        if q.ids.as_ref().is_some_and(|ids| ids.is_empty()) {
+            return Ok((0, Vec::new()));
         }
-        if let Some((repo, number)) = q.in_version {
-            let r = next(&mut args, Arg::Id(repo));
-            let n = next(&mut args, Arg::Int(number));
-            cond.push_str(&format!(
-                " AND c.id IN (SELECT rc.content_id FROM repository_content rc \
-                 JOIN repository_versions va ON va.id = rc.version_added_id \
-                 LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
-                 WHERE rc.repository_id = {r} AND va.number <= {n} \
-                 AND (vr.id IS NULL OR vr.number > {n}))"
-            ));
-        }
-        if let Some(v) = q.added_in {
-            let p = next(&mut args, Arg::Id(v));
-            cond.push_str(&format!(
-                " AND c.id IN (SELECT content_id FROM repository_content \
-                 WHERE version_added_id = {p})"
-            ));
-        }
-        if let Some(v) = q.removed_in {
-            let p = next(&mut args, Arg::Id(v));
-            cond.push_str(&format!(
-                " AND c.id IN (SELECT content_id FROM repository_content \
-                 WHERE version_removed_id = {p})"
-            ));
-        }
-        if let Some(ids) = &q.ids {
-            if ids.is_empty() {
-                return Ok((0, Vec::new()));
-            }
-            let list: Vec<String> = ids.iter().map(|id| next(&mut args, Arg::Id(*id))).collect();
-            cond.push_str(&format!(" AND c.id IN ({})", list.join(", ")));
-        }
-        for (key, value) in &q.data_equals {
-            let k = next(&mut args, Arg::Text(key.clone()));
-            let v = next(&mut args, Arg::Text(value.clone()));
-            cond.push_str(&format!(" AND c.data ->> {k} = {v}"));
-        }
-        let n = args.len();
-        let count_sql = format!("SELECT count(*) FROM content c{cond}");
-        let list_sql = format!(
-            "SELECT {CONTENT_COLS} FROM content c{cond} ORDER BY c.pulp_created, c.id \
-             LIMIT ${} OFFSET ${}",
-            n + 1,
-            n + 2
-        );
-        let mut conn = self.pool.acquire().await?;
-        let mut cq = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
-        let mut lq = sqlx::query(AssertSqlSafe(list_sql));
-        for a in &args {
-            match a {
-                Arg::Text(s) => {
-                    cq = cq.bind(s.clone());
-                    lq = lq.bind(s.clone());
-                }
-                Arg::Int(i) => {
-                    cq = cq.bind(*i);
-                    lq = lq.bind(*i);
-                }
-                Arg::Id(id) => {
-                    cq = cq.bind(*id);
-                    lq = lq.bind(*id);
-                }
-            }
-        }
-        let count = shared::to_u64(cq.fetch_one(&mut *conn).await?, "count")?;
-        let rows = lq
-            .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
-            .bind(i64::try_from(q.offset).unwrap_or(i64::MAX))
-            .fetch_all(&mut *conn)
-            .await?;
+        let mut count_q = QueryBuilder::<Db>::new("SELECT count(*) FROM content c");
+        push_content_where(&mut count_q, q);
+        let mut list_q = QueryBuilder::<Db>::new(format!("SELECT {CONTENT_COLS} FROM content c"));
+        push_content_where(&mut list_q, q);
+        list_q
+            .push(" ORDER BY c.pulp_created, c.id LIMIT ")
+            .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(q.offset).unwrap_or(i64::MAX));
+        let mut conn = self.reader().acquire().await?;
+        let count: i64 = count_q.build_query_scalar().fetch_one(&mut *conn).await?;
+        let rows = list_q.build().fetch_all(&mut *conn).await?;
         let content = rows.iter().map(content_from).collect::<DbResult<_>>()?;
-        Ok((count, content))
+        Ok((shared::to_u64(count, "count")?, content))
     }
 
     async fn unassociate(&self, version_id: Uuid, content_ids: &[Uuid]) -> DbResult<u64> {
         let ids = shared::dedupe_ids(content_ids);
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "SELECT repository_id, complete FROM repository_versions WHERE id = $1 FOR UPDATE",
-        )
-        .bind(version_id)
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT repository_id, complete FROM repository_versions WHERE id = $1{FOR_UPDATE}"
+        )))
+        .bind(Id(version_id))
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
-        let repo: Uuid = row.try_get(0)?;
-        let complete: bool = row.try_get(1)?;
+        let repo: Id = row.try_get("repository_id")?;
+        let complete: bool = row.try_get("complete")?;
         if complete {
             return Err(DbError::Conflict(
                 "a complete repository version cannot change".into(),
             ));
         }
-        let removed = sqlx::query(
+        let sql = format!(
             "UPDATE repository_content SET version_removed_id = $1 \
              WHERE repository_id = $2 AND version_removed_id IS NULL \
-             AND version_added_id <> $1 AND content_id = ANY($3)",
-        )
-        .bind(version_id)
-        .bind(repo)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "DELETE FROM repository_content WHERE version_added_id = $1 AND content_id = ANY($2)",
-        )
-        .bind(version_id)
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+             AND version_added_id <> $1 AND content_id {}",
+            in_list_param(3)
+        );
+        let removed = sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(version_id))
+            .bind(repo)
+            .bind(ids_param(&ids))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let sql = format!(
+            "DELETE FROM repository_content WHERE version_added_id = $1 AND content_id {}",
+            in_list_param(2)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(version_id))
+            .bind(ids_param(&ids))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(removed)
     }
 
     async fn delete_version(&self, version_id: Uuid) -> DbResult<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT repository_id, number, complete FROM repository_versions WHERE id = $1",
         )
-        .bind(version_id)
+        .bind(Id(version_id))
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
-        let repo: Uuid = row.try_get(0)?;
-        let number: i64 = row.try_get(1)?;
-        let complete: bool = row.try_get(2)?;
+        let repo: Id = row.try_get("repository_id")?;
+        let number: i64 = row.try_get("number")?;
+        let complete: bool = row.try_get("complete")?;
         if !complete {
             return Err(DbError::NotFound(format!(
                 "repository version {version_id}"
             )));
         }
         // Serializes with other writers of this repository's versions.
-        sqlx::query("SELECT id FROM repositories WHERE id = $1 FOR UPDATE")
-            .bind(repo)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT id FROM repositories WHERE id = $1{FOR_UPDATE}"
+        )))
+        .bind(repo)
+        .execute(&mut *tx)
+        .await?;
         let versions: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM repository_versions WHERE repository_id = $1 AND complete",
         )
@@ -270,8 +249,8 @@ impl CatalogStore for PgStore {
         if versions <= 1 {
             return Err(DbError::Conflict(LAST_VERSION.to_string()));
         }
-        let v = version_id;
-        let next: Option<Uuid> = sqlx::query_scalar(
+        let v = Id(version_id);
+        let next: Option<Id> = sqlx::query_scalar(
             "SELECT id FROM repository_versions WHERE repository_id = $1 AND complete \
              AND number > $2 ORDER BY number LIMIT 1",
         )
@@ -283,7 +262,8 @@ impl CatalogStore for PgStore {
             Some(n) => {
                 // Removed by this version, added again by the next: one row, never removed.
                 let pairs = sqlx::query(
-                    "SELECT r1.id, r2.id, r2.version_removed_id FROM repository_content r1 \
+                    "SELECT r1.id AS r1_id, r2.id AS r2_id, r2.version_removed_id AS r2_removed \
+                     FROM repository_content r1 \
                      JOIN repository_content r2 ON r2.repository_id = r1.repository_id \
                      AND r2.content_id = r1.content_id AND r2.version_added_id = $1 \
                      WHERE r1.version_removed_id = $2",
@@ -293,9 +273,9 @@ impl CatalogStore for PgStore {
                 .fetch_all(&mut *tx)
                 .await?;
                 for p in pairs {
-                    let r1: Uuid = p.try_get(0)?;
-                    let r2: Uuid = p.try_get(1)?;
-                    let r2_removed: Option<Uuid> = p.try_get(2)?;
+                    let r1: Id = p.try_get("r1_id")?;
+                    let r2: Id = p.try_get("r2_id")?;
+                    let r2_removed: Option<Id> = p.try_get("r2_removed")?;
                     sqlx::query("DELETE FROM repository_content WHERE id = $1")
                         .bind(r2)
                         .execute(&mut *tx)

@@ -1,0 +1,668 @@
+//! [`DistributionStore`]: publications, distributions and the content app's lookups.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::super::{ids_param, in_list_param, strs_param, STRPOS_FN};
+use super::rows::{artifact_cols, artifact_from};
+use super::{Backend, Db, DbRow};
+use crate::db::catalog::labels_to_json;
+use crate::db::distribution::{
+    like_escape, Distribution, DistributionFields, DistributionFilter, DistributionStore,
+    Publication, PublicationFilter, ServedFile, VersionRef,
+};
+use crate::db::shared;
+use crate::db::types::{opt_id, Id, Json, Time};
+use crate::db::{DbError, DbResult};
+
+const PUB_COLS: &str = "p.id, p.pulp_type, p.repository_version_id, v.repository_id, v.number, \
+     p.complete, p.pass_through, p.plugin_data, p.pulp_created, p.pulp_last_updated";
+const PUB_FROM: &str =
+    "FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id";
+
+const DIST_COLS: &str = "d.id, d.pulp_type, d.name, d.base_path, d.repository_id, \
+     d.repository_version_id, v.repository_id AS version_repository_id, \
+     v.number AS version_number, d.publication_id, d.hidden, d.pulp_labels, d.pulp_created, \
+     d.pulp_last_updated";
+const DIST_FROM: &str =
+    "FROM distributions d LEFT JOIN repository_versions v ON v.id = d.repository_version_id";
+
+/// The columns of a served file: content artifact, path, artifact (`a_*`), remote size and
+/// sha256, created.
+static FILE_COLS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "ca.id AS ca_id, ca.relative_path, {}, \
+         (SELECT ra.size FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1) \
+         AS remote_size, \
+         (SELECT ra.sha256 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1) \
+         AS remote_sha256, \
+         c.pulp_created AS content_created",
+        artifact_cols("a", "a_")
+    )
+});
+
+/// A version's content artifacts (parameter `$1`: the version id).
+const VERSION_FILES_FROM: &str = "FROM repository_versions v \
+     JOIN repository_content rc ON rc.repository_id = v.repository_id \
+     JOIN repository_versions va ON va.id = rc.version_added_id \
+     LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
+     JOIN content_artifacts ca ON ca.content_id = rc.content_id \
+     JOIN content c ON c.id = ca.content_id \
+     LEFT JOIN artifacts a ON a.id = ca.artifact_id \
+     WHERE v.id = $1 AND va.number <= v.number AND (vr.id IS NULL OR vr.number > v.number)";
+
+/// A publication's metadata files (parameter `$1`: the publication id).
+static PUBLISHED_SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT pf.relative_path, {} \
+         FROM published_files pf JOIN artifacts a ON a.id = pf.artifact_id \
+         WHERE pf.publication_id = $1",
+        artifact_cols("a", "a_")
+    )
+});
+
+fn pub_from(row: &DbRow) -> DbResult<Publication> {
+    Ok(Publication {
+        id: row.try_get::<Id, _>("id")?.0,
+        pulp_type: row.try_get("pulp_type")?,
+        version: VersionRef {
+            id: row.try_get::<Id, _>("repository_version_id")?.0,
+            repository_id: row.try_get::<Id, _>("repository_id")?.0,
+            number: row.try_get("number")?,
+        },
+        complete: row.try_get("complete")?,
+        pass_through: row.try_get("pass_through")?,
+        plugin_data: row.try_get::<Json, _>("plugin_data")?.0,
+        pulp_created: row.try_get::<Time, _>("pulp_created")?.0,
+        pulp_last_updated: row.try_get::<Time, _>("pulp_last_updated")?.0,
+    })
+}
+
+fn dist_from(row: &DbRow) -> DbResult<Distribution> {
+    let version = match row.try_get::<Option<Id>, _>("repository_version_id")? {
+        Some(id) => Some(VersionRef {
+            id: id.0,
+            repository_id: row.try_get::<Id, _>("version_repository_id")?.0,
+            number: row.try_get("version_number")?,
+        }),
+        None => None,
+    };
+    let labels = row.try_get::<Json, _>("pulp_labels")?.0;
+    Ok(Distribution {
+        id: row.try_get::<Id, _>("id")?.0,
+        pulp_type: row.try_get("pulp_type")?,
+        name: row.try_get("name")?,
+        base_path: row.try_get("base_path")?,
+        repository_id: row.try_get::<Option<Id>, _>("repository_id")?.map(|i| i.0),
+        repository_version: version,
+        publication_id: row.try_get::<Option<Id>, _>("publication_id")?.map(|i| i.0),
+        hidden: row.try_get("hidden")?,
+        pulp_labels: serde_json::from_value(labels)
+            .map_err(|e| DbError::Corrupt(format!("distribution labels: {e}")))?,
+        pulp_created: row.try_get::<Time, _>("pulp_created")?.0,
+        pulp_last_updated: row.try_get::<Time, _>("pulp_last_updated")?.0,
+    })
+}
+
+/// A served file selected with [`FILE_COLS`].
+fn file_from(row: &DbRow) -> DbResult<ServedFile> {
+    let artifact = match row.try_get::<Option<Id>, _>("a_id")? {
+        Some(_) => Some(artifact_from(row, "a_")?),
+        None => None,
+    };
+    Ok(ServedFile {
+        content_artifact_id: Some(row.try_get::<Id, _>("ca_id")?.0),
+        relative_path: row.try_get("relative_path")?,
+        artifact,
+        remote_size: shared::opt_to_u64(row.try_get("remote_size")?, "remote artifact size")?,
+        remote_sha256: row.try_get("remote_sha256")?,
+        pulp_created: row.try_get::<Time, _>("content_created")?.0,
+    })
+}
+
+/// A metadata file selected with [`PUBLISHED_SELECT`].
+fn published_from(row: &DbRow) -> DbResult<ServedFile> {
+    let artifact = artifact_from(row, "a_")?;
+    Ok(ServedFile {
+        relative_path: row.try_get("relative_path")?,
+        content_artifact_id: None,
+        pulp_created: artifact.pulp_created,
+        artifact: Some(artifact),
+        remote_size: None,
+        remote_sha256: None,
+    })
+}
+
+fn dist_write_err(e: sqlx::Error, d: &DistributionFields) -> DbError {
+    shared::map_write_err(
+        e,
+        || {
+            format!(
+                "a distribution named {:?} or with base path {:?} exists",
+                d.name, d.base_path
+            )
+        },
+        || "the repository, repository version or publication".to_string(),
+    )
+}
+
+/// Pushes the conditions of a publication list after ` WHERE p.complete`.
+fn push_publication_where(qb: &mut QueryBuilder<Db>, f: &PublicationFilter) {
+    qb.push(" WHERE p.complete");
+    if let Some(t) = &f.pulp_type {
+        qb.push(" AND p.pulp_type = ").push_bind(t.clone());
+    }
+    if let Some(v) = f.version_id {
+        qb.push(" AND p.repository_version_id = ").push_bind(Id(v));
+    }
+    if let Some(r) = f.repository_id {
+        qb.push(" AND v.repository_id = ").push_bind(Id(r));
+    }
+    if let Some(t) = f.created_gte {
+        qb.push(" AND p.pulp_created >= ").push_bind(Time(t));
+    }
+    if let Some(t) = f.created_lte {
+        qb.push(" AND p.pulp_created <= ").push_bind(Time(t));
+    }
+}
+
+/// Pushes the conditions of a distribution list.
+fn push_distribution_where(qb: &mut QueryBuilder<Db>, f: &DistributionFilter) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(v) = &f.pulp_type {
+        qb.push(" AND d.pulp_type = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.name {
+        qb.push(" AND d.name = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.name_contains {
+        qb.push(format!(" AND {STRPOS_FN}(d.name, "))
+            .push_bind(v.clone())
+            .push(") > 0");
+    }
+    if let Some(v) = &f.name_icontains {
+        qb.push(" AND lower(d.name) LIKE lower(")
+            .push_bind(format!("%{}%", like_escape(v)))
+            .push(") ESCAPE '\\'");
+    }
+    if !f.name_in.is_empty() {
+        qb.push(" AND d.name IN (");
+        let mut list = qb.separated(", ");
+        for v in &f.name_in {
+            list.push_bind(v.clone());
+        }
+        qb.push(")");
+    }
+    if let Some(v) = &f.base_path {
+        qb.push(" AND d.base_path = ").push_bind(v.clone());
+    }
+    if let Some(v) = &f.base_path_contains {
+        qb.push(format!(" AND {STRPOS_FN}(d.base_path, "))
+            .push_bind(v.clone())
+            .push(") > 0");
+    }
+    if let Some(v) = &f.base_path_icontains {
+        qb.push(" AND lower(d.base_path) LIKE lower(")
+            .push_bind(format!("%{}%", like_escape(v)))
+            .push(") ESCAPE '\\'");
+    }
+    if let Some(v) = f.repository_id {
+        qb.push(" AND d.repository_id = ").push_bind(Id(v));
+    }
+}
+
+impl Backend {
+    /// A publication read on the write pool, right after writing it.
+    async fn publication_in(&self, id: Uuid) -> DbResult<Publication> {
+        let sql = format!("SELECT {PUB_COLS} {PUB_FROM} WHERE p.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(id))
+            .fetch_optional(self.writer())
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("publication {id}")))?;
+        pub_from(&row)
+    }
+
+    /// A distribution read on the write pool, right after writing it.
+    async fn distribution_in(&self, id: Uuid) -> DbResult<Distribution> {
+        let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(id))
+            .fetch_optional(self.writer())
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("distribution {id}")))?;
+        dist_from(&row)
+    }
+}
+
+#[async_trait]
+impl DistributionStore for Backend {
+    async fn create_publication(
+        &self,
+        pulp_type: &str,
+        version_id: Uuid,
+        pass_through: bool,
+        plugin_data: &serde_json::Value,
+    ) -> DbResult<Publication> {
+        let id = Uuid::now_v7();
+        let now = Time(shared::now());
+        sqlx::query(
+            "INSERT INTO publications (id, pulp_type, repository_version_id, complete, \
+             pass_through, plugin_data, pulp_created, pulp_last_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(Id(id))
+        .bind(pulp_type)
+        .bind(Id(version_id))
+        .bind(false)
+        .bind(pass_through)
+        .bind(Json(plugin_data.clone()))
+        .bind(now)
+        .bind(now)
+        .execute(self.writer())
+        .await
+        .map_err(|e| {
+            shared::map_write_err(
+                e,
+                || "publication".into(),
+                || format!("repository version {version_id}"),
+            )
+        })?;
+        self.publication_in(id).await
+    }
+
+    async fn add_published_artifacts(
+        &self,
+        publication_id: Uuid,
+        files: &[(String, Uuid)],
+    ) -> DbResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (path, artifact_id) in files {
+            sqlx::query(
+                "INSERT INTO published_files (id, publication_id, relative_path, artifact_id) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(Id(Uuid::now_v7()))
+            .bind(Id(publication_id))
+            .bind(path)
+            .bind(Id(*artifact_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                shared::map_write_err(
+                    e,
+                    || format!("{path:?} is published twice"),
+                    || format!("publication {publication_id}"),
+                )
+            })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete_publication(&self, id: Uuid) -> DbResult<Publication> {
+        sqlx::query("UPDATE publications SET complete = $1, pulp_last_updated = $2 WHERE id = $3")
+            .bind(true)
+            .bind(Time(shared::now()))
+            .bind(Id(id))
+            .execute(self.writer())
+            .await?;
+        self.publication_in(id).await
+    }
+
+    async fn delete_publication(&self, id: Uuid) -> DbResult<()> {
+        let done = sqlx::query("DELETE FROM publications WHERE id = $1")
+            .bind(Id(id))
+            .execute(self.writer())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("publication {id}")));
+        }
+        Ok(())
+    }
+
+    async fn get_publication(&self, id: Uuid) -> DbResult<Publication> {
+        let sql = format!("SELECT {PUB_COLS} {PUB_FROM} WHERE p.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(id))
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("publication {id}")))?;
+        pub_from(&row)
+    }
+
+    async fn list_publications(&self, f: &PublicationFilter) -> DbResult<(u64, Vec<Publication>)> {
+        let mut count_q = QueryBuilder::<Db>::new(format!("SELECT count(*) {PUB_FROM}"));
+        push_publication_where(&mut count_q, f);
+        let mut list_q = QueryBuilder::<Db>::new(format!("SELECT {PUB_COLS} {PUB_FROM}"));
+        push_publication_where(&mut list_q, f);
+        list_q
+            .push(" ORDER BY p.pulp_created DESC, p.id DESC LIMIT ")
+            .push_bind(shared::to_i64(f.limit, "limit")?)
+            .push(" OFFSET ")
+            .push_bind(shared::to_i64(f.offset, "offset")?);
+        let n: i64 = count_q
+            .build_query_scalar()
+            .fetch_one(self.reader())
+            .await?;
+        let rows = list_q.build().fetch_all(self.reader()).await?;
+        let list = rows.iter().map(pub_from).collect::<DbResult<Vec<_>>>()?;
+        Ok((shared::to_u64(n, "count")?, list))
+    }
+
+    async fn publication_distributions(&self, ids: &[Uuid]) -> DbResult<Vec<(Uuid, Uuid)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT publication_id, id FROM distributions WHERE publication_id {} \
+             ORDER BY base_path",
+            in_list_param(1)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(ids_param(ids))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<Id, _>("publication_id")?.0,
+                    r.try_get::<Id, _>("id")?.0,
+                ))
+            })
+            .collect()
+    }
+
+    async fn latest_publication(
+        &self,
+        repository_id: Option<Uuid>,
+        version_id: Option<Uuid>,
+    ) -> DbResult<Option<Publication>> {
+        let sql = format!(
+            "SELECT {PUB_COLS} {PUB_FROM} WHERE p.complete \
+             AND (CAST($1 AS TEXT) IS NULL OR v.repository_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR v.id = $2) \
+             ORDER BY v.number DESC, p.pulp_created DESC LIMIT 1"
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(opt_id(repository_id))
+            .bind(opt_id(version_id))
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| pub_from(&r))
+            .transpose()
+    }
+
+    async fn version_ref(&self, version_id: Uuid) -> DbResult<VersionRef> {
+        let row =
+            sqlx::query("SELECT repository_id, number FROM repository_versions WHERE id = $1")
+                .bind(Id(version_id))
+                .fetch_optional(self.reader())
+                .await?
+                .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
+        Ok(VersionRef {
+            id: version_id,
+            repository_id: row.try_get::<Id, _>("repository_id")?.0,
+            number: row.try_get("number")?,
+        })
+    }
+
+    async fn create_distribution(&self, d: &DistributionFields) -> DbResult<Distribution> {
+        let id = Uuid::now_v7();
+        let now = Time(shared::now());
+        sqlx::query(
+            "INSERT INTO distributions (id, pulp_type, name, base_path, repository_id, \
+             repository_version_id, publication_id, hidden, pulp_labels, pulp_created, \
+             pulp_last_updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(Id(id))
+        .bind(&d.pulp_type)
+        .bind(&d.name)
+        .bind(&d.base_path)
+        .bind(opt_id(d.repository_id))
+        .bind(opt_id(d.repository_version_id))
+        .bind(opt_id(d.publication_id))
+        .bind(d.hidden)
+        .bind(Json(labels_to_json(&d.pulp_labels)))
+        .bind(now)
+        .bind(now)
+        .execute(self.writer())
+        .await
+        .map_err(|e| dist_write_err(e, d))?;
+        self.distribution_in(id).await
+    }
+
+    async fn update_distribution(
+        &self,
+        id: Uuid,
+        d: &DistributionFields,
+    ) -> DbResult<Distribution> {
+        let done = sqlx::query(
+            "UPDATE distributions SET name = $1, base_path = $2, repository_id = $3, \
+             repository_version_id = $4, publication_id = $5, hidden = $6, pulp_labels = $7, \
+             pulp_last_updated = $8 WHERE id = $9",
+        )
+        .bind(&d.name)
+        .bind(&d.base_path)
+        .bind(opt_id(d.repository_id))
+        .bind(opt_id(d.repository_version_id))
+        .bind(opt_id(d.publication_id))
+        .bind(d.hidden)
+        .bind(Json(labels_to_json(&d.pulp_labels)))
+        .bind(Time(shared::now()))
+        .bind(Id(id))
+        .execute(self.writer())
+        .await
+        .map_err(|e| dist_write_err(e, d))?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("distribution {id}")));
+        }
+        self.distribution_in(id).await
+    }
+
+    async fn delete_distribution(&self, id: Uuid) -> DbResult<()> {
+        let done = sqlx::query("DELETE FROM distributions WHERE id = $1")
+            .bind(Id(id))
+            .execute(self.writer())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound(format!("distribution {id}")));
+        }
+        Ok(())
+    }
+
+    async fn get_distribution(&self, id: Uuid) -> DbResult<Distribution> {
+        let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(id))
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or_else(|| DbError::NotFound(format!("distribution {id}")))?;
+        dist_from(&row)
+    }
+
+    async fn get_distribution_by_name(&self, name: &str) -> DbResult<Option<Distribution>> {
+        let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.name = $1");
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| dist_from(&r))
+            .transpose()
+    }
+
+    async fn list_distributions(
+        &self,
+        f: &DistributionFilter,
+    ) -> DbResult<(u64, Vec<Distribution>)> {
+        let mut count_q = QueryBuilder::<Db>::new(format!("SELECT count(*) {DIST_FROM}"));
+        push_distribution_where(&mut count_q, f);
+        let mut list_q = QueryBuilder::<Db>::new(format!("SELECT {DIST_COLS} {DIST_FROM}"));
+        push_distribution_where(&mut list_q, f);
+        list_q
+            .push(" ORDER BY d.base_path LIMIT ")
+            .push_bind(shared::to_i64(f.limit, "limit")?)
+            .push(" OFFSET ")
+            .push_bind(shared::to_i64(f.offset, "offset")?);
+        let n: i64 = count_q
+            .build_query_scalar()
+            .fetch_one(self.reader())
+            .await?;
+        let rows = list_q.build().fetch_all(self.reader()).await?;
+        let list = rows.iter().map(dist_from).collect::<DbResult<Vec<_>>>()?;
+        Ok((shared::to_u64(n, "count")?, list))
+    }
+
+    async fn overlapping_distribution(
+        &self,
+        base_path: &str,
+        prefixes: &[String],
+        exclude: Option<Uuid>,
+    ) -> DbResult<Option<Distribution>> {
+        // No prefixes: the base path itself (the list is never empty).
+        let equal = if prefixes.is_empty() {
+            strs_param(&[base_path])
+        } else {
+            strs_param(prefixes)
+        };
+        let sql = format!(
+            "SELECT {DIST_COLS} {DIST_FROM} WHERE (d.base_path {} \
+             OR d.base_path LIKE $2 ESCAPE '\\') AND (CAST($3 AS TEXT) IS NULL OR d.id <> $3) \
+             ORDER BY d.base_path LIMIT 1",
+            in_list_param(1)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(equal)
+            .bind(format!("{}/%", like_escape(base_path)))
+            .bind(opt_id(exclude))
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| dist_from(&r))
+            .transpose()
+    }
+
+    async fn distribution_for_paths(
+        &self,
+        candidates: &[String],
+    ) -> DbResult<Option<Distribution>> {
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {DIST_COLS} {DIST_FROM} WHERE d.base_path {} \
+             ORDER BY length(d.base_path) DESC LIMIT 1",
+            in_list_param(1)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(strs_param(candidates))
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| dist_from(&r))
+            .transpose()
+    }
+
+    async fn base_paths_under(&self, prefix: &str) -> DbResult<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT base_path FROM distributions WHERE NOT hidden AND base_path LIKE $1 \
+             ESCAPE '\\' ORDER BY base_path",
+        )
+        .bind(format!("{}%", like_escape(prefix)))
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows)
+    }
+
+    async fn version_file(
+        &self,
+        version_id: Uuid,
+        relative_path: &str,
+    ) -> DbResult<Option<ServedFile>> {
+        // CROSS JOIN fixes SQLite's join order: start from the few content artifacts at this
+        // path (path index), then check membership, instead of walking the repository's
+        // content. PostgreSQL plans the same joins freely (fewer than join_collapse_limit).
+        let sql = format!(
+            "SELECT {} FROM content_artifacts ca \
+             CROSS JOIN repository_versions v \
+             JOIN repository_content rc \
+               ON rc.repository_id = v.repository_id AND rc.content_id = ca.content_id \
+             JOIN repository_versions va ON va.id = rc.version_added_id \
+             LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
+             JOIN content c ON c.id = ca.content_id \
+             LEFT JOIN artifacts a ON a.id = ca.artifact_id \
+             WHERE ca.relative_path = $1 AND v.id = $2 AND va.number <= v.number \
+             AND (vr.id IS NULL OR vr.number > v.number) ORDER BY ca.id LIMIT 1",
+            *FILE_COLS
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(relative_path)
+            .bind(Id(version_id))
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| file_from(&r))
+            .transpose()
+    }
+
+    async fn version_files(&self, version_id: Uuid, prefix: &str) -> DbResult<Vec<ServedFile>> {
+        let sql = format!(
+            "SELECT {} {VERSION_FILES_FROM} AND ca.relative_path LIKE $2 ESCAPE '\\' \
+             ORDER BY ca.relative_path",
+            *FILE_COLS
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(version_id))
+            .bind(format!("{}%", like_escape(prefix)))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(file_from)
+            .collect()
+    }
+
+    async fn published_file(
+        &self,
+        publication_id: Uuid,
+        relative_path: &str,
+    ) -> DbResult<Option<ServedFile>> {
+        let sql = format!("{} AND pf.relative_path = $2", *PUBLISHED_SELECT);
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(publication_id))
+            .bind(relative_path)
+            .fetch_optional(self.reader())
+            .await?
+            .map(|r| published_from(&r))
+            .transpose()
+    }
+
+    async fn published_files(
+        &self,
+        publication_id: Uuid,
+        prefix: &str,
+    ) -> DbResult<Vec<ServedFile>> {
+        let sql = format!(
+            "{} AND pf.relative_path LIKE $2 ESCAPE '\\' ORDER BY pf.relative_path",
+            *PUBLISHED_SELECT
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(publication_id))
+            .bind(format!("{}%", like_escape(prefix)))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(published_from)
+            .collect()
+    }
+
+    async fn link_artifact(&self, content_artifact_id: Uuid, artifact_id: Uuid) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE content_artifacts SET artifact_id = $1 WHERE id = $2 AND artifact_id IS NULL",
+        )
+        .bind(Id(artifact_id))
+        .bind(Id(content_artifact_id))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+}
