@@ -175,10 +175,6 @@ impl PgStore {
 /// ends.
 pub(super) const FOR_UPDATE: &str = " FOR UPDATE";
 
-/// Dialect hook: the function giving the 1-based position of a substring, 0 when absent, as
-/// `<fn>(haystack, needle)`.
-pub(super) const STRPOS_FN: &str = "strpos";
-
 /// Dialect hook: pushes the value of member `key` of the JSON column `column` onto a query
 /// being built, for comparing with text: `column ->> '<key>'`, the key bound.
 pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Postgres>, column: &str, key: &str) {

@@ -187,10 +187,6 @@ impl SqliteStore {
 /// lock.
 pub(super) const FOR_UPDATE: &str = "";
 
-/// Dialect hook: the function giving the 1-based position of a substring, 0 when absent, as
-/// `<fn>(haystack, needle)`.
-pub(super) const STRPOS_FN: &str = "instr";
-
 /// Dialect hook: pushes the value of member `key` of the JSON column `column` onto a query
 /// being built, for comparing with text: `json_extract(column, '$.<key>')`, the path bound.
 pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Sqlite>, column: &str, key: &str) {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::super::{ids_param, in_list_param, strs_param, STRPOS_FN};
+use super::super::{ids_param, in_list_param, push_contains, strs_param};
 use super::rows::{artifact_cols, artifact_from};
 use super::{Backend, Db, DbRow};
 use crate::db::catalog::labels_to_json;
@@ -179,9 +179,8 @@ fn push_distribution_where(qb: &mut QueryBuilder<Db>, f: &DistributionFilter) {
         qb.push(" AND d.name = ").push_bind(v.clone());
     }
     if let Some(v) = &f.name_contains {
-        qb.push(format!(" AND {STRPOS_FN}(d.name, "))
-            .push_bind(v.clone())
-            .push(") > 0");
+        qb.push(" AND ");
+        push_contains(qb, "d.name", v);
     }
     if let Some(v) = &f.name_icontains {
         qb.push(" AND lower(d.name) LIKE lower(")
@@ -200,9 +199,8 @@ fn push_distribution_where(qb: &mut QueryBuilder<Db>, f: &DistributionFilter) {
         qb.push(" AND d.base_path = ").push_bind(v.clone());
     }
     if let Some(v) = &f.base_path_contains {
-        qb.push(format!(" AND {STRPOS_FN}(d.base_path, "))
-            .push_bind(v.clone())
-            .push(") > 0");
+        qb.push(" AND ");
+        push_contains(qb, "d.base_path", v);
     }
     if let Some(v) = &f.base_path_icontains {
         qb.push(" AND lower(d.base_path) LIKE lower(")

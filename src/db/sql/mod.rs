@@ -18,9 +18,6 @@
 //! Placeholders are `$N` on both (sqlx's SQLite driver takes them); rows are decoded by column
 //! name; ids, times and JSON go through the newtypes of [`crate::db::types`].
 
-// Compiled once per backend, on purpose.
-#![allow(clippy::duplicate_mod)]
-
 mod admin;
 mod catalog;
 mod distribution;
