@@ -1,17 +1,24 @@
-//! The database layer: one [`Store`] trait, two implementations.
+//! The database layer: one [`Store`] trait, one implementation, two backends.
 //!
 //! `sqlite::SqliteStore` is the embedded default (one WAL file under the data directory);
 //! `pg::PgStore` is selected by a `postgres://` URL and lets several machines share one
-//! database. All SQL lives in those two files; code above this module only sees the trait, so it
-//! never knows which backend it runs on. Every hot-path method takes a batch: the pipeline never
-//! sends one query per unit.
+//! database. Every store method is written once, in `sql/` (one SQL text per query, `$N`
+//! placeholders, rows decoded by column name, ids / times / JSON through the newtypes of
+//! `types`), and compiled once per backend; `sqlite.rs` and `pg.rs` hold only the connection,
+//! the migrations list and the dialect hooks where the two really differ (listed in
+//! `sql/mod.rs`). All SQL lives in `sql/` and those hooks; code above this module only sees the
+//! trait, so it never knows which backend it runs on. Every hot-path method takes a batch: the
+//! pipeline never sends one query per unit.
+//!
+//! The migrations stay per backend (`migrations/sqlite`, `migrations/postgres`: SQL types
+//! differ) with the same tables, columns and indexes (`tests/schema_parity.rs`).
 //!
 //! Visibility rule: a repository version is visible (listed, `latest`) only once `complete`; the
 //! pipeline writes memberships against an incomplete version and either
 //! [`Store::finalize_version`]s it or [`Store::discard_version`]s it.
 //!
 //! Tasks and workers are behind [`TaskStore`], a supertrait of [`Store`], so a [`DynStore`]
-//! serves both. The server's needs are three more supertraits, each in its own files:
+//! serves both. The server's needs are three more supertraits, each in its own file:
 //! [`CatalogStore`] (REST lists, updates, deletes, modify), [`DistributionStore`]
 //! (publications, distributions, content app lookups) and [`AdminStore`] (users, cleanup). Resource reservations are derived from the incomplete tasks (`reservations`).
 

@@ -8,6 +8,12 @@
 //!   transaction with row locks on PostgreSQL);
 //! - `in_list_param` / `ids_param` / `strs_param`: a list bound as one parameter (a JSON array
 //!   read with `json_each` on SQLite, an array with `= ANY` on PostgreSQL);
+//! - `lock_repository` / `FOR_UPDATE`: row locks of version-changing transactions (`FOR NO KEY
+//!   UPDATE` / `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction already
+//!   holds the one write lock);
+//! - `Backend::batch_*`: the batched writes of the sync pipeline (`UNNEST` arrays on
+//!   PostgreSQL, chunked multi-row `VALUES` on SQLite) and memberships;
+//! - `push_json_member`: a JSON member as text (`json_extract` / `->>`);
 //! - `Backend::begin_claim` / `for_update_skip_locked`: the transaction that claims tasks and
 //!   reaps workers, and the row lock of a claimed task (`BEGIN IMMEDIATE` and nothing on
 //!   SQLite; an advisory lock and `FOR UPDATE SKIP LOCKED` on PostgreSQL);
