@@ -14,15 +14,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Json;
-use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
+use super::common::{accepted, title, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
@@ -44,19 +44,6 @@ const FILTERS: &[&str] = &[
     "repository",
 ];
 
-pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// `File` for `file`.
-pub(crate) fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
     for plugin in plugins {
         let n = plugin.api_names();
@@ -65,8 +52,8 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         let detail = format!("{base}{{id}}/");
         let href_param = format!("{}_{}_distribution_href", n.app_label, n.kind);
         let op = |verb: &str| format!("distributions_{}_{}_{verb}", n.app_label, n.kind);
-        let tag = format!("Distributions: {}", capitalized(n.kind));
-        let schema = format!("{}.{}Distribution", n.app_label, capitalized(n.kind));
+        let tag = format!("Distributions: {}", title(n.kind));
+        let schema = format!("{}.{}Distribution", n.app_label, title(n.kind));
         let response = format!("{schema}Response");
         let patched = format!("Patched{schema}");
         let page = format!("Paginated{response}List");
@@ -566,14 +553,6 @@ async fn read_body(
     Ok(d)
 }
 
-fn accepted(task_id: Uuid) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "task": href::task(task_id) })),
-    )
-        .into_response()
-}
-
 async fn create(
     State(state): State<AppState>,
     plugin: &str,
@@ -593,7 +572,7 @@ async fn create(
             &[],
         )
         .await?;
-    Ok(accepted(task.id))
+    Ok(accepted(&task).into_response())
 }
 
 async fn update(
@@ -619,7 +598,7 @@ async fn update(
             &[],
         )
         .await?;
-    Ok(accepted(task.id))
+    Ok(accepted(&task).into_response())
 }
 
 async fn remove(
@@ -640,7 +619,7 @@ async fn remove(
             &[],
         )
         .await?;
-    Ok(accepted(task.id))
+    Ok(accepted(&task).into_response())
 }
 
 #[cfg(test)]

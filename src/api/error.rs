@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::db::DbError;
 use crate::tasking::TaskError;
+use crate::validation::FieldErrors;
 
 /// Errors a handler answers with.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,12 @@ impl From<DbError> for ApiError {
                 ApiError::Internal(other.to_string())
             }
         }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> ApiError {
+        ApiError::Validation(e.0)
     }
 }
 

@@ -6,7 +6,9 @@
 //!   `{"detail": ...}`).
 //! - [`body`]: JSON bodies read field by field; [`list`]: pagination and field selection;
 //!   [`auth`]: Basic authentication against the `users` table.
-//! - [`href`]: `pulp_href` / `prn` of every object.
+//! - [`href`] (re-exported from [`crate::href`]): `pulp_href` / `prn` of every object.
+//! - [`common`]: what several resource modules share (timestamps, collection paths, path ids,
+//!   name and label filters, in-memory pagination, the 202 answer of a dispatched task).
 //! - One module per resource: `status`, `tasks`, `workers`, `remotes`, `repositories` (with sync, modify
 //!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`.
 //!
@@ -16,8 +18,8 @@
 
 pub mod auth;
 pub mod body;
+pub mod common;
 pub mod error;
-pub mod href;
 pub mod list;
 pub mod metrics;
 pub mod openapi;
@@ -47,8 +49,7 @@ use crate::tasking::Tasking;
 pub use error::{ApiError, ApiResult};
 pub use routes::ApiBuilder;
 
-/// The prefix of every API path.
-pub const API_ROOT: &str = "/pulp/api/v3/";
+pub use crate::href::{self, API_ROOT};
 
 /// The largest request body the API reads (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`, 2.5 MB);
 /// a larger one is a 413.

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::JsonObject;
-use super::distributions::{capitalized, ts};
+use super::common::{title, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::Param;
@@ -39,8 +39,8 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         let href_param = format!("{}_{}_publication_href", n.app_label, n.kind);
         let detail_doc = format!("{{{href_param}}}");
         let op = |verb: &str| format!("publications_{}_{}_{verb}", n.app_label, n.kind);
-        let tag = format!("Publications: {}", capitalized(n.kind));
-        let schema = format!("{}.{}Publication", n.app_label, capitalized(n.kind));
+        let tag = format!("Publications: {}", title(n.kind));
+        let schema = format!("{}.{}Publication", n.app_label, title(n.kind));
         let response = format!("{schema}Response");
         let page = format!("Paginated{response}List");
 

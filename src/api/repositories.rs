@@ -17,19 +17,20 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
-use super::list::Query;
-use super::openapi::{paginated, ASYNC_OPERATION};
-use super::remotes::{
+use super::common::{
     accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
     pulp_type_filter, title, ts, NAME_FILTERS,
 };
+use super::list::Query;
+use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::{OpDoc, Param};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::db::catalog::ContentQuery;
 use crate::db::DbError;
 use crate::models::{Repository, RepositoryVersion};
 use crate::plugins::Plugin;
-use crate::tasks::repository::{self as catalog_tasks};
+use crate::tasks::repository as catalog_tasks;
+use crate::validation;
 
 // ---- representation ---------------------------------------------------------------------------
 
@@ -151,7 +152,7 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     // a 400, not a filter that silently matches the repositories without a remote.
     let remote_filter = match q.value("remote") {
         None => None,
-        Some(h) => match catalog_tasks::parse_remote_href(plugin.as_ref(), h) {
+        Some(h) => match validation::parse_remote_href(plugin.as_ref(), h) {
             Some(id) => Some(id),
             None => {
                 return Err(ApiError::field(
@@ -186,7 +187,7 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
         {
             continue;
         }
-        let Some(p) = catalog_tasks::plugin_for(&state.plugins, &r.pulp_type) else {
+        let Some(p) = validation::plugin_for(&state.plugins, &r.pulp_type) else {
             continue;
         };
         let mut v = repository_json(&state, p.as_ref(), &r).await?;
@@ -216,7 +217,7 @@ async fn create(
         retain_repo_versions: None,
         plugin_data: json!({}),
     };
-    let wanted = catalog_tasks::apply_repository(plugin.as_ref(), &template, body.0, false)?;
+    let wanted = validation::apply_repository(plugin.as_ref(), &template, body.0, false)?;
     if let Some(remote) = wanted.remote_id {
         check_remote(&state, plugin.as_ref(), remote, "remote").await?;
     }
@@ -262,8 +263,7 @@ async fn update(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let plugin = plugin(&state, p)?;
     let current = find(&state, plugin.as_ref(), &id).await?;
-    let wanted =
-        catalog_tasks::apply_repository(plugin.as_ref(), &current, body.0.clone(), partial)?;
+    let wanted = validation::apply_repository(plugin.as_ref(), &current, body.0.clone(), partial)?;
     if let Some(remote) = wanted.remote_id {
         if Some(remote) != current.remote_id {
             check_remote(&state, plugin.as_ref(), remote, "remote").await?;
@@ -318,7 +318,7 @@ async fn sync(
     let mirror = f.boolean("mirror").unwrap_or(false);
     let _optimize = f.boolean("optimize");
     let remote = match remote_href {
-        Some(h) => match catalog_tasks::parse_remote_href(plugin.as_ref(), &h) {
+        Some(h) => match validation::parse_remote_href(plugin.as_ref(), &h) {
             Some(id) => Some(id),
             None => {
                 f.error("remote", "Invalid hyperlink - Object does not exist.");
