@@ -28,7 +28,9 @@ use super::openapi::{paginated, ASYNC_OPERATION};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
 use crate::db::distribution::{Distribution, DistributionFields, DistributionFilter};
 use crate::plugins::{ApiNames, Plugin};
-use crate::tasks::publish::path_prefixes;
+use crate::tasks::publish::{
+    path_prefixes, DistributionCreateArgs, DistributionDeleteArgs, DistributionUpdateArgs,
+};
 
 /// The resource every distribution write reserves.
 pub const DISTRIBUTIONS_RESOURCE: &str = "/api/v3/distributions/";
@@ -565,9 +567,8 @@ async fn create(
     let fields = read_body(&state, &p, body, None, false).await?;
     let task = state
         .tasking
-        .dispatch(
-            "distribution_create",
-            json!({ "fields": fields }),
+        .dispatch_args(
+            &DistributionCreateArgs { fields },
             &[DISTRIBUTIONS_RESOURCE],
             &[],
         )
@@ -591,9 +592,8 @@ async fn update(
     let own = href::distribution(&p.api_names(), id);
     let task = state
         .tasking
-        .dispatch(
-            "distribution_update",
-            json!({ "id": id, "fields": fields }),
+        .dispatch_args(
+            &DistributionUpdateArgs { id, fields },
             &[own.as_str(), DISTRIBUTIONS_RESOURCE],
             &[],
         )
@@ -612,12 +612,7 @@ async fn remove(
     let own = href::distribution(&n, id);
     let task = state
         .tasking
-        .dispatch(
-            "distribution_delete",
-            json!({ "id": id }),
-            &[own.as_str()],
-            &[],
-        )
+        .dispatch_args(&DistributionDeleteArgs { id }, &[own.as_str()], &[])
         .await?;
     Ok(accepted(&task).into_response())
 }

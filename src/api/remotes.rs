@@ -25,7 +25,7 @@ use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::db::DbError;
 use crate::models::{Policy, Remote};
 use crate::plugins::Plugin;
-use crate::tasks::repository as catalog_tasks;
+use crate::tasks::repository::{RemoteDeleteArgs, RemoteUpdateArgs};
 use crate::validation::{self, HIDDEN_FIELDS};
 
 /// A `file://` URL must lie below the `allowed_import_paths` setting (pulpcore's
@@ -202,9 +202,12 @@ async fn update(
     let href = href::remote(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REMOTE_UPDATE,
-            json!({"remote": current.id, "patch": Value::Object(body.0), "partial": partial}),
+        .dispatch_args(
+            &RemoteUpdateArgs {
+                remote: current.id,
+                patch: body.0,
+                partial,
+            },
             &[&href],
             &[],
         )
@@ -222,12 +225,7 @@ async fn remove(
     let href = href::remote(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REMOTE_DELETE,
-            json!({"remote": current.id}),
-            &[&href],
-            &[],
-        )
+        .dispatch_args(&RemoteDeleteArgs { remote: current.id }, &[&href], &[])
         .await?;
     Ok(accepted(&task))
 }

@@ -29,7 +29,9 @@ use crate::db::catalog::ContentQuery;
 use crate::db::DbError;
 use crate::models::{Repository, RepositoryVersion};
 use crate::plugins::Plugin;
-use crate::tasks::repository as catalog_tasks;
+use crate::tasks::repository::{
+    ModifyArgs, RepositoryDeleteArgs, RepositoryUpdateArgs, SyncArgs, VersionDeleteArgs,
+};
 use crate::validation;
 
 // ---- representation ---------------------------------------------------------------------------
@@ -273,9 +275,12 @@ async fn update(
     let own = href::repository(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REPOSITORY_UPDATE,
-            json!({"repository": current.id, "patch": Value::Object(body.0), "partial": partial}),
+        .dispatch_args(
+            &RepositoryUpdateArgs {
+                repository: current.id,
+                patch: body.0,
+                partial,
+            },
             &[&own],
             &[],
         )
@@ -293,9 +298,10 @@ async fn remove(
     let own = href::repository(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REPOSITORY_DELETE,
-            json!({"repository": current.id}),
+        .dispatch_args(
+            &RepositoryDeleteArgs {
+                repository: current.id,
+            },
             &[&own],
             &[],
         )
@@ -343,9 +349,12 @@ async fn sync(
     let remote_href = href::remote(&names, remote);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::SYNC,
-            json!({"repository": repo.id, "remote": remote, "mirror": mirror}),
+        .dispatch_args(
+            &SyncArgs {
+                repository: repo.id,
+                remote,
+                mirror,
+            },
             &[&repo_href],
             &[&remote_href],
         )
@@ -445,15 +454,14 @@ async fn modify(
     let own = href::repository(&plugin.api_names(), repo.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::MODIFY,
-            json!({
-                "repository": repo.id,
-                "add_content_units": add_ids,
-                "remove_content_units": remove_ids,
-                "remove_all": remove_all,
-                "base_version": base_number,
-            }),
+        .dispatch_args(
+            &ModifyArgs {
+                repository: repo.id,
+                add_content_units: add_ids,
+                remove_content_units: remove_ids,
+                remove_all,
+                base_version: base_number,
+            },
             &[&own],
             &[],
         )
@@ -580,9 +588,11 @@ async fn version_delete(
     let own = href::repository(&plugin.api_names(), repo.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::VERSION_DELETE,
-            json!({"repository": repo.id, "number": v.number}),
+        .dispatch_args(
+            &VersionDeleteArgs {
+                repository: repo.id,
+                number: v.number,
+            },
             &[&own],
             &[],
         )

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -20,7 +21,7 @@ use crate::stages::artifact_stages::ArtifactDownloader;
 use crate::stages::content_stages::ContentAssociation;
 use crate::stages::PipelineReport;
 use crate::sync::{self, SyncError};
-use crate::tasking::{Registry, TaskCtx, TaskError};
+use crate::tasking::{Registry, TaskArgs, TaskCtx, TaskError};
 use crate::validation::{apply_remote, apply_repository, plugin_for};
 
 /// Task names.
@@ -58,33 +59,93 @@ pub fn register(reg: &mut Registry, env: &TaskEnv) {
 
 // ---- arguments --------------------------------------------------------------------------------
 
-fn arg_id(ctx: &TaskCtx, name: &str) -> Result<Uuid, TaskError> {
-    ctx.args()
-        .get(name)
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| TaskError::failed(format!("task argument {name:?} missing")))
+/// `sync`: mirror `remote` into a new version of `repository` (`mirror` also removes what the
+/// remote no longer lists).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncArgs {
+    pub repository: Uuid,
+    pub remote: Uuid,
+    #[serde(default)]
+    pub mirror: bool,
 }
 
-fn arg_ids(ctx: &TaskCtx, name: &str) -> Vec<Uuid> {
-    ctx.args()
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .filter_map(|s| Uuid::parse_str(s).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+impl TaskArgs for SyncArgs {
+    const NAME: &'static str = SYNC;
 }
 
-fn arg_patch(ctx: &TaskCtx) -> Map<String, Value> {
-    ctx.args()
-        .get("patch")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
+/// `modify`: a new version of `repository` from `base_version` (or the latest) with
+/// `remove_content_units` (or everything, `remove_all`) removed, then `add_content_units` added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModifyArgs {
+    pub repository: Uuid,
+    #[serde(default)]
+    pub add_content_units: Vec<Uuid>,
+    #[serde(default)]
+    pub remove_content_units: Vec<Uuid>,
+    #[serde(default)]
+    pub remove_all: bool,
+    #[serde(default)]
+    pub base_version: Option<i64>,
+}
+
+impl TaskArgs for ModifyArgs {
+    const NAME: &'static str = MODIFY;
+}
+
+/// `repository_version_delete`: version `number` of `repository`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionDeleteArgs {
+    pub repository: Uuid,
+    pub number: i64,
+}
+
+impl TaskArgs for VersionDeleteArgs {
+    const NAME: &'static str = VERSION_DELETE;
+}
+
+/// `remote_update`: the request body `patch`, applied to the remote as it is when the task runs
+/// (`partial`: PATCH; otherwise PUT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteUpdateArgs {
+    pub remote: Uuid,
+    pub patch: Map<String, Value>,
+    pub partial: bool,
+}
+
+impl TaskArgs for RemoteUpdateArgs {
+    const NAME: &'static str = REMOTE_UPDATE;
+}
+
+/// `remote_delete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteDeleteArgs {
+    pub remote: Uuid,
+}
+
+impl TaskArgs for RemoteDeleteArgs {
+    const NAME: &'static str = REMOTE_DELETE;
+}
+
+/// `repository_update`: as [`RemoteUpdateArgs`], for a repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryUpdateArgs {
+    pub repository: Uuid,
+    pub patch: Map<String, Value>,
+    pub partial: bool,
+}
+
+impl TaskArgs for RepositoryUpdateArgs {
+    const NAME: &'static str = REPOSITORY_UPDATE;
+}
+
+/// `repository_delete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RepositoryDeleteArgs {
+    pub repository: Uuid,
+}
+
+impl TaskArgs for RepositoryDeleteArgs {
+    const NAME: &'static str = REPOSITORY_DELETE;
 }
 
 fn plugin_of(env: &TaskEnv, pulp_type: &str) -> Result<Arc<dyn Plugin>, TaskError> {
@@ -183,13 +244,10 @@ async fn autopublish(
 
 async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let store = ctx.store().clone();
-    let repository = store.get_repository(arg_id(&ctx, "repository")?).await?;
-    let remote = store.get_remote(arg_id(&ctx, "remote")?).await?;
-    let mirror = ctx
-        .args()
-        .get("mirror")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let args: SyncArgs = ctx.args_as()?;
+    let mirror = args.mirror;
+    let repository = store.get_repository(args.repository).await?;
+    let remote = store.get_remote(args.remote).await?;
     let plugin = plugin_of(&env, &repository.pulp_type)?;
     let prepared = sync::prepare(&env.sync, plugin.as_ref(), &repository, &remote, mirror)
         .await
@@ -317,16 +375,15 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
 
 async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let store = ctx.store().clone();
-    let repository = store.get_repository(arg_id(&ctx, "repository")?).await?;
+    let ModifyArgs {
+        repository,
+        add_content_units: add,
+        remove_content_units: remove,
+        remove_all,
+        base_version: base,
+    } = ctx.args_as()?;
+    let repository = store.get_repository(repository).await?;
     let plugin = plugin_of(&env, &repository.pulp_type)?;
-    let add = arg_ids(&ctx, "add_content_units");
-    let remove = arg_ids(&ctx, "remove_content_units");
-    let remove_all = ctx
-        .args()
-        .get("remove_all")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let base = ctx.args().get("base_version").and_then(Value::as_i64);
     let version = store.create_incomplete_version(repository.id).await?;
     let work = async {
         let latest = store.latest_version(repository.id).await?;
@@ -395,12 +452,7 @@ async fn apply_retention(
 
 async fn run_version_delete(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let store = ctx.store().clone();
-    let repository = arg_id(&ctx, "repository")?;
-    let number = ctx
-        .args()
-        .get("number")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| TaskError::failed("task argument \"number\" missing"))?;
+    let VersionDeleteArgs { repository, number } = ctx.args_as()?;
     let version = store
         .get_version(repository, number)
         .await?
@@ -413,40 +465,32 @@ async fn run_version_delete(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError
 }
 
 async fn run_remote_delete(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
-    ctx.store().delete_remote(arg_id(&ctx, "remote")?).await?;
+    let args: RemoteDeleteArgs = ctx.args_as()?;
+    ctx.store().delete_remote(args.remote).await?;
     Ok(())
 }
 
 async fn run_repository_delete(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
-    ctx.store()
-        .delete_repository(arg_id(&ctx, "repository")?)
-        .await?;
+    let args: RepositoryDeleteArgs = ctx.args_as()?;
+    ctx.store().delete_repository(args.repository).await?;
     Ok(())
 }
 
 async fn run_remote_update(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let store = ctx.store().clone();
-    let current = store.get_remote(arg_id(&ctx, "remote")?).await?;
-    let partial = ctx
-        .args()
-        .get("partial")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let updated = apply_remote(&current, arg_patch(&ctx), partial).map_err(TaskError::failed)?;
+    let args: RemoteUpdateArgs = ctx.args_as()?;
+    let current = store.get_remote(args.remote).await?;
+    let updated = apply_remote(&current, args.patch, args.partial).map_err(TaskError::failed)?;
     store.update_remote(&updated).await.map_err(db_failure)?;
     Ok(())
 }
 
 async fn run_repository_update(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let store = ctx.store().clone();
-    let current = store.get_repository(arg_id(&ctx, "repository")?).await?;
+    let args: RepositoryUpdateArgs = ctx.args_as()?;
+    let current = store.get_repository(args.repository).await?;
     let plugin = plugin_of(&env, &current.pulp_type)?;
-    let partial = ctx
-        .args()
-        .get("partial")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
-    let updated = apply_repository(plugin.as_ref(), &current, arg_patch(&ctx), partial)
+    let updated = apply_repository(plugin.as_ref(), &current, args.patch, args.partial)
         .map_err(TaskError::failed)?;
     store
         .update_repository(&updated)
