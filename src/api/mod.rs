@@ -6,6 +6,8 @@
 //!   `{"detail": ...}`).
 //! - [`body`]: JSON bodies read field by field; [`list`]: pagination and field selection;
 //!   [`auth`]: Basic authentication against the `users` table.
+//! - [`shell`]: what every request goes through: request id, tracing span, a panic as a 500,
+//!   the time limit; a 500 names the request id and never its cause.
 //! - [`href`] (re-exported from [`crate::href`]): `pulp_href` / `prn` of every object.
 //! - [`common`]: what several resource modules share (timestamps, collection paths, path ids,
 //!   name and label filters, in-memory pagination, the 202 answer of a dispatched task).
@@ -24,6 +26,7 @@ pub mod list;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod shell;
 
 mod artifacts;
 mod content;
@@ -73,6 +76,8 @@ pub struct AppState {
     /// Process-wide download settings (where `file://` may read, the metadata cap), for
     /// validating remotes and for on-demand fetches.
     pub download: crate::downloader::DownloadSettings,
+    /// How long an API request may take to answer ([`shell::api`]).
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -99,7 +104,8 @@ pub fn api_builder(plugins: &[Arc<dyn Plugin>]) -> ApiBuilder {
     b
 }
 
-/// The API router: every route of [`api_builder`], authenticated unless documented public.
+/// The API router: every route of [`api_builder`], authenticated unless documented public,
+/// inside the [`shell`] (request id, tracing span, panic as 500, time limit).
 pub fn router(state: AppState) -> Router {
     let b = api_builder(&state.plugins);
     let doc = Arc::new(openapi::document(&b));
@@ -124,9 +130,11 @@ pub fn router(state: AppState) -> Router {
         router = router.route(&path, mr);
     }
     router = router.route("/metrics", metrics::route(&state));
-    router
+    let timeout = state.request_timeout;
+    let router = router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::Extension(doc))
         .fallback(|| async { ApiError::NotFound("Not found.".to_string()) })
-        .with_state(state)
+        .with_state(state);
+    shell::api(router, timeout)
 }
