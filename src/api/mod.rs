@@ -4,7 +4,8 @@
 //!   (`/pulp/api/v3/docs/api.json`, [`openapi`]) are both built from it.
 //! - [`error`]: [`ApiError`], answering with pulpcore's shapes (400 `{field: [msg]}`, 404
 //!   `{"detail": ...}`).
-//! - [`body`]: JSON bodies read field by field; [`list`]: pagination and field selection;
+//! - [`body`]: JSON bodies, read field by field with [`crate::validation::Fields`] (the rules the
+//!   tasks share live there, not here: a [`crate::validation::FieldErrors`] becomes a 400); [`list`]: pagination and field selection;
 //!   [`auth`]: Basic authentication against the `users` table.
 //! - [`shell`]: what every request goes through: request id, tracing span, a panic as a 500,
 //!   the time limit; a 500 names the request id and never its cause.
