@@ -2,6 +2,13 @@
 //! change as a numbered repository version, and serve any version.
 //!
 //! # Layout
+//!
+//! Layers point one way: `cli` / `server` -> [`api`] / [`content`] -> [`tasks`] ->
+//! [`plugins`] / [`sync`] -> [`stages`] -> [`declarative`] / [`downloader`] -> [`db`] /
+//! [`storage`] -> [`models`]. Beside them, [`validation`] and [`href`] (used by `api` and
+//! `tasks`, above `plugins`) and [`telemetry`] (a leaf every layer may push numbers into).
+//! Task functions never import `api`; `telemetry` imports nothing from the crate.
+//!
 //! - [`models`]: the data model as plain values (remotes, repositories, versions, content,
 //!   artifacts), shared by every layer.
 //! - [`stages`]: the sync pipeline: the `Stage` trait, bounded links, batching, per-stage
@@ -20,8 +27,13 @@
 //! - [`api`]: the pulpcore-compatible REST API at `/pulp/api/v3/`, its route table and the
 //!   OpenAPI document built from it.
 //! - [`content`]: the content app at `/pulp/content/`: distributions, Range, on-demand fetches.
-//! - [`tasks`]: the task functions workers run (sync, modify, publish, deletes, cleanup).
-//! - [`telemetry`]: the process's Prometheus metrics (stages, downloads, tasks, content app).
+//! - [`tasks`]: the task functions workers run (sync, modify, publish, deletes, cleanup), each
+//!   with its typed arguments; they know tasking, the store, plugins and sync, never HTTP.
+//! - [`telemetry`]: the process's Prometheus metrics (stages, downloads, tasks, content app);
+//!   callers hand it plain numbers.
+//! - [`validation`]: the field rules the API and the tasks share: bodies read field by field,
+//!   remotes and repositories checked and applied, [`validation::FieldErrors`].
+//! - [`href`]: `pulp_href` / `prn` of every object, and parsing them back.
 //! - [`server`]: settings and the parts of `pulp-rs serve` (API, content app, workers).
 //! - [`fixture`]: local fixtures and a static server for benchmarks.
 //!
@@ -33,6 +45,7 @@ pub mod db;
 pub mod declarative;
 pub mod downloader;
 pub mod fixture;
+pub mod href;
 pub mod models;
 pub mod plugins;
 pub mod server;
@@ -42,3 +55,4 @@ pub mod sync;
 pub mod tasking;
 pub mod tasks;
 pub mod telemetry;
+pub mod validation;

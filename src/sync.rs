@@ -171,8 +171,8 @@ impl PreparedSync {
         } = self;
         let result = pipeline.run(cancel.clone()).await;
         match &result {
-            Ok(report) => crate::telemetry::global().record_pipeline(report),
-            Err(e) => crate::telemetry::global().record_pipeline(&e.report),
+            Ok(report) => report.record(),
+            Err(e) => e.report.record(),
         }
         let outcome = match result {
             Ok(report) => match ctx.store.finalize_version(version.id).await {

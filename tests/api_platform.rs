@@ -777,3 +777,37 @@ async fn an_oversized_body_is_a_413() {
         app.stop().await;
     }
 }
+
+/// A task whose arguments do not have its struct's shape fails, naming the task and the field,
+/// before it touches anything.
+#[tokio::test]
+async fn a_task_with_badly_shaped_arguments_fails_clearly() {
+    for backend in backends().await {
+        let mut app = TestApp::start(backend, 1).await;
+        let store = store_of(&app).await;
+        for name in ["sync", "modify", "publish", "orphan_cleanup"] {
+            let task = pulp_rs::tasking::dispatch(
+                &store,
+                None,
+                &NewTask {
+                    name: name.to_string(),
+                    args: json!({"repository": 7, "orphan_protection_time": "soon"}),
+                    logging_cid: String::new(),
+                    exclusive_resources: vec![],
+                    shared_resources: vec![],
+                },
+            )
+            .await
+            .expect("dispatch");
+            let href = format!("/pulp/api/v3/tasks/{}/", task.id);
+            let done = app.wait_task(&href, Duration::from_secs(20)).await;
+            assert_eq!(done["state"], "failed", "{backend} {name}: {done}");
+            let description = done["error"]["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains(&format!("bad arguments for task {name:?}")),
+                "{backend} {name}: {done}"
+            );
+        }
+        app.stop().await;
+    }
+}

@@ -14,6 +14,8 @@ use pulp_rs::declarative::DeclarativeContent;
 use pulp_rs::models::{Expected, Policy, Remote, Repository, UnsavedContent};
 use pulp_rs::plugins::file::{parse_line, unit_for, FilePlugin};
 use pulp_rs::plugins::{Plugin, SyncEnv};
+use pulp_rs::stages::artifact_stages::ArtifactDownloader;
+use pulp_rs::stages::content_stages::ContentAssociation;
 use pulp_rs::stages::{Stage, StageError, StageIo};
 use pulp_rs::storage::ArtifactStorage;
 use pulp_rs::sync::{self, SyncContext, SyncError, SyncOutcome};
@@ -841,9 +843,12 @@ async fn the_file_first_stage_is_measured_like_every_stage() {
         let out = w.sync(Policy::Immediate, false).await.unwrap();
         let first = out.report.stage("FileFirstStage").unwrap();
         assert_eq!(first.items_out, 40);
-        let dl = out.report.stage("ArtifactDownloader").unwrap();
+        let dl = out.report.stage(ArtifactDownloader::NAME).unwrap();
         assert_eq!((dl.items_in, dl.bytes), (40, 400));
-        assert_eq!(out.report.stage("ContentAssociation").unwrap().items_in, 40);
+        assert_eq!(
+            out.report.stage(ContentAssociation::NAME).unwrap().items_in,
+            40
+        );
         assert!(out.report.bottleneck().is_some());
     }
 }

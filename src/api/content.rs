@@ -11,9 +11,9 @@ use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::common::{path_id, plugin, title, ts};
 use super::list::Query;
 use super::openapi::paginated;
-use super::remotes::{path_id, plugin, title, ts};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::db::catalog::ContentQuery;
 use crate::models::Content;
@@ -143,10 +143,10 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
             query.data_equals.push((key.to_string(), v.to_string()));
         }
     }
-    super::remotes::check_name_filters(&q)?;
+    super::common::check_name_filters(&q)?;
     // Units carry no labels: a selection that needs one matches nothing.
     if q.value("pulp_label_select").is_some()
-        && !super::remotes::name_matches(&q, "", &Default::default())
+        && !super::common::name_matches(&q, "", &Default::default())
     {
         query.ids = Some(Vec::new());
     }

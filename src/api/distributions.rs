@@ -14,21 +14,23 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Json;
-use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
+use super::common::{accepted, title, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
 use crate::db::distribution::{Distribution, DistributionFields, DistributionFilter};
 use crate::plugins::{ApiNames, Plugin};
-use crate::tasks::publish::path_prefixes;
+use crate::tasks::publish::{
+    path_prefixes, DistributionCreateArgs, DistributionDeleteArgs, DistributionUpdateArgs,
+};
 
 /// The resource every distribution write reserves.
 pub const DISTRIBUTIONS_RESOURCE: &str = "/api/v3/distributions/";
@@ -44,19 +46,6 @@ const FILTERS: &[&str] = &[
     "repository",
 ];
 
-pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// `File` for `file`.
-pub(crate) fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
     for plugin in plugins {
         let n = plugin.api_names();
@@ -65,8 +54,8 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         let detail = format!("{base}{{id}}/");
         let href_param = format!("{}_{}_distribution_href", n.app_label, n.kind);
         let op = |verb: &str| format!("distributions_{}_{}_{verb}", n.app_label, n.kind);
-        let tag = format!("Distributions: {}", capitalized(n.kind));
-        let schema = format!("{}.{}Distribution", n.app_label, capitalized(n.kind));
+        let tag = format!("Distributions: {}", title(n.kind));
+        let schema = format!("{}.{}Distribution", n.app_label, title(n.kind));
         let response = format!("{schema}Response");
         let patched = format!("Patched{schema}");
         let page = format!("Paginated{response}List");
@@ -566,14 +555,6 @@ async fn read_body(
     Ok(d)
 }
 
-fn accepted(task_id: Uuid) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "task": href::task(task_id) })),
-    )
-        .into_response()
-}
-
 async fn create(
     State(state): State<AppState>,
     plugin: &str,
@@ -586,14 +567,13 @@ async fn create(
     let fields = read_body(&state, &p, body, None, false).await?;
     let task = state
         .tasking
-        .dispatch(
-            "distribution_create",
-            json!({ "fields": fields }),
+        .dispatch_args(
+            &DistributionCreateArgs { fields },
             &[DISTRIBUTIONS_RESOURCE],
             &[],
         )
         .await?;
-    Ok(accepted(task.id))
+    Ok(accepted(&task).into_response())
 }
 
 async fn update(
@@ -612,14 +592,13 @@ async fn update(
     let own = href::distribution(&p.api_names(), id);
     let task = state
         .tasking
-        .dispatch(
-            "distribution_update",
-            json!({ "id": id, "fields": fields }),
+        .dispatch_args(
+            &DistributionUpdateArgs { id, fields },
             &[own.as_str(), DISTRIBUTIONS_RESOURCE],
             &[],
         )
         .await?;
-    Ok(accepted(task.id))
+    Ok(accepted(&task).into_response())
 }
 
 async fn remove(
@@ -633,14 +612,9 @@ async fn remove(
     let own = href::distribution(&n, id);
     let task = state
         .tasking
-        .dispatch(
-            "distribution_delete",
-            json!({ "id": id }),
-            &[own.as_str()],
-            &[],
-        )
+        .dispatch_args(&DistributionDeleteArgs { id }, &[own.as_str()], &[])
         .await?;
-    Ok(accepted(task.id))
+    Ok(accepted(&task).into_response())
 }
 
 #[cfg(test)]

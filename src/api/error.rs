@@ -1,6 +1,9 @@
 //! The API layer's one error type and how each variant answers over HTTP, with pulpcore's
 //! (Django REST framework's) shapes: 400 `{field: [message]}`, 404/409/401/413
-//! `{"detail": ...}`.
+//! `{"detail": ...}`. A 500 ([`ApiError::Internal`], database failures) never shows its cause:
+//! the body says only "Internal server error", and the cause travels in the response's
+//! extensions ([`super::shell::InternalError`]) to the shell, which logs it with the request id
+//! and names that id in the body.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +14,7 @@ use serde_json::json;
 
 use crate::db::DbError;
 use crate::tasking::TaskError;
+use crate::validation::FieldErrors;
 
 /// Errors a handler answers with.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,7 @@ pub enum ApiError {
     /// 413: a request body over [`super::MAX_BODY_BYTES`].
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 500; the message is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,6 +79,12 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> ApiError {
+        ApiError::Validation(e.0)
+    }
+}
+
 impl From<TaskError> for ApiError {
     fn from(e: TaskError) -> ApiError {
         match e {
@@ -91,9 +102,15 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => {
                 json!({"detail": "Authentication credentials were not provided."})
             }
+            ApiError::Internal(_) => json!({"detail": "Internal server error."}),
             other => json!({ "detail": other.to_string() }),
         };
         let mut resp = (status, Json(body)).into_response();
+        if let ApiError::Internal(cause) = self {
+            resp.extensions_mut()
+                .insert(super::shell::InternalError(cause));
+            return resp;
+        }
         if matches!(self, ApiError::Unauthorized) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -4,9 +4,14 @@
 //!   (`/pulp/api/v3/docs/api.json`, [`openapi`]) are both built from it.
 //! - [`error`]: [`ApiError`], answering with pulpcore's shapes (400 `{field: [msg]}`, 404
 //!   `{"detail": ...}`).
-//! - [`body`]: JSON bodies read field by field; [`list`]: pagination and field selection;
+//! - [`body`]: JSON bodies, read field by field with [`crate::validation::Fields`] (the rules the
+//!   tasks share live there, not here: a [`crate::validation::FieldErrors`] becomes a 400); [`list`]: pagination and field selection;
 //!   [`auth`]: Basic authentication against the `users` table.
-//! - [`href`]: `pulp_href` / `prn` of every object.
+//! - [`shell`]: what every request goes through: request id, tracing span, a panic as a 500,
+//!   the time limit; a 500 names the request id and never its cause.
+//! - [`href`] (re-exported from [`crate::href`]): `pulp_href` / `prn` of every object.
+//! - [`common`]: what several resource modules share (timestamps, collection paths, path ids,
+//!   name and label filters, in-memory pagination, the 202 answer of a dispatched task).
 //! - One module per resource: `status`, `tasks`, `workers`, `remotes`, `repositories` (with sync, modify
 //!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`.
 //!
@@ -16,12 +21,13 @@
 
 pub mod auth;
 pub mod body;
+pub mod common;
 pub mod error;
-pub mod href;
 pub mod list;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod shell;
 
 mod artifacts;
 mod content;
@@ -47,8 +53,7 @@ use crate::tasking::Tasking;
 pub use error::{ApiError, ApiResult};
 pub use routes::ApiBuilder;
 
-/// The prefix of every API path.
-pub const API_ROOT: &str = "/pulp/api/v3/";
+pub use crate::href::{self, API_ROOT};
 
 /// The largest request body the API reads (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`, 2.5 MB);
 /// a larger one is a 413.
@@ -72,6 +77,8 @@ pub struct AppState {
     /// Process-wide download settings (where `file://` may read, the metadata cap), for
     /// validating remotes and for on-demand fetches.
     pub download: crate::downloader::DownloadSettings,
+    /// How long an API request may take to answer ([`shell::api`]).
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -98,7 +105,8 @@ pub fn api_builder(plugins: &[Arc<dyn Plugin>]) -> ApiBuilder {
     b
 }
 
-/// The API router: every route of [`api_builder`], authenticated unless documented public.
+/// The API router: every route of [`api_builder`], authenticated unless documented public,
+/// inside the [`shell`] (request id, tracing span, panic as 500, time limit).
 pub fn router(state: AppState) -> Router {
     let b = api_builder(&state.plugins);
     let doc = Arc::new(openapi::document(&b));
@@ -123,9 +131,11 @@ pub fn router(state: AppState) -> Router {
         router = router.route(&path, mr);
     }
     router = router.route("/metrics", metrics::route(&state));
-    router
+    let timeout = state.request_timeout;
+    let router = router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::Extension(doc))
         .fallback(|| async { ApiError::NotFound("Not found.".to_string()) })
-        .with_state(state)
+        .with_state(state);
+    shell::api(router, timeout)
 }

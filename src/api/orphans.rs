@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
+use super::common::accepted;
 use super::openapi::ASYNC_OPERATION;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::tasks::admin::{
-    orphan_cleanup_args, DEFAULT_ORPHAN_PROTECTION_MINUTES, ORPHAN_CLEANUP, ORPHAN_CLEANUP_RESOURCE,
+    OrphanCleanupArgs, DEFAULT_ORPHAN_PROTECTION_MINUTES, ORPHAN_CLEANUP_RESOURCE,
 };
 
 /// The largest `orphan_protection_time` pulpcore accepts.
@@ -79,18 +80,15 @@ async fn cleanup(
             ));
         }
     }
-    let args = orphan_cleanup_args(
-        minutes.unwrap_or(DEFAULT_ORPHAN_PROTECTION_MINUTES),
-        ids.as_deref(),
-    );
+    let args = OrphanCleanupArgs {
+        orphan_protection_time: Some(minutes.unwrap_or(DEFAULT_ORPHAN_PROTECTION_MINUTES)),
+        content_ids: ids,
+    };
     let task = state
         .tasking
-        .dispatch(ORPHAN_CLEANUP, args, &[ORPHAN_CLEANUP_RESOURCE], &[])
+        .dispatch_args(&args, &[ORPHAN_CLEANUP_RESOURCE], &[])
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"task": href::task(task.id)})),
-    ))
+    Ok(accepted(&task))
 }
 
 pub fn register(b: &mut ApiBuilder) {

@@ -14,13 +14,14 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::JsonObject;
-use super::distributions::{capitalized, ts};
+use super::common::{accepted, title, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::Param;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
 use crate::db::distribution::{Publication, PublicationFilter};
 use crate::plugins::{ApiNames, Plugin};
+use crate::tasks::publish::PublishArgs;
 
 const FILTERS: &[&str] = &[
     "repository_version",
@@ -39,8 +40,8 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         let href_param = format!("{}_{}_publication_href", n.app_label, n.kind);
         let detail_doc = format!("{{{href_param}}}");
         let op = |verb: &str| format!("publications_{}_{}_{verb}", n.app_label, n.kind);
-        let tag = format!("Publications: {}", capitalized(n.kind));
-        let schema = format!("{}.{}Publication", n.app_label, capitalized(n.kind));
+        let tag = format!("Publications: {}", title(n.kind));
+        let schema = format!("{}.{}Publication", n.app_label, title(n.kind));
         let response = format!("{schema}Response");
         let page = format!("Paginated{response}List");
 
@@ -361,20 +362,15 @@ async fn create(
     let repo_href = href::repository(&n, repository_id);
     let task = state
         .tasking
-        .dispatch(
-            "publish",
-            json!({
-                "plugin": p.name(),
-                "repository_version": version_id,
-                "plugin_data": plugin_data,
-            }),
+        .dispatch_args(
+            &PublishArgs {
+                plugin: p.name().to_string(),
+                repository_version: version_id,
+                plugin_data,
+            },
             &[],
             &[repo_href.as_str()],
         )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "task": href::task(task.id) })),
-    )
-        .into_response())
+    Ok(accepted(&task).into_response())
 }

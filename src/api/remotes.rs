@@ -1,6 +1,5 @@
 //! `remotes/<app>/<kind>/` (list, create, read, update, partial update, delete) for every
-//! plugin, the generic `remotes/` list, and what the catalog's other handlers share: name and
-//! label filters, in-memory pagination, 202 answers, timestamps.
+//! plugin, and the generic `remotes/` list.
 //!
 //! Updates and deletes are tasks (pulpcore's `general_update` / `general_delete`) holding the
 //! remote's href exclusively; the body is validated before dispatching, so a bad one is a 400.
@@ -13,216 +12,21 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{delete, get, patch, post, put};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use super::body::JsonObject;
+use super::common::{
+    accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
+    pulp_type_filter, title, ts, NAME_FILTERS,
+};
 use super::list::Query;
 use super::openapi::{paginated, schema_ref, ASYNC_OPERATION};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::db::DbError;
-use crate::models::{Policy, Remote, Task};
+use crate::models::{Policy, Remote};
 use crate::plugins::Plugin;
-use crate::tasks::repository::{self as catalog_tasks, HIDDEN_FIELDS};
-
-// ---- shared by the catalog handlers -----------------------------------------------------------
-
-/// pulpcore's timestamp format.
-pub(super) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-/// The `remotes/<app>/<kind>/`-style collection path of `plugin`.
-pub(super) fn collection(root: &str, plugin: &dyn Plugin) -> String {
-    let n = plugin.api_names();
-    format!("{}{root}/{}/{}/", super::API_ROOT, n.app_label, n.kind)
-}
-
-/// An id from a path segment; anything else is the 404 it would be in pulpcore.
-pub(super) fn path_id(s: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(s).map_err(|_| ApiError::NotFound("No object found.".into()))
-}
-
-/// The plugin named `name` (always registered, since routes are made from the plugin list).
-pub(super) fn plugin(state: &AppState, name: &str) -> ApiResult<Arc<dyn Plugin>> {
-    state
-        .plugin(name)
-        .cloned()
-        .ok_or_else(|| ApiError::Internal(format!("plugin {name} not loaded")))
-}
-
-/// The name filters of pulpcore's named models.
-pub(super) const NAME_FILTERS: &[&str] = &[
-    "name",
-    "name__contains",
-    "name__icontains",
-    "name__iexact",
-    "name__in",
-    "name__startswith",
-    "name__istartswith",
-    "pulp_label_select",
-];
-
-/// One term of `pulp_label_select`.
-enum LabelTerm<'a> {
-    Has(&'a str),
-    Lacks(&'a str),
-    Equals(&'a str, &'a str),
-    Differs(&'a str, &'a str),
-    Contains(&'a str, &'a str),
-}
-
-/// Parses a `pulp_label_select` term: `key`, `!key`, `key=value`, `key!=value` or
-/// `key~value`, the key made of word characters and spaces (pulpcore's `LabelFilter`).
-fn label_term(term: &str) -> Option<LabelTerm<'_>> {
-    let (negated, rest) = match term.strip_prefix('!') {
-        Some(rest) => (true, rest),
-        None => (false, term),
-    };
-    let end = rest.find(['=', '!', '~']).unwrap_or(rest.len());
-    let key = rest[..end].trim();
-    if key.is_empty()
-        || !key
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == ' ')
-    {
-        return None;
-    }
-    let op = &rest[end..];
-    if negated {
-        return op.is_empty().then_some(LabelTerm::Lacks(key));
-    }
-    if op.is_empty() {
-        Some(LabelTerm::Has(key))
-    } else if let Some(v) = op.strip_prefix("!=") {
-        Some(LabelTerm::Differs(key, v.trim()))
-    } else if let Some(v) = op.strip_prefix('=') {
-        Some(LabelTerm::Equals(key, v.trim()))
-    } else {
-        op.strip_prefix('~')
-            .map(|v| LabelTerm::Contains(key, v.trim()))
-    }
-}
-
-/// The terms of `pulp_label_select`.
-fn label_terms(sel: &str) -> impl Iterator<Item = &str> {
-    sel.split(',').map(str::trim).filter(|t| !t.is_empty())
-}
-
-/// Checks the values of the name and label filters: a `pulp_label_select` term that is not
-/// one [`label_term`] reads is a 400 rather than a filter that matches nothing.
-pub(super) fn check_name_filters(q: &Query) -> ApiResult<()> {
-    if let Some(sel) = q.value("pulp_label_select") {
-        for term in label_terms(sel) {
-            if label_term(term).is_none() {
-                return Err(ApiError::field(
-                    "pulp_label_select",
-                    format!("Invalid search term: '{term}'."),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The `pulp_type` filter of the generic lists: one of the compiled-in plugins' types, else a
-/// 400; absent or empty is `None`.
-pub(super) fn pulp_type_filter<'a>(state: &AppState, q: &'a Query) -> ApiResult<Option<&'a str>> {
-    match q.value("pulp_type") {
-        None => Ok(None),
-        Some(t) if catalog_tasks::plugin_for(&state.plugins, t).is_some() => Ok(Some(t)),
-        Some(t) => Err(ApiError::field(
-            "pulp_type",
-            format!("Select a valid choice. {t} is not one of the available choices."),
-        )),
-    }
-}
-
-/// Whether `name` and `labels` pass the name and label filters of `q`.
-pub(super) fn name_matches(
-    q: &Query,
-    name: &str,
-    labels: &std::collections::BTreeMap<String, String>,
-) -> bool {
-    if q.value("name").is_some_and(|v| v != name) {
-        return false;
-    }
-    if q.value("name__iexact")
-        .is_some_and(|v| !v.eq_ignore_ascii_case(name))
-    {
-        return false;
-    }
-    if q.value("name__contains").is_some_and(|v| !name.contains(v)) {
-        return false;
-    }
-    let lower = name.to_lowercase();
-    if q.value("name__icontains")
-        .is_some_and(|v| !lower.contains(&v.to_lowercase()))
-    {
-        return false;
-    }
-    if q.value("name__startswith")
-        .is_some_and(|v| !name.starts_with(v))
-    {
-        return false;
-    }
-    if q.value("name__istartswith")
-        .is_some_and(|v| !lower.starts_with(&v.to_lowercase()))
-    {
-        return false;
-    }
-    let names = q.list("name__in");
-    if !names.is_empty() && !names.iter().any(|n| n == name) {
-        return false;
-    }
-    if let Some(sel) = q.value("pulp_label_select") {
-        for term in label_terms(sel) {
-            let ok = match label_term(term) {
-                Some(LabelTerm::Has(k)) => labels.contains_key(k),
-                Some(LabelTerm::Lacks(k)) => !labels.contains_key(k),
-                Some(LabelTerm::Equals(k, v)) => labels.get(k).is_some_and(|x| x == v),
-                Some(LabelTerm::Differs(k, v)) => labels.get(k).is_some_and(|x| x != v),
-                Some(LabelTerm::Contains(k, v)) => labels.get(k).is_some_and(|x| x.contains(v)),
-                // Refused by `check_name_filters` before any item is matched.
-                None => false,
-            };
-            if !ok {
-                return false;
-            }
-        }
-    }
-    true
-}
-
-/// One page of `items` as pulpcore lists it.
-pub(super) fn page_of(q: &Query, items: Vec<Value>) -> ApiResult<Json<Value>> {
-    let (limit, offset) = q.page()?;
-    let count = items.len() as u64;
-    let page: Vec<Value> = items
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect();
-    Ok(Json(q.paginate(count, page)?))
-}
-
-/// The 202 answer for a dispatched task.
-pub(super) fn accepted(task: &Task) -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "task": href::task(task.id) })),
-    )
-}
-
-/// Capitalized app label, for tags (`Remotes: File`).
-pub(super) fn title(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
+use crate::tasks::repository::{RemoteDeleteArgs, RemoteUpdateArgs};
+use crate::validation::{self, HIDDEN_FIELDS};
 
 /// A `file://` URL must lie below the `allowed_import_paths` setting (pulpcore's
 /// `ALLOWED_IMPORT_PATHS`); the sync checks again, since the setting or the files may change.
@@ -320,7 +124,7 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
         .iter()
         .filter(|r| name_matches(&q, &r.name, &r.pulp_labels))
         .filter_map(|r| {
-            let p = catalog_tasks::plugin_for(&state.plugins, &r.pulp_type)?;
+            let p = validation::plugin_for(&state.plugins, &r.pulp_type)?;
             let mut v = remote_json(p.as_ref(), r);
             v["pulp_type"] = json!(r.pulp_type);
             Some(v)
@@ -336,7 +140,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let plugin = plugin(&state, p)?;
     let template = Remote::new(plugin.repository_type(), "", "", Policy::Immediate);
-    let remote = catalog_tasks::apply_remote(&template, body.0, false)?;
+    let remote = validation::apply_remote(&template, body.0, false)?;
     check_import_path(&state, &remote.url)?;
     if state
         .store
@@ -384,7 +188,7 @@ async fn update(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let plugin = plugin(&state, p)?;
     let current = find(&state, plugin.as_ref(), &id).await?;
-    let updated = catalog_tasks::apply_remote(&current, body.0.clone(), partial)?;
+    let updated = validation::apply_remote(&current, body.0.clone(), partial)?;
     if updated.url != current.url {
         check_import_path(&state, &updated.url)?;
     }
@@ -398,9 +202,12 @@ async fn update(
     let href = href::remote(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REMOTE_UPDATE,
-            json!({"remote": current.id, "patch": Value::Object(body.0), "partial": partial}),
+        .dispatch_args(
+            &RemoteUpdateArgs {
+                remote: current.id,
+                patch: body.0,
+                partial,
+            },
             &[&href],
             &[],
         )
@@ -418,12 +225,7 @@ async fn remove(
     let href = href::remote(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REMOTE_DELETE,
-            json!({"remote": current.id}),
-            &[&href],
-            &[],
-        )
+        .dispatch_args(&RemoteDeleteArgs { remote: current.id }, &[&href], &[])
         .await?;
     Ok(accepted(&task))
 }

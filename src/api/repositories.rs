@@ -17,19 +17,22 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
-use super::list::Query;
-use super::openapi::{paginated, ASYNC_OPERATION};
-use super::remotes::{
+use super::common::{
     accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
     pulp_type_filter, title, ts, NAME_FILTERS,
 };
+use super::list::Query;
+use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::{OpDoc, Param};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::db::catalog::ContentQuery;
 use crate::db::DbError;
 use crate::models::{Repository, RepositoryVersion};
 use crate::plugins::Plugin;
-use crate::tasks::repository::{self as catalog_tasks};
+use crate::tasks::repository::{
+    ModifyArgs, RepositoryDeleteArgs, RepositoryUpdateArgs, SyncArgs, VersionDeleteArgs,
+};
+use crate::validation;
 
 // ---- representation ---------------------------------------------------------------------------
 
@@ -151,7 +154,7 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     // a 400, not a filter that silently matches the repositories without a remote.
     let remote_filter = match q.value("remote") {
         None => None,
-        Some(h) => match catalog_tasks::parse_remote_href(plugin.as_ref(), h) {
+        Some(h) => match validation::parse_remote_href(plugin.as_ref(), h) {
             Some(id) => Some(id),
             None => {
                 return Err(ApiError::field(
@@ -186,7 +189,7 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
         {
             continue;
         }
-        let Some(p) = catalog_tasks::plugin_for(&state.plugins, &r.pulp_type) else {
+        let Some(p) = validation::plugin_for(&state.plugins, &r.pulp_type) else {
             continue;
         };
         let mut v = repository_json(&state, p.as_ref(), &r).await?;
@@ -216,7 +219,7 @@ async fn create(
         retain_repo_versions: None,
         plugin_data: json!({}),
     };
-    let wanted = catalog_tasks::apply_repository(plugin.as_ref(), &template, body.0, false)?;
+    let wanted = validation::apply_repository(plugin.as_ref(), &template, body.0, false)?;
     if let Some(remote) = wanted.remote_id {
         check_remote(&state, plugin.as_ref(), remote, "remote").await?;
     }
@@ -262,8 +265,7 @@ async fn update(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let plugin = plugin(&state, p)?;
     let current = find(&state, plugin.as_ref(), &id).await?;
-    let wanted =
-        catalog_tasks::apply_repository(plugin.as_ref(), &current, body.0.clone(), partial)?;
+    let wanted = validation::apply_repository(plugin.as_ref(), &current, body.0.clone(), partial)?;
     if let Some(remote) = wanted.remote_id {
         if Some(remote) != current.remote_id {
             check_remote(&state, plugin.as_ref(), remote, "remote").await?;
@@ -273,9 +275,12 @@ async fn update(
     let own = href::repository(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REPOSITORY_UPDATE,
-            json!({"repository": current.id, "patch": Value::Object(body.0), "partial": partial}),
+        .dispatch_args(
+            &RepositoryUpdateArgs {
+                repository: current.id,
+                patch: body.0,
+                partial,
+            },
             &[&own],
             &[],
         )
@@ -293,9 +298,10 @@ async fn remove(
     let own = href::repository(&plugin.api_names(), current.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::REPOSITORY_DELETE,
-            json!({"repository": current.id}),
+        .dispatch_args(
+            &RepositoryDeleteArgs {
+                repository: current.id,
+            },
             &[&own],
             &[],
         )
@@ -318,7 +324,7 @@ async fn sync(
     let mirror = f.boolean("mirror").unwrap_or(false);
     let _optimize = f.boolean("optimize");
     let remote = match remote_href {
-        Some(h) => match catalog_tasks::parse_remote_href(plugin.as_ref(), &h) {
+        Some(h) => match validation::parse_remote_href(plugin.as_ref(), &h) {
             Some(id) => Some(id),
             None => {
                 f.error("remote", "Invalid hyperlink - Object does not exist.");
@@ -343,9 +349,12 @@ async fn sync(
     let remote_href = href::remote(&names, remote);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::SYNC,
-            json!({"repository": repo.id, "remote": remote, "mirror": mirror}),
+        .dispatch_args(
+            &SyncArgs {
+                repository: repo.id,
+                remote,
+                mirror,
+            },
             &[&repo_href],
             &[&remote_href],
         )
@@ -445,15 +454,14 @@ async fn modify(
     let own = href::repository(&plugin.api_names(), repo.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::MODIFY,
-            json!({
-                "repository": repo.id,
-                "add_content_units": add_ids,
-                "remove_content_units": remove_ids,
-                "remove_all": remove_all,
-                "base_version": base_number,
-            }),
+        .dispatch_args(
+            &ModifyArgs {
+                repository: repo.id,
+                add_content_units: add_ids,
+                remove_content_units: remove_ids,
+                remove_all,
+                base_version: base_number,
+            },
             &[&own],
             &[],
         )
@@ -580,9 +588,11 @@ async fn version_delete(
     let own = href::repository(&plugin.api_names(), repo.id);
     let task = state
         .tasking
-        .dispatch(
-            catalog_tasks::VERSION_DELETE,
-            json!({"repository": repo.id, "number": v.number}),
+        .dispatch_args(
+            &VersionDeleteArgs {
+                repository: repo.id,
+                number: v.number,
+            },
             &[&own],
             &[],
         )

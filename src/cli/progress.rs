@@ -7,6 +7,8 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use pulp_rs::stages::artifact_stages::ArtifactDownloader;
+use pulp_rs::stages::content_stages::ContentAssociation;
 use pulp_rs::stages::{PipelineMetrics, PipelineReport};
 
 pub struct Progress {
@@ -17,10 +19,13 @@ pub struct Progress {
 fn summary(r: &PipelineReport) -> String {
     let declared = r.stages.first().map(|s| s.items_out).unwrap_or(0);
     let saved = r
-        .stage("ContentAssociation")
+        .stage(ContentAssociation::NAME)
         .map(|s| s.items_in)
         .unwrap_or(0);
-    let bytes = r.stage("ArtifactDownloader").map(|s| s.bytes).unwrap_or(0);
+    let bytes = r
+        .stage(ArtifactDownloader::NAME)
+        .map(|s| s.bytes)
+        .unwrap_or(0);
     format!(
         "{saved}/{declared} units, {:.1} MiB downloaded",
         bytes as f64 / (1024.0 * 1024.0)

@@ -8,6 +8,7 @@ use clap::Args;
 use pulp_rs::db::DynStore;
 use pulp_rs::models::{Policy, Remote, Repository};
 use pulp_rs::plugins;
+use pulp_rs::stages::artifact_stages::ArtifactDownloader;
 use pulp_rs::sync::{self, SyncContext, SyncOutcome};
 use tokio_util::sync::CancellationToken;
 
@@ -125,7 +126,7 @@ pub fn summary(repo: &Repository, outcome: &SyncOutcome, secs: f64) -> String {
         .unwrap_or(0);
     let bytes = outcome
         .report
-        .stage("ArtifactDownloader")
+        .stage(ArtifactDownloader::NAME)
         .map(|s| s.bytes)
         .unwrap_or(0);
     let version = match &outcome.version {

@@ -53,7 +53,8 @@ pub struct ContentState {
     inflight: Arc<Mutex<HashMap<Uuid, ondemand::Waiter>>>,
 }
 
-/// The content app's router.
+/// The content app's router, inside the shell ([`crate::api::shell::content`]: request id,
+/// tracing span, a panic as a 500; no time limit, bodies stream as long as they need).
 pub fn router(state: AppState) -> Router {
     let cs = ContentState {
         app: state,
@@ -62,13 +63,14 @@ pub fn router(state: AppState) -> Router {
     let metrics = Router::new()
         .route("/metrics", crate::api::metrics::route(&cs.app))
         .with_state(cs.app.clone());
-    Router::new()
+    let router = Router::new()
         .route("/pulp/content", get(|| async { redirect(CONTENT_PREFIX) }))
         .route("/pulp/content/", get(handle))
         .route("/pulp/content/{*rest}", get(handle))
         .layer(axum::middleware::from_fn(count_response))
         .with_state(cs)
-        .merge(metrics)
+        .merge(metrics);
+    crate::api::shell::content(router)
 }
 
 /// Counts every content response by status, and the body bytes it announces (a GET's

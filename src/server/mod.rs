@@ -69,6 +69,14 @@ pub struct Settings {
     /// The largest metadata file (manifest, index) a sync downloads, in bytes.
     #[serde(default = "default_max_metadata_size")]
     pub max_metadata_size: u64,
+    /// Seconds an API request may take to answer before it is a 503 (content downloads are
+    /// not limited).
+    #[serde(default = "default_api_request_timeout")]
+    pub api_request_timeout: f64,
+}
+
+fn default_api_request_timeout() -> f64 {
+    crate::api::shell::DEFAULT_API_TIMEOUT.as_secs_f64()
 }
 
 fn default_max_metadata_size() -> u64 {
@@ -95,6 +103,7 @@ impl std::fmt::Debug for Settings {
             .field("metrics_auth", &self.metrics_auth)
             .field("allowed_import_paths", &self.allowed_import_paths)
             .field("max_metadata_size", &self.max_metadata_size)
+            .field("api_request_timeout", &self.api_request_timeout)
             .finish()
     }
 }
@@ -113,6 +122,7 @@ impl Default for Settings {
             metrics_auth: false,
             allowed_import_paths: Vec::new(),
             max_metadata_size: default_max_metadata_size(),
+            api_request_timeout: default_api_request_timeout(),
         }
     }
 }
@@ -305,6 +315,10 @@ impl Server {
             content_path_prefix: crate::content::CONTENT_PREFIX.to_string(),
             metrics_auth: settings.metrics_auth,
             download,
+            request_timeout: std::time::Duration::try_from_secs_f64(settings.api_request_timeout)
+                .map_err(|e| {
+                ServerError::Settings(format!("api_request_timeout: {e}"))
+            })?,
         };
 
         let mut api_addr = None;

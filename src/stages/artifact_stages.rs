@@ -25,10 +25,15 @@ impl QueryExistingArtifacts {
     }
 }
 
+impl QueryExistingArtifacts {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "QueryExistingArtifacts";
+}
+
 #[async_trait]
 impl Stage for QueryExistingArtifacts {
     fn name(&self) -> String {
-        "QueryExistingArtifacts".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
@@ -104,10 +109,15 @@ async fn download_unit(mut dc: DeclarativeContent) -> Result<DeclarativeContent,
     Ok(dc)
 }
 
+impl ArtifactDownloader {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "ArtifactDownloader";
+}
+
 #[async_trait]
 impl Stage for ArtifactDownloader {
     fn name(&self) -> String {
-        "ArtifactDownloader".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
@@ -180,10 +190,15 @@ impl ArtifactSaver {
     }
 }
 
+impl ArtifactSaver {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "ArtifactSaver";
+}
+
 #[async_trait]
 impl Stage for ArtifactSaver {
     fn name(&self) -> String {
-        "ArtifactSaver".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {

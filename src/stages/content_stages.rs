@@ -25,10 +25,15 @@ impl QueryExistingContents {
     }
 }
 
+impl QueryExistingContents {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "QueryExistingContents";
+}
+
 #[async_trait]
 impl Stage for QueryExistingContents {
     fn name(&self) -> String {
-        "QueryExistingContents".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
@@ -83,10 +88,15 @@ impl ContentSaver {
     }
 }
 
+impl ContentSaver {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "ContentSaver";
+}
+
 #[async_trait]
 impl Stage for ContentSaver {
     fn name(&self) -> String {
-        "ContentSaver".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
@@ -156,10 +166,15 @@ impl RemoteArtifactSaver {
     }
 }
 
+impl RemoteArtifactSaver {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "RemoteArtifactSaver";
+}
+
 #[async_trait]
 impl Stage for RemoteArtifactSaver {
     fn name(&self) -> String {
-        "RemoteArtifactSaver".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
@@ -210,10 +225,15 @@ impl ResolveContentFutures {
     }
 }
 
+impl ResolveContentFutures {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "ResolveContentFutures";
+}
+
 #[async_trait]
 impl Stage for ResolveContentFutures {
     fn name(&self) -> String {
-        "ResolveContentFutures".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
@@ -252,10 +272,15 @@ impl ContentAssociation {
     }
 }
 
+impl ContentAssociation {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "ContentAssociation";
+}
+
 #[async_trait]
 impl Stage for ContentAssociation {
     fn name(&self) -> String {
-        "ContentAssociation".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
@@ -284,10 +309,15 @@ impl ContentUnassociation {
     }
 }
 
+impl ContentUnassociation {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "ContentUnassociation";
+}
+
 #[async_trait]
 impl Stage for ContentUnassociation {
     fn name(&self) -> String {
-        "ContentUnassociation".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {

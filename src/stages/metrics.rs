@@ -250,6 +250,21 @@ impl PipelineReport {
     pub fn stage(&self, name: &str) -> Option<&StageReport> {
         self.stages.iter().find(|s| s.name == name)
     }
+
+    /// Adds the per-stage totals to the process's metrics ([`crate::telemetry`]).
+    pub fn record(&self) {
+        crate::telemetry::global().record_pipeline(self.stages.iter().map(|s| {
+            crate::telemetry::StageTotals {
+                stage: &s.name,
+                items_in: s.items_in,
+                items_out: s.items_out,
+                bytes: s.bytes,
+                busy_secs: s.busy_secs,
+                starved_secs: s.starved_secs,
+                blocked_secs: s.blocked_secs,
+            }
+        }));
+    }
 }
 
 /// One sample of a running pipeline: seconds since sampling began, each stage's items out and

@@ -11,6 +11,11 @@
 //!   ContentSaver, RemoteArtifactSaver, ResolveContentFutures, ContentAssociation, and
 //!   ContentUnassociation when mirroring. [`default_stages`] builds that list; a plugin can
 //!   build its own list with custom stages in between and hand it to [`create_pipeline`].
+//!
+//! A stage type's identity is its `NAME` constant (`ArtifactDownloader::NAME`): `Stage::name`
+//! returns it, and whoever looks a stage up in a report (task progress, the CLI) uses the same
+//! constant, never a copy of the string. Finished pipelines push their totals into
+//! [`crate::telemetry`] ([`PipelineReport::record`]); telemetry knows nothing of stages.
 
 pub mod api;
 pub mod artifact_stages;

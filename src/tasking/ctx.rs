@@ -48,8 +48,15 @@ impl TaskCtx {
         &self.name
     }
 
+    /// The task's arguments as stored (JSON).
     pub fn args(&self) -> &serde_json::Value {
         &self.args
+    }
+
+    /// The task's arguments as their struct; a bad shape is a failure naming the task.
+    pub fn args_as<A: super::TaskArgs>(&self) -> Result<A, TaskError> {
+        A::deserialize(&self.args)
+            .map_err(|e| TaskError::failed(format!("bad arguments for task {:?}: {e}", self.name)))
     }
 
     pub fn store(&self) -> &DynStore {

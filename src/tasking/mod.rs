@@ -92,6 +92,15 @@ impl Registry {
     }
 }
 
+/// The arguments of one task function: one serde struct, serialized by whoever dispatches the
+/// task ([`Tasking::dispatch_args`]) and read back once by the function ([`TaskCtx::args_as`]).
+/// `NAME` is the name the function is registered under, so a struct cannot be dispatched to
+/// another task.
+pub trait TaskArgs: serde::Serialize + serde::de::DeserializeOwned {
+    /// The registered name of the task these are the arguments of.
+    const NAME: &'static str;
+}
+
 /// Inserts a `waiting` task and wakes the local workers listening on `wakeup`, if any. Workers
 /// elsewhere find the row by polling.
 pub async fn dispatch(
@@ -159,6 +168,23 @@ impl Tasking {
             shared_resources: shared.iter().map(|s| s.to_string()).collect(),
         };
         dispatch(&self.store, Some(&self.wakeup), &task).await
+    }
+
+    /// Dispatches the task `A` names with `args`, holding `exclusive` and `shared` resources
+    /// while it runs.
+    pub async fn dispatch_args<A: TaskArgs>(
+        &self,
+        args: &A,
+        exclusive: &[&str],
+        shared: &[&str],
+    ) -> Result<Task, TaskError> {
+        let value = serde_json::to_value(args).map_err(|e| {
+            TaskError::failed(format!(
+                "cannot serialize the arguments of {}: {e}",
+                A::NAME
+            ))
+        })?;
+        self.dispatch(A::NAME, value, exclusive, shared).await
     }
 
     /// A worker named `name` sharing this handle's store, registry and wakeup.

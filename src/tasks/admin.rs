@@ -18,13 +18,13 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::{DbError, DynStore};
 use crate::models::{ProgressReport, TaskFilter, TaskState};
 use crate::storage::ArtifactStorage;
-use crate::tasking::{TaskCtx, TaskError};
+use crate::tasking::{TaskArgs, TaskCtx, TaskError};
 
 /// The registered name of the orphan cleanup task.
 pub const ORPHAN_CLEANUP: &str = "orphan_cleanup";
@@ -36,12 +36,19 @@ pub const ORPHAN_CLEANUP_RESOURCE: &str = "/pulp/api/v3/orphans/cleanup/";
 /// `ORPHAN_PROTECTION_TIME`).
 pub const DEFAULT_ORPHAN_PROTECTION_MINUTES: u64 = 1440;
 
-/// The arguments of an orphan cleanup task.
-pub fn orphan_cleanup_args(protection_minutes: u64, content_ids: Option<&[Uuid]>) -> Value {
-    serde_json::json!({
-        "orphan_protection_time": protection_minutes,
-        "content_ids": content_ids.map(|ids| ids.iter().map(Uuid::to_string).collect::<Vec<_>>()),
-    })
+/// The arguments of an orphan cleanup task: orphans older than `orphan_protection_time`
+/// minutes ([`DEFAULT_ORPHAN_PROTECTION_MINUTES`] when absent), only among `content_ids` when
+/// given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrphanCleanupArgs {
+    #[serde(default)]
+    pub orphan_protection_time: Option<u64>,
+    #[serde(default)]
+    pub content_ids: Option<Vec<Uuid>>,
+}
+
+impl TaskArgs for OrphanCleanupArgs {
+    const NAME: &'static str = ORPHAN_CLEANUP;
 }
 
 /// A stored file younger than this is never swept as untracked, whatever the protection time:
@@ -80,24 +87,11 @@ fn report(
 
 /// Deletes orphan content, then orphan artifacts and their files.
 pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<(), TaskError> {
-    let args = ctx.args();
-    let minutes = match &args["orphan_protection_time"] {
-        Value::Null => DEFAULT_ORPHAN_PROTECTION_MINUTES,
-        v => v
-            .as_u64()
-            .ok_or_else(|| TaskError::failed("orphan_protection_time must be an integer"))?,
-    };
-    let content_ids: Option<Vec<Uuid>> = match &args["content_ids"] {
-        Value::Null => None,
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| TaskError::failed("content_ids must be a list of uuids"))?,
-        ),
-        _ => return Err(TaskError::failed("content_ids must be a list of uuids")),
-    };
+    let args: OrphanCleanupArgs = ctx.args_as()?;
+    let minutes = args
+        .orphan_protection_time
+        .unwrap_or(DEFAULT_ORPHAN_PROTECTION_MINUTES);
+    let content_ids = args.content_ids;
     if ctx.is_canceled() {
         return Err(TaskError::Canceled);
     }

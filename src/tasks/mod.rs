@@ -1,8 +1,14 @@
 //! The task functions the server's workers run, registered by name (pulpcore's `app/tasks/`).
 //!
-//! Each function reads its arguments from the task row, does its work through the store and
-//! the artifact storage, and records created resources. The REST API dispatches them with
-//! the resources they reserve; nothing here knows about HTTP.
+//! Each task's arguments are one serde struct implementing [`crate::tasking::TaskArgs`]
+//! (`SyncArgs`, `PublishArgs`, `OrphanCleanupArgs`...): the REST API builds it and dispatches it
+//! with the resources it reserves ([`crate::tasking::Tasking::dispatch_args`]); the function
+//! reads it once ([`crate::tasking::TaskCtx::args_as`], a bad shape fails the task), does its
+//! work through the store and the artifact storage, and records created resources.
+//!
+//! What this layer knows: tasking, the store, storage, plugins, sync (and its stages' names for
+//! progress), the shared field rules ([`crate::validation`]) and hrefs ([`crate::href`]).
+//! Nothing here imports [`crate::api`] or knows about HTTP.
 //!
 //! - `repository`: sync, modify, delete a repository version, update / delete remotes and
 //!   repositories.

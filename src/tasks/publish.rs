@@ -12,38 +12,82 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::TaskEnv;
-use crate::api::href;
 use crate::db::distribution::DistributionFields;
+use crate::href;
 use crate::models::NewArtifact;
 use crate::plugins::Plugin;
 use crate::storage::ArtifactStorage;
-use crate::tasking::{Registry, TaskCtx, TaskError};
+use crate::tasking::{Registry, TaskArgs, TaskCtx, TaskError};
+
+/// Task names.
+pub const PUBLISH: &str = "publish";
+pub const DISTRIBUTION_CREATE: &str = "distribution_create";
+pub const DISTRIBUTION_UPDATE: &str = "distribution_update";
+pub const DISTRIBUTION_DELETE: &str = "distribution_delete";
 
 /// Registers `publish` and the distribution tasks.
 pub fn register(reg: &mut Registry, env: &TaskEnv) {
     let e = env.clone();
-    reg.register("publish", move |ctx| publish(ctx, e.clone()));
+    reg.register(PUBLISH, move |ctx| publish(ctx, e.clone()));
     let e = env.clone();
-    reg.register("distribution_create", move |ctx| {
+    reg.register(DISTRIBUTION_CREATE, move |ctx| {
         distribution_create(ctx, e.clone())
     });
     let e = env.clone();
-    reg.register("distribution_update", move |ctx| {
+    reg.register(DISTRIBUTION_UPDATE, move |ctx| {
         distribution_update(ctx, e.clone())
     });
-    reg.register("distribution_delete", distribution_delete);
+    reg.register(DISTRIBUTION_DELETE, distribution_delete);
 }
 
-fn arg_uuid(ctx: &TaskCtx, name: &str) -> Result<Uuid, TaskError> {
-    ctx.args()
-        .get(name)
-        .and_then(|v| v.as_str())
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| TaskError::failed(format!("task argument {name:?} missing")))
+/// `publish`: a publication of `repository_version` by `plugin` (its name), with the
+/// plugin's publication fields `plugin_data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishArgs {
+    pub plugin: String,
+    pub repository_version: Uuid,
+    #[serde(default)]
+    pub plugin_data: serde_json::Value,
+}
+
+impl TaskArgs for PublishArgs {
+    const NAME: &'static str = PUBLISH;
+}
+
+/// `distribution_create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributionCreateArgs {
+    pub fields: DistributionFields,
+}
+
+impl TaskArgs for DistributionCreateArgs {
+    const NAME: &'static str = DISTRIBUTION_CREATE;
+}
+
+/// `distribution_update`: every field of distribution `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributionUpdateArgs {
+    pub id: Uuid,
+    pub fields: DistributionFields,
+}
+
+impl TaskArgs for DistributionUpdateArgs {
+    const NAME: &'static str = DISTRIBUTION_UPDATE;
+}
+
+/// `distribution_delete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributionDeleteArgs {
+    pub id: Uuid,
+}
+
+impl TaskArgs for DistributionDeleteArgs {
+    const NAME: &'static str = DISTRIBUTION_DELETE;
 }
 
 fn plugin_named(env: &TaskEnv, name: &str) -> Result<Arc<dyn Plugin>, TaskError> {
@@ -62,13 +106,18 @@ fn plugin_of_type(env: &TaskEnv, pulp_type: &str) -> Result<Arc<dyn Plugin>, Tas
         .ok_or_else(|| TaskError::failed(format!("no plugin for {pulp_type:?}")))
 }
 
-/// Args: `plugin` (name), `repository_version` (version id), `plugin_data` (the plugin's
-/// publication fields).
+/// Args: [`PublishArgs`].
 async fn publish(ctx: TaskCtx, env: TaskEnv) -> Result<(), TaskError> {
-    let plugin = plugin_named(&env, ctx.args()["plugin"].as_str().unwrap_or_default())?;
-    let version_id = arg_uuid(&ctx, "repository_version")?;
-    let plugin_data = ctx.args()["plugin_data"].clone();
-    publish_version(&ctx, &env, plugin.as_ref(), version_id, &plugin_data).await
+    let args: PublishArgs = ctx.args_as()?;
+    let plugin = plugin_named(&env, &args.plugin)?;
+    publish_version(
+        &ctx,
+        &env,
+        plugin.as_ref(),
+        args.repository_version,
+        &args.plugin_data,
+    )
+    .await
 }
 
 /// Publishes `version_id` with the plugin's publication fields `plugin_data`: the publication
@@ -193,14 +242,9 @@ pub fn path_prefixes(path: &str) -> Vec<String> {
     out
 }
 
-fn fields_arg(ctx: &TaskCtx) -> Result<DistributionFields, TaskError> {
-    serde_json::from_value(ctx.args()["fields"].clone())
-        .map_err(|e| TaskError::failed(format!("bad task arguments: {e}")))
-}
-
-/// Args: `fields` ([`DistributionFields`]).
+/// Args: [`DistributionCreateArgs`].
 async fn distribution_create(ctx: TaskCtx, env: TaskEnv) -> Result<(), TaskError> {
-    let fields = fields_arg(&ctx)?;
+    let DistributionCreateArgs { fields } = ctx.args_as()?;
     check_overlap(&env, &fields, None).await?;
     let plugin = plugin_of_type(&env, &fields.pulp_type)?;
     let d = env
@@ -213,10 +257,9 @@ async fn distribution_create(ctx: TaskCtx, env: TaskEnv) -> Result<(), TaskError
     Ok(())
 }
 
-/// Args: `id`, `fields`.
+/// Args: [`DistributionUpdateArgs`].
 async fn distribution_update(ctx: TaskCtx, env: TaskEnv) -> Result<(), TaskError> {
-    let id = arg_uuid(&ctx, "id")?;
-    let fields = fields_arg(&ctx)?;
+    let DistributionUpdateArgs { id, fields } = ctx.args_as()?;
     check_overlap(&env, &fields, Some(id)).await?;
     env.store
         .update_distribution(id, &fields)
@@ -225,9 +268,9 @@ async fn distribution_update(ctx: TaskCtx, env: TaskEnv) -> Result<(), TaskError
     Ok(())
 }
 
-/// Args: `id`.
+/// Args: [`DistributionDeleteArgs`].
 async fn distribution_delete(ctx: TaskCtx) -> Result<(), TaskError> {
-    let id = arg_uuid(&ctx, "id")?;
+    let DistributionDeleteArgs { id } = ctx.args_as()?;
     ctx.store().delete_distribution(id).await?;
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! Process metrics in the Prometheus / OpenMetrics text format, served at `GET /metrics` by
 //! the API and the content app.
 //!
+//! A leaf: it imports nothing from the rest of the crate. Callers hand it plain numbers
+//! ([`StageTotals`], status codes, durations); the sync pipeline converts its own report.
+//!
 //! One registry per process ([`global`]). Counters are updated where the work happens: a
 //! finished pipeline adds its per-stage report ([`Telemetry::record_pipeline`]), downloaders
 //! record per remote (labelled by the remote's *name*, never its URL, which may carry
@@ -19,8 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-
-use crate::stages::PipelineReport;
 
 /// The content type of [`Telemetry::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -69,6 +70,19 @@ pub struct StatusLabels {
 pub struct OutcomeLabels {
     /// `saved`, `streamed` or `failed`.
     pub outcome: String,
+}
+
+/// One stage's totals over a finished pipeline run, as [`Telemetry::record_pipeline`] takes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTotals<'a> {
+    /// The stage's name (its type's `NAME`), the `stage` label.
+    pub stage: &'a str,
+    pub items_in: u64,
+    pub items_out: u64,
+    pub bytes: u64,
+    pub busy_secs: f64,
+    pub starved_secs: f64,
+    pub blocked_secs: f64,
 }
 
 type FloatCounter = Counter<f64, AtomicU64>;
@@ -211,10 +225,10 @@ impl Telemetry {
     }
 
     /// Adds a finished pipeline's per-stage numbers.
-    pub fn record_pipeline(&self, report: &PipelineReport) {
-        for s in &report.stages {
+    pub fn record_pipeline<'a>(&self, stages: impl IntoIterator<Item = StageTotals<'a>>) {
+        for s in stages {
             let l = StageLabels {
-                stage: s.name.clone(),
+                stage: s.stage.to_string(),
             };
             self.stage_items_in.get_or_create(&l).inc_by(s.items_in);
             self.stage_items_out.get_or_create(&l).inc_by(s.items_out);
@@ -226,7 +240,7 @@ impl Telemetry {
             ] {
                 self.stage_seconds
                     .get_or_create(&StageStateLabels {
-                        stage: s.name.clone(),
+                        stage: s.stage.to_string(),
                         state: state.to_string(),
                     })
                     .inc_by(secs);
@@ -336,25 +350,19 @@ pub fn global() -> &'static Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::StageReport;
 
     #[test]
     fn renders_what_was_recorded() {
         let t = Telemetry::new();
-        t.record_pipeline(&PipelineReport {
-            stages: vec![StageReport {
-                name: "ArtifactDownloader".into(),
-                items_in: 3,
-                items_out: 2,
-                bytes: 100,
-                artifacts: 2,
-                wall_secs: 1.0,
-                busy_secs: 0.5,
-                starved_secs: 0.25,
-                blocked_secs: 0.25,
-            }],
-            links: vec![],
-        });
+        t.record_pipeline([StageTotals {
+            stage: "ArtifactDownloader",
+            items_in: 3,
+            items_out: 2,
+            bytes: 100,
+            busy_secs: 0.5,
+            starved_secs: 0.25,
+            blocked_secs: 0.25,
+        }]);
         t.set_task_counts(&[("sync".into(), "completed".into(), 4)]);
         let text = t.render();
         assert!(

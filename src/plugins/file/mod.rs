@@ -209,10 +209,15 @@ pub struct FileFirstStage {
     env: SyncEnv,
 }
 
+impl FileFirstStage {
+    /// The stage's identity: its name in reports, metrics and progress.
+    pub const NAME: &'static str = "FileFirstStage";
+}
+
 #[async_trait]
 impl Stage for FileFirstStage {
     fn name(&self) -> String {
-        "FileFirstStage".into()
+        Self::NAME.into()
     }
 
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {

@@ -1,4 +1,6 @@
-//! `pulp_href` and `prn` of every object, and parsing an href back.
+//! `pulp_href` and `prn` of every object, and parsing an href back: the names the REST API
+//! gives resources, shared by the API (answers, path parameters) and the task functions
+//! (created resources, hrefs in arguments), so neither has to import the other.
 //!
 //! Plugin objects live under `<collection>/<app_label>/<kind>/<uuid>/` (content under
 //! `content/<app_label>/<content_kind>/`), core objects under `<collection>/<uuid>/`; versions
@@ -6,8 +8,10 @@
 
 use uuid::Uuid;
 
-use super::API_ROOT;
 use crate::plugins::ApiNames;
+
+/// The prefix of every API path.
+pub const API_ROOT: &str = "/pulp/api/v3/";
 
 /// `/pulp/api/v3/remotes/<app>/<kind>/<id>/`.
 pub fn remote(n: &ApiNames, id: Uuid) -> String {
