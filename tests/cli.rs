@@ -201,3 +201,52 @@ fn bench_names_the_download_the_bottleneck_when_the_upstream_is_slow() {
         );
     }
 }
+
+/// The names of the `pulp_bench_*` databases on the test cluster.
+fn bench_databases(admin: &str) -> std::collections::BTreeSet<String> {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'pulp\\_bench\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        names.into_iter().collect()
+    })
+}
+
+#[test]
+fn bench_on_postgres_drops_the_databases_it_made() {
+    let Ok(admin) = std::env::var("PULP_TEST_DATABASE_URL") else {
+        eprintln!("PULP_TEST_DATABASE_URL unset: PostgreSQL half skipped");
+        return;
+    };
+    let before = bench_databases(&admin);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let (ok, out, err) = pulp(
+        dir.path(),
+        &[
+            "bench",
+            "--fixture",
+            "20,1K",
+            "--runs",
+            "2",
+            "--database-url",
+            &admin,
+            "--work-dir",
+            dir.path().to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "bench failed: {out}\n{err}");
+    let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(runs[0]["backend"], "postgres", "{out}");
+    let after = bench_databases(&admin);
+    let left: Vec<_> = after.difference(&before).collect();
+    assert!(left.is_empty(), "bench left databases behind: {left:?}");
+}

@@ -161,6 +161,7 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("no plugin called {:?}", args.plugin))?;
     let mut runs = Vec::new();
     let mut finished = Vec::new();
+    let mut databases = Vec::new();
     for &concurrency in &args.concurrency {
         for run in 1..=args.runs {
             let data = tempfile::Builder::new()
@@ -170,6 +171,11 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
                 Some(u) => Some(pulp_rs::db::fresh_database(u, "pulp_bench").await?),
                 None => None,
             };
+            if let (Some(admin), Some(fresh)) = (db_url, &url_db) {
+                if fresh != admin {
+                    databases.push(fresh.clone());
+                }
+            }
             let (store, storage) = super::open(data.path(), url_db.as_deref()).await?;
             let sargs = SyncArgs {
                 url: url.clone(),
@@ -265,6 +271,14 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
     for data in finished {
         if args.keep {
             eprintln!("kept {}", data.keep().display());
+        }
+    }
+    // Like the data directories, the fresh databases go after the last run (a drop makes the
+    // server checkpoint, which would slow the run after it).
+    for fresh in databases {
+        match (args.keep, db_url) {
+            (true, _) | (_, None) => eprintln!("kept database {}", super::redact_url(&fresh)),
+            (false, Some(admin)) => pulp_rs::db::drop_fresh_database(admin, &fresh).await?,
         }
     }
     if runs.len() > 1 {

@@ -292,3 +292,30 @@ pub async fn fresh_database(url: &str, prefix: &str) -> DbResult<String> {
     parsed.set_path(&format!("/{name}"));
     Ok(parsed.to_string())
 }
+
+/// Drops a database [`fresh_database`] made (its URL), connecting through `admin_url`; other
+/// sessions on it are ended. Only names [`fresh_database`] gives (`<prefix>_<hex>`) are
+/// dropped; a SQLite URL is left alone.
+pub async fn drop_fresh_database(admin_url: &str, fresh_url: &str) -> DbResult<()> {
+    use sqlx::Connection;
+    if !(fresh_url.starts_with("postgres://") || fresh_url.starts_with("postgresql://")) {
+        return Ok(());
+    }
+    let parsed = url::Url::parse(fresh_url).map_err(|_| DbError::BadUrl(fresh_url.to_string()))?;
+    let name = parsed.path().trim_start_matches('/');
+    let ours = name.contains('_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ours {
+        return Err(DbError::BadUrl(fresh_url.to_string()));
+    }
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(())
+}
