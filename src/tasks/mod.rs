@@ -8,7 +8,7 @@
 //!
 //! What this layer knows: tasking, the store, storage, plugins, sync (and its stages' names for
 //! progress), the shared field rules ([`crate::validation`]) and hrefs ([`crate::href`]).
-//! Nothing here imports [`crate::api`] or knows about HTTP.
+//! Nothing here imports the REST layer (`api`) or knows about HTTP.
 //!
 //! - `repository`: sync, modify, delete a repository version, update / delete remotes and
 //!   repositories.

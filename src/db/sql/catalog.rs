@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::super::{ids_param, in_list_param, push_json_member, FOR_UPDATE};
 use super::rows::{content_from, remote_from, repo_from, CONTENT_COLS, REMOTE_COLS, REPO_COLS};
-use super::{Backend, Db};
+use super::{delete_by_id, Backend, Db};
 use crate::db::catalog::{labels_to_json, CatalogStore, ContentQuery, LAST_VERSION};
 use crate::db::shared;
 use crate::db::types::{opt_id, Id, Json, Time};
@@ -80,13 +80,7 @@ impl CatalogStore for Backend {
 
     async fn delete_remote(&self, id: Uuid) -> DbResult<()> {
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query("DELETE FROM remotes WHERE id = $1")
-            .bind(Id(id))
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound(format!("remote {id}")));
-        }
+        delete_by_id(&mut tx, "remotes", "remote", id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -142,13 +136,7 @@ impl CatalogStore for Backend {
             .bind(Id(id))
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM repositories WHERE id = $1")
-            .bind(Id(id))
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound(format!("repository {id}")));
-        }
+        delete_by_id(&mut tx, "repositories", "repository", id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::super::{ids_param, in_list_param, push_contains, strs_param};
 use super::rows::{artifact_cols, artifact_from};
-use super::{Backend, Db, DbRow};
+use super::{delete_by_id, Backend, Db, DbRow};
 use crate::db::catalog::labels_to_json;
 use crate::db::distribution::{
     like_escape, Distribution, DistributionFields, DistributionFilter, DistributionStore,
@@ -312,14 +312,8 @@ impl DistributionStore for Backend {
     }
 
     async fn delete_publication(&self, id: Uuid) -> DbResult<()> {
-        let done = sqlx::query("DELETE FROM publications WHERE id = $1")
-            .bind(Id(id))
-            .execute(self.writer())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound(format!("publication {id}")));
-        }
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        delete_by_id(&mut conn, "publications", "publication", id).await
     }
 
     async fn get_publication(&self, id: Uuid) -> DbResult<Publication> {
@@ -462,14 +456,8 @@ impl DistributionStore for Backend {
     }
 
     async fn delete_distribution(&self, id: Uuid) -> DbResult<()> {
-        let done = sqlx::query("DELETE FROM distributions WHERE id = $1")
-            .bind(Id(id))
-            .execute(self.writer())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(DbError::NotFound(format!("distribution {id}")));
-        }
-        Ok(())
+        let mut conn = self.writer().acquire().await?;
+        delete_by_id(&mut conn, "distributions", "distribution", id).await
     }
 
     async fn get_distribution(&self, id: Uuid) -> DbResult<Distribution> {

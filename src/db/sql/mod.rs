@@ -38,3 +38,22 @@ pub(crate) type Conn = <Db as sqlx::Database>::Connection;
 
 /// A row of this backend.
 pub(crate) type DbRow = <Db as sqlx::Database>::Row;
+
+/// Deletes row `id` of `table` (one of ours, never input); [`crate::db::DbError::NotFound`]
+/// naming `what` when there was none.
+pub(crate) async fn delete_by_id(
+    conn: &mut Conn,
+    table: &'static str,
+    what: &str,
+    id: uuid::Uuid,
+) -> crate::db::DbResult<()> {
+    let sql = format!("DELETE FROM {table} WHERE id = $1");
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(crate::db::types::Id(id))
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(crate::db::DbError::NotFound(format!("{what} {id}")));
+    }
+    Ok(())
+}
