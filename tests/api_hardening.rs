@@ -277,6 +277,13 @@ async fn a_starting_process_discards_what_a_crash_left() {
         backdate(&stale, Duration::from_secs(3 * 3600));
         let fresh = tmp.join(".download-fresh");
         std::fs::write(&fresh, b"new").expect("fresh");
+        // An old directory that is no sync's (some other task's work area) is not ours to judge.
+        let other = tmp.join("publish-work");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        std::fs::File::open(&other)
+            .expect("open dir")
+            .set_modified(SystemTime::now() - Duration::from_secs(3 * 3600))
+            .expect("backdate dir");
         drop(store);
 
         let mut settings = app.settings.clone();
@@ -296,6 +303,10 @@ async fn a_starting_process_discards_what_a_crash_left() {
         );
         assert!(!stale.exists(), "{backend}: the stale download stays");
         assert!(fresh.exists(), "{backend}: a fresh temp file was removed");
+        assert!(
+            other.exists(),
+            "{backend}: another task's directory was removed"
+        );
         let (_, versions) = again
             .get(&format!("{}versions/", repo["pulp_href"].as_str().unwrap()))
             .await;

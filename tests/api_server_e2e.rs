@@ -274,6 +274,29 @@ async fn a_killed_worker_fails_its_task_and_releases_the_repository() {
             reason.contains("Worker has gone missing"),
             "{backend}: {failed}"
         );
+        // The worker that noticed also removed what the dead one left: its incomplete version
+        // and its sync's temp directory (the recovery runs right after the reaping).
+        let store = pulp_rs::db::connect(&app.settings.database_url())
+            .await
+            .expect("store");
+        let tmp = app.settings.data_dir.join("media").join("tmp");
+        let leftovers = || {
+            std::fs::read_dir(&tmp)
+                .map(|rd| {
+                    rd.filter_map(Result::ok)
+                        .filter(|e| e.file_name().to_string_lossy().starts_with("sync-"))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !store.incomplete_versions().await.expect("list").is_empty() || leftovers() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend}: the dead worker's incomplete version or temp directory stayed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
 
         // The repository is free again: a new sync runs and makes version 1.
         upstream.set_delay_all(None);

@@ -231,6 +231,44 @@ async fn sweep_untracked_files(
     Ok(removed)
 }
 
+/// Removes, below `tmp`, the `sync-<repository>` directories whose repository is not in
+/// `owned` and the loose files untouched for [`STALE_TEMP_AGE`]; returns how many went.
+fn clean_temp_area(tmp: &std::path::Path, owned: &HashSet<Uuid>) -> u64 {
+    let stale_before = SystemTime::now()
+        .checked_sub(STALE_TEMP_AGE)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(meta) = entry.metadata() else { continue };
+        let path = entry.path();
+        let name = entry.file_name();
+        let sync_of = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("sync-"))
+            .and_then(|id| Uuid::parse_str(id).ok());
+        let result = match (meta.is_dir(), sync_of) {
+            (true, Some(repository)) if !owned.contains(&repository) => {
+                std::fs::remove_dir_all(&path)
+            }
+            (false, _) if meta.modified().is_ok_and(|m| m < stale_before) => {
+                std::fs::remove_file(&path)
+            }
+            _ => continue,
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temp entry")
+            }
+        }
+    }
+    removed
+}
+
 /// What [`recover`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -253,18 +291,16 @@ pub async fn recover(store: &DynStore, storage: &ArtifactStorage) -> Result<Reco
             ..TaskFilter::default()
         })
         .await?;
-    let owned = |repository: Uuid| {
-        let id = repository.to_string();
-        running.iter().any(|t| {
-            t.exclusive_resources
-                .iter()
-                .chain(&t.shared_resources)
-                .any(|r| r.contains(&id))
-        })
-    };
+    // Every id named by a resource a running task holds (hrefs such as
+    // `/pulp/api/v3/repositories/file/file/<id>/`, shared ones prefixed `shared:`).
+    let owned: HashSet<Uuid> = running
+        .iter()
+        .flat_map(|t| t.exclusive_resources.iter().chain(&t.shared_resources))
+        .flat_map(|r| r.split('/').filter_map(|seg| Uuid::parse_str(seg).ok()))
+        .collect();
     let mut out = Recovery::default();
     for (version, repository) in versions {
-        if owned(repository) {
+        if owned.contains(&repository) {
             continue;
         }
         store.discard_version(version).await?;
@@ -272,51 +308,14 @@ pub async fn recover(store: &DynStore, storage: &ArtifactStorage) -> Result<Reco
         out.versions += 1;
     }
 
-    // Temp area: `sync-<repository>` directories of syncs no task runs, and stale loose files.
+    // Temp area: `sync-<repository>` directories of syncs no task runs, and stale loose files
+    // (other directories are left alone). Blocking file work, off the async threads.
     let tmp = storage.tmp_dir().to_path_buf();
-    let stale_before = SystemTime::now()
-        .checked_sub(STALE_TEMP_AGE)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let entries: Vec<(std::path::PathBuf, bool, Option<SystemTime>)> = match std::fs::read_dir(&tmp)
-    {
-        Ok(rd) => rd
-            .filter_map(Result::ok)
-            .map(|e| {
-                let meta = e.metadata().ok();
-                (
-                    e.path(),
-                    meta.as_ref().is_some_and(|m| m.is_dir()),
-                    meta.and_then(|m| m.modified().ok()),
-                )
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    for (path, is_dir, modified) in entries {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let remove = match name.strip_prefix("sync-").map(Uuid::parse_str) {
-            Some(Ok(repository)) if is_dir => !owned(repository),
-            _ => modified.is_some_and(|m| m < stale_before),
-        };
-        if !remove {
-            continue;
-        }
-        let result = if is_dir {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        match result {
-            Ok(()) => out.temp_entries += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temp entry")
-            }
-        }
-    }
+    out.temp_entries = tokio::task::spawn_blocking(move || clean_temp_area(&tmp, &owned))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "temp area cleanup stopped");
+            0
+        });
     Ok(out)
 }
