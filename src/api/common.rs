@@ -211,3 +211,24 @@ pub(crate) fn title(s: &str) -> String {
         None => String::new(),
     }
 }
+
+/// The version an href names, for filter `field`: (repository id, number, version id).
+pub(crate) async fn version_of(
+    state: &AppState,
+    plugin: &dyn Plugin,
+    field: &str,
+    h: &str,
+) -> ApiResult<(Uuid, i64, Uuid)> {
+    let names = plugin.api_names();
+    let bad = || ApiError::field(field, "Invalid hyperlink - Object does not exist.");
+    let (coll, repo, number) = href::parse_version(h).ok_or_else(bad)?;
+    if coll != ["repositories", names.app_label, names.kind] {
+        return Err(bad());
+    }
+    let v = state
+        .store
+        .get_version(repo, number)
+        .await?
+        .ok_or_else(bad)?;
+    Ok((repo, number, v.id))
+}

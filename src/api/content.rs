@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::common::{path_id, plugin, title, ts};
+use super::common::{self, path_id, plugin, title, ts};
 use super::list::Query;
 use super::openapi::paginated;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
@@ -61,27 +61,6 @@ const CORE_FILTERS: &[&str] = &[
     "pulp_label_select",
 ];
 
-/// The version an href names, for filter `field`: (repository id, number, version id).
-async fn version_of(
-    state: &AppState,
-    plugin: &dyn Plugin,
-    field: &str,
-    h: &str,
-) -> ApiResult<(Uuid, i64, Uuid)> {
-    let names = plugin.api_names();
-    let bad = || ApiError::field(field, "Invalid hyperlink - Object does not exist.");
-    let (coll, repo, number) = href::parse_version(h).ok_or_else(bad)?;
-    if coll != ["repositories", names.app_label, names.kind] {
-        return Err(bad());
-    }
-    let v = state
-        .store
-        .get_version(repo, number)
-        .await?
-        .ok_or_else(bad)?;
-    Ok((repo, number, v.id))
-}
-
 async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
     let plugin = plugin(&state, p)?;
     let filters = plugin.content_filters();
@@ -97,19 +76,19 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     };
     if let Some(h) = q.value("repository_version") {
         let (repo, number, _) =
-            version_of(&state, plugin.as_ref(), "repository_version", h).await?;
+            common::version_of(&state, plugin.as_ref(), "repository_version", h).await?;
         query.in_version = Some((repo, number));
     }
     if let Some(h) = q.value("repository_version_added") {
         query.added_in = Some(
-            version_of(&state, plugin.as_ref(), "repository_version_added", h)
+            common::version_of(&state, plugin.as_ref(), "repository_version_added", h)
                 .await?
                 .2,
         );
     }
     if let Some(h) = q.value("repository_version_removed") {
         query.removed_in = Some(
-            version_of(&state, plugin.as_ref(), "repository_version_removed", h)
+            common::version_of(&state, plugin.as_ref(), "repository_version_removed", h)
                 .await?
                 .2,
         );

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::JsonObject;
-use super::common::{accepted, title, ts};
+use super::common::{self, accepted, title, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::Param;
@@ -206,22 +206,9 @@ async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResul
     // A version or repository href of another plugin or that names nothing is a 400, as in
     // pulpcore (its test lists by a version that does not exist and expects an error).
     if let Some(h) = q.value("repository_version") {
-        let bad = || {
-            ApiError::field(
-                "repository_version",
-                "Invalid hyperlink - Object does not exist.",
-            )
-        };
-        let (coll, repo, number) = href::parse_version(h).ok_or_else(bad)?;
-        if coll != ["repositories", n.app_label, n.kind] {
-            return Err(bad());
-        }
-        let v = state
-            .store
-            .get_version(repo, number)
-            .await?
-            .ok_or_else(bad)?;
-        f.version_id = Some(v.id);
+        let (_, _, version) =
+            common::version_of(&state, p.as_ref(), "repository_version", h).await?;
+        f.version_id = Some(version);
     }
     if let Some(h) = q.value("repository") {
         let parsed = href::parse(h)
