@@ -296,13 +296,7 @@ impl PgStore {
         .bind(paths)
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            shared::map_write_err(
-                e,
-                || "content artifact".to_string(),
-                || "content or artifact of a content artifact".to_string(),
-            )
-        })?;
+        .map_err(shared::content_artifact_write_err)?;
         // An artifact now known fills a content artifact that had none.
         let known: Vec<&CaRow<'_>> = cas.iter().filter(|c| c.artifact_id.is_some()).collect();
         if !known.is_empty() {
@@ -414,13 +408,7 @@ impl PgStore {
             .bind(sha512)
             .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                shared::map_write_err(
-                    e,
-                    || "remote artifact".to_string(),
-                    || "remote of a remote artifact".to_string(),
-                )
-            })?;
+            .map_err(shared::remote_artifact_write_err)?;
         }
         Ok(())
     }

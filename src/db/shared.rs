@@ -57,6 +57,24 @@ pub(crate) fn map_write_err(
     conflict_or_sqlx(e, conflict)
 }
 
+/// [`map_write_err`] for a batch of content artifacts.
+pub(crate) fn content_artifact_write_err(e: sqlx::Error) -> DbError {
+    map_write_err(
+        e,
+        || "content artifact".to_string(),
+        || "content or artifact of a content artifact".to_string(),
+    )
+}
+
+/// [`map_write_err`] for a batch of remote artifacts.
+pub(crate) fn remote_artifact_write_err(e: sqlx::Error) -> DbError {
+    map_write_err(
+        e,
+        || "remote artifact".to_string(),
+        || "remote of a remote artifact".to_string(),
+    )
+}
+
 /// Now, truncated to microseconds (what both backends store).
 pub(crate) fn now() -> DateTime<Utc> {
     micros_to_time(Utc::now().timestamp_micros()).unwrap_or_else(Utc::now)

@@ -344,13 +344,9 @@ impl SqliteStore {
                     .bind(opt_hy(ca.artifact_id))
                     .bind(ca.relative_path);
             }
-            q.execute(&mut *tx).await.map_err(|e| {
-                shared::map_write_err(
-                    e,
-                    || "content artifact".to_string(),
-                    || "content or artifact of a content artifact".to_string(),
-                )
-            })?;
+            q.execute(&mut *tx)
+                .await
+                .map_err(shared::content_artifact_write_err)?;
         }
         Ok(())
     }
@@ -389,13 +385,9 @@ impl SqliteStore {
                     .bind(&ra.other.sha384)
                     .bind(&ra.other.sha512);
             }
-            q.execute(&mut *tx).await.map_err(|e| {
-                shared::map_write_err(
-                    e,
-                    || "remote artifact".to_string(),
-                    || "remote of a remote artifact".to_string(),
-                )
-            })?;
+            q.execute(&mut *tx)
+                .await
+                .map_err(shared::remote_artifact_write_err)?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::super::{ids_param, in_list_param};
-use super::{Backend, Db};
+use super::{row_by_id, Backend, Db};
 use crate::db::admin::{AdminStore, ArtifactFilter, OrphanCleanup};
 use crate::db::shared;
 use crate::db::types::{Id, Time};
@@ -100,11 +100,7 @@ impl AdminStore for Backend {
 
     async fn get_artifact(&self, id: Uuid) -> DbResult<Artifact> {
         let sql = format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Id(id))
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("artifact {id}")))?;
+        let row = row_by_id(self.reader(), sql, "artifact", id).await?;
         artifact_from(&row)
     }
 

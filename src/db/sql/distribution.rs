@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::super::{ids_param, in_list_param, push_contains, strs_param};
 use super::rows::{artifact_cols, artifact_from};
-use super::{delete_by_id, Backend, Db, DbRow};
+use super::{delete_by_id, row_by_id, Backend, Db, DbRow};
 use crate::db::catalog::labels_to_json;
 use crate::db::distribution::{
     like_escape, Distribution, DistributionFields, DistributionFilter, DistributionStore,
@@ -216,22 +216,14 @@ impl Backend {
     /// A publication read on the write pool, right after writing it.
     async fn publication_in(&self, id: Uuid) -> DbResult<Publication> {
         let sql = format!("SELECT {PUB_COLS} {PUB_FROM} WHERE p.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(id))
-            .fetch_optional(self.writer())
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("publication {id}")))?;
+        let row = row_by_id(self.writer(), sql, "publication", id).await?;
         pub_from(&row)
     }
 
     /// A distribution read on the write pool, right after writing it.
     async fn distribution_in(&self, id: Uuid) -> DbResult<Distribution> {
         let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(id))
-            .fetch_optional(self.writer())
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("distribution {id}")))?;
+        let row = row_by_id(self.writer(), sql, "distribution", id).await?;
         dist_from(&row)
     }
 }
@@ -318,11 +310,7 @@ impl DistributionStore for Backend {
 
     async fn get_publication(&self, id: Uuid) -> DbResult<Publication> {
         let sql = format!("SELECT {PUB_COLS} {PUB_FROM} WHERE p.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(id))
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("publication {id}")))?;
+        let row = row_by_id(self.reader(), sql, "publication", id).await?;
         pub_from(&row)
     }
 
@@ -462,11 +450,7 @@ impl DistributionStore for Backend {
 
     async fn get_distribution(&self, id: Uuid) -> DbResult<Distribution> {
         let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(id))
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or_else(|| DbError::NotFound(format!("distribution {id}")))?;
+        let row = row_by_id(self.reader(), sql, "distribution", id).await?;
         dist_from(&row)
     }
 

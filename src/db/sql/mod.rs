@@ -57,3 +57,21 @@ pub(crate) async fn delete_by_id(
     }
     Ok(())
 }
+
+/// The one row of `sql`, a `SELECT` whose only parameter `$1` is the id `id`;
+/// [`crate::db::DbError::NotFound`] naming `what` when there is none.
+pub(crate) async fn row_by_id<'e, E>(
+    ex: E,
+    sql: String,
+    what: &str,
+    id: uuid::Uuid,
+) -> crate::db::DbResult<DbRow>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(crate::db::types::Id(id))
+        .fetch_optional(ex)
+        .await?
+        .ok_or_else(|| crate::db::DbError::NotFound(format!("{what} {id}")))
+}

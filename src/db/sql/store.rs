@@ -16,7 +16,7 @@ use super::rows::{
     artifact_cols, artifact_from, content_from, remote_artifact_from, remote_from, repo_from,
     version_from, CONTENT_COLS, REMOTE_ARTIFACT_COLS, REMOTE_COLS, REPO_COLS, VERSION_COLS,
 };
-use super::{Backend, Conn};
+use super::{row_by_id, Backend, Conn};
 use crate::db::catalog::labels_to_json;
 use crate::db::shared;
 use crate::db::types::{Id, Json, Time};
@@ -77,11 +77,7 @@ pub(crate) async fn locked_incomplete_head(conn: &mut Conn, id: Uuid) -> DbResul
 
 async fn version_by_id(conn: &mut Conn, id: Uuid) -> DbResult<RepositoryVersion> {
     let sql = format!("SELECT {VERSION_COLS} FROM repository_versions WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(Id(id))
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("repository version {id}")))?;
+    let row = row_by_id(&mut *conn, sql, "repository version", id).await?;
     version_from(&row)
 }
 
@@ -136,21 +132,13 @@ const COUNT_OPEN: &str = "SELECT count(*) FROM repository_content \
 
 async fn get_remote_in(conn: &mut Conn, id: Uuid) -> DbResult<Remote> {
     let sql = format!("SELECT {REMOTE_COLS} FROM remotes WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(Id(id))
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("remote {id}")))?;
+    let row = row_by_id(&mut *conn, sql, "remote", id).await?;
     remote_from(&row)
 }
 
 async fn get_repository_in(conn: &mut Conn, id: Uuid) -> DbResult<Repository> {
     let sql = format!("SELECT {REPO_COLS} FROM repositories WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(Id(id))
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("repository {id}")))?;
+    let row = row_by_id(&mut *conn, sql, "repository", id).await?;
     repo_from(&row)
 }
 

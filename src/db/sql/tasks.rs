@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::super::{for_update_skip_locked, json_array_append, push_contains, push_json_has_any};
-use super::{Backend, Db, DbRow};
+use super::{row_by_id, Backend, Db, DbRow};
 use crate::db::reservations::{self, Reservation};
 use crate::db::shared;
 use crate::db::types::{Id, Json, Time};
@@ -135,11 +135,7 @@ where
     E: sqlx::Executor<'e, Database = Db>,
 {
     let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(Id(id))
-        .fetch_optional(ex)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("task {id}")))?;
+    let row = row_by_id(ex, sql, "task", id).await?;
     task_from(&row)
 }
 
