@@ -32,6 +32,23 @@ pub(crate) fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migr
     Migrator::with_migrations(out)
 }
 
+/// The embedded migrations of `migrations/<dir>/`, as [`migrator`] takes them: each
+/// `<version> <description>` names the file `<version>_<description>.sql`, the version written
+/// with the file's four digits.
+macro_rules! migrations {
+    ($dir:literal: $($version:literal $description:ident),* $(,)?) => {
+        &[$((
+            $version,
+            stringify!($description),
+            include_str!(concat!(
+                "../../migrations/", $dir, "/", stringify!($version), "_",
+                stringify!($description), ".sql"
+            )),
+        )),*]
+    };
+}
+pub(crate) use migrations;
+
 /// Maps a unique violation to [`DbError::Conflict`], anything else to [`DbError::Sqlx`].
 pub(crate) fn conflict_or_sqlx(e: sqlx::Error, what: impl FnOnce() -> String) -> DbError {
     if let sqlx::Error::Database(d) = &e {

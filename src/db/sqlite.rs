@@ -11,46 +11,21 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, Transaction};
-use uuid::fmt::Hyphenated;
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
-use super::shared::{self, CaRow};
+use super::shared;
+use super::types::{Column, Id};
 use super::{DbError, DbResult, DynStore};
-use crate::models::{NewArtifact, NewRemoteArtifact, UnsavedContent};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial",
-        include_str!("../../migrations/sqlite/0001_initial.sql"),
-    ),
-    (
-        2,
-        "tasks",
-        include_str!("../../migrations/sqlite/0002_tasks.sql"),
-    ),
-    (
-        3,
-        "server",
-        include_str!("../../migrations/sqlite/0003_server.sql"),
-    ),
-    (
-        6,
-        "distribution",
-        include_str!("../../migrations/sqlite/0006_distribution.sql"),
-    ),
-    (
-        7,
-        "parity",
-        include_str!("../../migrations/sqlite/0007_parity.sql"),
-    ),
-];
+#[allow(clippy::zero_prefixed_literal)]
+const MIGRATIONS: &[(i64, &str, &str)] =
+    shared::migrations!("sqlite": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
+        0007 parity);
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
 const CHUNK: usize = 500;
@@ -195,61 +170,12 @@ pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Sqlite>, column: &str
         .push(")");
 }
 
-// ---- value helpers ---------------------------------------------------------------------------
-
-pub(super) fn hy(id: Uuid) -> Hyphenated {
-    id.hyphenated()
-}
-
-pub(super) fn opt_hy(id: Option<Uuid>) -> Option<Hyphenated> {
-    id.map(Uuid::hyphenated)
-}
-
-pub(super) fn us(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// `(?,?,?),(?,?,?)` for `rows` rows of `cols` columns.
-fn values(rows: usize, cols: usize) -> String {
-    let mut one = String::with_capacity(cols * 2 + 1);
-    one.push('(');
-    for c in 0..cols {
-        if c > 0 {
-            one.push(',');
-        }
-        one.push('?');
-    }
-    one.push(')');
-    let mut s = String::with_capacity(rows * (one.len() + 1));
-    for r in 0..rows {
-        if r > 0 {
-            s.push(',');
-        }
-        s.push_str(&one);
-    }
-    s
-}
-
-/// `?,?,?` for an `IN (...)` list of `n` values.
-pub(super) fn in_list(n: usize) -> String {
-    let mut s = String::with_capacity(n * 2);
-    for i in 0..n {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push('?');
-    }
-    s
-}
-
-// ---- row decoding ----------------------------------------------------------------------------
-
 /// Dialect hook: locks the repository row for the rest of the write transaction and returns
 /// its `next_version`. SQLite's write transaction (`BEGIN IMMEDIATE`) already holds the one
 /// write lock, so this only reads.
 pub(super) async fn lock_repository(conn: &mut SqliteConnection, id: Uuid) -> DbResult<i64> {
     sqlx::query_scalar("SELECT next_version FROM repositories WHERE id = $1")
-        .bind(hy(id))
+        .bind(Id(id))
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| DbError::NotFound(format!("repository {id}")))
@@ -258,242 +184,44 @@ pub(super) async fn lock_repository(conn: &mut SqliteConnection, id: Uuid) -> Db
 /// What [`Store::backend`] answers.
 pub(super) const BACKEND: &str = "sqlite";
 
-// ---- dialect hooks: the batched writes of the sync pipeline -----------------------------------
+// ---- dialect hook: the batched writes of the sync pipeline ----------------------------------
 
-impl SqliteStore {
-    /// Inserts artifacts (an existing sha256 wins) with chunked multi-row `VALUES`.
-    pub(super) async fn batch_insert_artifacts(
-        tx: &mut SqliteConnection,
-        rows: &[&NewArtifact],
-    ) -> DbResult<()> {
-        let now = us(shared::now());
-        for chunk in rows.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO artifacts (id, sha256, size, sha224, sha384, sha512, file, \
-                 pulp_created, timestamp_of_interest) VALUES {} \
-                 ON CONFLICT (sha256) DO NOTHING",
-                values(chunk.len(), 9)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for a in chunk {
-                q = q
-                    .bind(hy(Uuid::now_v7()))
-                    .bind(&a.sha256)
-                    .bind(shared::to_i64(a.size, "artifact size")?)
-                    .bind(&a.other.sha224)
-                    .bind(&a.other.sha384)
-                    .bind(&a.other.sha512)
-                    .bind(&a.file)
-                    .bind(now)
-                    .bind(now);
+/// Dialect hook: runs `sql`, a statement that reads the rows of `cols` as the table
+/// `u(<names>)`, and returns the rows it affected (errors unmapped, for the caller to name). SQLite gets them as a `WITH u(...) AS
+/// (VALUES (...), ...)` prefix, [`CHUNK`] rows (one statement) at a time.
+pub(super) async fn with_rows(
+    conn: &mut SqliteConnection,
+    names: &str,
+    cols: &[Column<'_>],
+    sql: &str,
+) -> Result<u64, sqlx::Error> {
+    let rows = cols.first().map_or(0, Column::rows);
+    let mut done = 0;
+    for start in (0..rows).step_by(CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("WITH u({names}) AS ("));
+        qb.push_values(start..rows.min(start + CHUNK), |mut row, i| {
+            for col in cols {
+                match col {
+                    Column::Id(v) => row.push_bind(v[i]),
+                    Column::OptId(v) => row.push_bind(v[i]),
+                    Column::Text(v) => row.push_bind(v[i]),
+                    Column::OptText(v) => row.push_bind(v[i]),
+                    Column::Int(v) => row.push_bind(v[i]),
+                    Column::OptInt(v) => row.push_bind(v[i]),
+                    Column::Time(v) => row.push_bind(v[i]),
+                    Column::Json(v) => row.push_bind(&v[i]),
+                };
             }
-            q.execute(&mut *tx).await?;
-        }
-        Ok(())
+        });
+        qb.push(") ").push(sql);
+        done += qb.build().execute(&mut *conn).await?.rows_affected();
     }
-
-    /// Inserts new units (an existing natural key wins) with chunked multi-row `VALUES`.
-    pub(super) async fn batch_insert_content(
-        tx: &mut SqliteConnection,
-        new: &[&UnsavedContent],
-    ) -> DbResult<()> {
-        let now = us(shared::now());
-        for chunk in new.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO content (id, pulp_type, natural_key, repo_key, data, pulp_created, \
-                 timestamp_of_interest) VALUES {} \
-                 ON CONFLICT (pulp_type, natural_key) DO NOTHING",
-                values(chunk.len(), 7)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for u in chunk {
-                q = q
-                    .bind(hy(Uuid::now_v7()))
-                    .bind(&u.pulp_type)
-                    .bind(&u.natural_key)
-                    .bind(&u.repo_key)
-                    .bind(u.data.to_string())
-                    .bind(now)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Ensures content artifacts (an artifact now known fills one that had none) with chunked
-    /// multi-row `VALUES` upserts.
-    pub(super) async fn batch_write_content_artifacts(
-        tx: &mut SqliteConnection,
-        cas: &[CaRow<'_>],
-    ) -> DbResult<()> {
-        for chunk in cas.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO content_artifacts (id, content_id, artifact_id, relative_path) \
-                 VALUES {} ON CONFLICT (content_id, relative_path) DO UPDATE \
-                 SET artifact_id = excluded.artifact_id \
-                 WHERE content_artifacts.artifact_id IS NULL \
-                 AND excluded.artifact_id IS NOT NULL",
-                values(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for ca in chunk {
-                q = q
-                    .bind(hy(Uuid::now_v7()))
-                    .bind(hy(ca.content_id))
-                    .bind(opt_hy(ca.artifact_id))
-                    .bind(ca.relative_path);
-            }
-            q.execute(&mut *tx)
-                .await
-                .map_err(shared::content_artifact_write_err)?;
-        }
-        Ok(())
-    }
-
-    /// Upserts remote artifacts of content artifacts with chunked multi-row `VALUES`; a row
-    /// that did not change is not rewritten.
-    pub(super) async fn batch_write_remote_artifacts(
-        tx: &mut SqliteConnection,
-        rows: &[(Uuid, &NewRemoteArtifact)],
-    ) -> DbResult<()> {
-        for chunk in rows.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO remote_artifacts (id, content_artifact_id, remote_id, url, size, \
-                 sha256, sha224, sha384, sha512) VALUES {} \
-                 ON CONFLICT (content_artifact_id, remote_id) DO UPDATE SET \
-                 url = excluded.url, size = excluded.size, sha256 = excluded.sha256, \
-                 sha224 = excluded.sha224, sha384 = excluded.sha384, sha512 = excluded.sha512 \
-                 WHERE remote_artifacts.url IS NOT excluded.url \
-                 OR remote_artifacts.size IS NOT excluded.size \
-                 OR remote_artifacts.sha256 IS NOT excluded.sha256 \
-                 OR remote_artifacts.sha224 IS NOT excluded.sha224 \
-                 OR remote_artifacts.sha384 IS NOT excluded.sha384 \
-                 OR remote_artifacts.sha512 IS NOT excluded.sha512",
-                values(chunk.len(), 9)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (ca, ra) in chunk {
-                q = q
-                    .bind(hy(Uuid::now_v7()))
-                    .bind(hy(*ca))
-                    .bind(hy(ra.remote_id))
-                    .bind(&ra.url)
-                    .bind(shared::opt_to_i64(ra.size, "remote artifact size")?)
-                    .bind(&ra.sha256)
-                    .bind(&ra.other.sha224)
-                    .bind(&ra.other.sha384)
-                    .bind(&ra.other.sha512);
-            }
-            q.execute(&mut *tx)
-                .await
-                .map_err(shared::remote_artifact_write_err)?;
-        }
-        Ok(())
-    }
-
-    /// Adds memberships of `ids` to an incomplete version (reopening those it removed):
-    /// chunked `IN (...)` lists and multi-row `VALUES`. The caller holds the write lock.
-    pub(super) async fn batch_associate(
-        tx: &mut SqliteConnection,
-        repository_id: Uuid,
-        version_id: Uuid,
-        ids: &[Uuid],
-    ) -> DbResult<u64> {
-        let v = hy(version_id);
-        let repo = hy(repository_id);
-        let mut added = 0;
-        for chunk in ids.chunks(CHUNK) {
-            // A unit this version removed (mirror or replacement) and now adds again: reopen.
-            let sql = format!(
-                "UPDATE repository_content SET version_removed_id = NULL \
-                 WHERE repository_id = ? AND version_removed_id = ? AND content_id IN ({})",
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(repo).bind(v);
-            for id in chunk {
-                q = q.bind(hy(*id));
-            }
-            added += q.execute(&mut *tx).await?.rows_affected();
-            // Units without an open row get one.
-            let sql = format!(
-                "INSERT INTO repository_content (id, repository_id, content_id, \
-                 version_added_id) VALUES {} \
-                 ON CONFLICT (repository_id, content_id) WHERE version_removed_id IS NULL \
-                 DO NOTHING",
-                values(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(hy(Uuid::now_v7())).bind(repo).bind(hy(*id)).bind(v);
-            }
-            added += q
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    shared::map_write_err(
-                        e,
-                        || "repository content".to_string(),
-                        || "content to associate".to_string(),
-                    )
-                })?
-                .rows_affected();
-        }
-        Ok(added)
-    }
-
-    /// Drops the open memberships of `drop` from an incomplete version: rows it added go,
-    /// older ones are closed by it. Chunked `IN (...)` lists.
-    pub(super) async fn batch_unassociate(
-        tx: &mut SqliteConnection,
-        repository_id: Uuid,
-        version_id: Uuid,
-        drop: &[Uuid],
-    ) -> DbResult<u64> {
-        let v = hy(version_id);
-        let repo = hy(repository_id);
-        let mut removed = 0;
-        for chunk in drop.chunks(CHUNK) {
-            // Added by this very version: the row goes away.
-            let sql = format!(
-                "DELETE FROM repository_content WHERE repository_id = ? \
-                 AND version_added_id = ? AND version_removed_id IS NULL \
-                 AND content_id IN ({})",
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(repo).bind(v);
-            for c in chunk {
-                q = q.bind(hy(*c));
-            }
-            removed += q.execute(&mut *tx).await?.rows_affected();
-            // Older: closed by this version.
-            let sql = format!(
-                "UPDATE repository_content SET version_removed_id = ? \
-                 WHERE repository_id = ? AND version_removed_id IS NULL \
-                 AND content_id IN ({})",
-                in_list(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(v).bind(repo);
-            for c in chunk {
-                q = q.bind(hy(*c));
-            }
-            removed += q.execute(&mut *tx).await?.rows_affected();
-        }
-        Ok(removed)
-    }
+    Ok(done)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders() {
-        assert_eq!(values(2, 3), "(?,?,?),(?,?,?)");
-        assert_eq!(values(1, 1), "(?)");
-        assert_eq!(in_list(3), "?,?,?");
-        assert_eq!(in_list(1), "?");
-    }
 
     #[tokio::test]
     async fn in_memory_database_works() {

@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::super::{ids_param, in_list_param, push_json_member, FOR_UPDATE};
+use super::super::{push_json_member, FOR_UPDATE};
 use super::rows::{content_from, remote_from, repo_from, CONTENT_COLS, REMOTE_COLS, REPO_COLS};
-use super::{delete_by_id, Backend, Db};
+use super::store::locked_incomplete_head;
+use super::{batch, delete_by_id, Backend, Db};
 use crate::db::catalog::{labels_to_json, CatalogStore, ContentQuery, LAST_VERSION};
 use crate::db::shared;
 use crate::db::types::{opt_id, Id, Json, Time};
@@ -164,42 +165,8 @@ impl CatalogStore for Backend {
     async fn unassociate(&self, version_id: Uuid, content_ids: &[Uuid]) -> DbResult<u64> {
         let ids = shared::dedupe_ids(content_ids);
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT repository_id, complete FROM repository_versions WHERE id = $1{FOR_UPDATE}"
-        )))
-        .bind(Id(version_id))
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
-        let repo: Id = row.try_get("repository_id")?;
-        let complete: bool = row.try_get("complete")?;
-        if complete {
-            return Err(DbError::Conflict(
-                "a complete repository version cannot change".into(),
-            ));
-        }
-        let sql = format!(
-            "UPDATE repository_content SET version_removed_id = $1 \
-             WHERE repository_id = $2 AND version_removed_id IS NULL \
-             AND version_added_id <> $1 AND content_id {}",
-            in_list_param(3)
-        );
-        let removed = sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(version_id))
-            .bind(repo)
-            .bind(ids_param(&ids))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let sql = format!(
-            "DELETE FROM repository_content WHERE version_added_id = $1 AND content_id {}",
-            in_list_param(2)
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(version_id))
-            .bind(ids_param(&ids))
-            .execute(&mut *tx)
-            .await?;
+        let head = locked_incomplete_head(&mut tx, version_id).await?;
+        let removed = batch::unassociate(&mut tx, head.repository_id, version_id, &ids).await?;
         tx.commit().await?;
         Ok(removed)
     }

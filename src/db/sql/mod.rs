@@ -11,8 +11,8 @@
 //! - `lock_repository` / `FOR_UPDATE`: row locks of version-changing transactions (`FOR NO KEY
 //!   UPDATE` / `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction already
 //!   holds the one write lock);
-//! - `Backend::batch_*`: the batched writes of the sync pipeline (`UNNEST` arrays on
-//!   PostgreSQL, chunked multi-row `VALUES` on SQLite) and memberships;
+//! - `with_rows`: a batch of rows read as the table `u` by one statement of `batch.rs` (one
+//!   `UNNEST` of array parameters on PostgreSQL, chunked multi-row `VALUES` on SQLite);
 //! - `push_json_member`: a JSON member as text (`json_extract` / `->>`);
 //! - `Backend::begin_claim` / `for_update_skip_locked`: the transaction that claims tasks and
 //!   reaps workers, and the row lock of a claimed task (`BEGIN IMMEDIATE` and nothing on
@@ -25,6 +25,7 @@
 //! name; ids, times and JSON go through the newtypes of [`crate::db::types`].
 
 mod admin;
+mod batch;
 mod catalog;
 mod distribution;
 pub(crate) mod rows;

@@ -1,9 +1,7 @@
 //! [`Store`]: remotes, repositories, versions and the pipeline's saves and lookups, written
-//! once. Only the batched writes of the sync pipeline are dialect hooks of each backend
-//! (`batch_*`: `UNNEST` arrays on PostgreSQL, chunked multi-row `VALUES` on SQLite), called
-//! inside the transactions this file opens. Batched
-//! lookups bind their keys as one list parameter (`in_list_param`), which keeps the unique
-//! indexes in use on both backends.
+//! once; the batched writes they open transactions for are in `batch.rs`. Batched lookups bind
+//! their keys as one list parameter (`in_list_param`), which keeps the unique indexes in use on
+//! both backends.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,7 +14,7 @@ use super::rows::{
     artifact_cols, artifact_from, content_from, remote_artifact_from, remote_from, repo_from,
     version_from, CONTENT_COLS, REMOTE_ARTIFACT_COLS, REMOTE_COLS, REPO_COLS, VERSION_COLS,
 };
-use super::{row_by_id, Backend, Conn};
+use super::{batch, row_by_id, Backend, Conn};
 use crate::db::catalog::labels_to_json;
 use crate::db::shared;
 use crate::db::types::{Id, Json, Time};
@@ -616,7 +614,7 @@ impl Store for Backend {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        Self::batch_insert_artifacts(&mut tx, &rows).await?;
+        batch::insert_artifacts(&mut tx, &rows).await?;
         let shas: Vec<&str> = rows.iter().map(|a| a.sha256.as_str()).collect();
         let sql = format!(
             "SELECT {} FROM artifacts a WHERE a.sha256 {}",
@@ -664,7 +662,7 @@ impl Store for Backend {
         let new = shared::new_units(batch);
         let mut tx = self.begin_write().await?;
         if !new.is_empty() {
-            Self::batch_insert_content(&mut tx, &new).await?;
+            batch::insert_content(&mut tx, &new).await?;
         }
         // Read the ids back by natural key, a run of one type at a time (`new` is sorted by
         // type): rows inserted meanwhile by someone else count.
@@ -690,7 +688,7 @@ impl Store for Backend {
         let ids = shared::ids_in_input_order(batch, &by_key)?;
         let cas = shared::content_artifact_rows(batch, &ids);
         if !cas.is_empty() {
-            Self::batch_write_content_artifacts(&mut tx, &cas).await?;
+            batch::write_content_artifacts(&mut tx, &cas).await?;
         }
         tx.commit().await?;
         Ok(ids)
@@ -723,7 +721,7 @@ impl Store for Backend {
         }
         let wanted = shared::remote_artifact_rows(batch, &ca_ids)?;
         if !wanted.is_empty() {
-            Self::batch_write_remote_artifacts(&mut tx, &wanted).await?;
+            batch::write_remote_artifacts(&mut tx, &wanted).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -785,7 +783,7 @@ impl Store for Backend {
         let head = locked_incomplete_head(&mut tx, version_id).await?;
         let added = match ids.is_empty() {
             true => 0,
-            false => Self::batch_associate(&mut tx, head.repository_id, version_id, &ids).await?,
+            false => batch::associate(&mut tx, head.repository_id, version_id, &ids).await?,
         };
         tx.commit().await?;
         Ok(added)
@@ -814,7 +812,7 @@ impl Store for Backend {
                 .collect();
             if !drop.is_empty() {
                 removed +=
-                    Self::batch_unassociate(&mut tx, head.repository_id, version_id, &drop).await?;
+                    batch::unassociate(&mut tx, head.repository_id, version_id, &drop).await?;
             }
             if page.len() < PAGE as usize {
                 break;
