@@ -3,6 +3,7 @@
 //! `db` reads and writes these, `stages` move them through the pipeline, `downloader` reads a
 //! [`Remote`]'s options. Nothing here talks to a database or the network.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -189,7 +190,7 @@ pub struct Remote {
     pub pulp_created: DateTime<Utc>,
     pub pulp_last_updated: DateTime<Utc>,
     /// Free-form labels (`pulp_labels` of the REST API).
-    pub pulp_labels: std::collections::BTreeMap<String, String>,
+    pub pulp_labels: BTreeMap<String, String>,
     /// Seconds to connect a socket (pulpcore's `sock_connect_timeout`).
     pub sock_connect_timeout: Option<f64>,
 }
@@ -281,7 +282,7 @@ pub struct Repository {
     pub pulp_created: DateTime<Utc>,
     pub pulp_last_updated: DateTime<Utc>,
     /// Free-form labels (`pulp_labels` of the REST API).
-    pub pulp_labels: std::collections::BTreeMap<String, String>,
+    pub pulp_labels: BTreeMap<String, String>,
     /// How many versions to keep (`None`: all).
     pub retain_repo_versions: Option<u64>,
     /// The plugin's own repository fields (a JSON object).
@@ -455,4 +456,169 @@ pub struct WorkerStatus {
     pub name: String,
     pub last_heartbeat: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
+}
+
+// ---- publications, distributions and what the store's lists take -------------------------
+
+/// A repository version as other objects point at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRef {
+    pub id: Uuid,
+    pub repository_id: Uuid,
+    pub number: i64,
+}
+
+/// A publication row with the version it publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publication {
+    pub id: Uuid,
+    pub pulp_type: String,
+    pub version: VersionRef,
+    /// Only complete publications are listed or served.
+    pub complete: bool,
+    /// Serve every content artifact of the version too, not only the published files.
+    pub pass_through: bool,
+    /// The plugin's own fields (file: `manifest`).
+    pub plugin_data: serde_json::Value,
+    pub pulp_created: DateTime<Utc>,
+    pub pulp_last_updated: DateTime<Utc>,
+}
+
+/// What a distribution is: everything a create or update sets.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DistributionFields {
+    pub pulp_type: String,
+    pub name: String,
+    pub base_path: String,
+    pub repository_id: Option<Uuid>,
+    pub repository_version_id: Option<Uuid>,
+    pub publication_id: Option<Uuid>,
+    pub hidden: bool,
+    pub pulp_labels: BTreeMap<String, String>,
+}
+
+/// A distribution row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distribution {
+    pub id: Uuid,
+    pub pulp_type: String,
+    pub name: String,
+    pub base_path: String,
+    pub repository_id: Option<Uuid>,
+    pub repository_version: Option<VersionRef>,
+    pub publication_id: Option<Uuid>,
+    pub hidden: bool,
+    pub pulp_labels: BTreeMap<String, String>,
+    pub pulp_created: DateTime<Utc>,
+    pub pulp_last_updated: DateTime<Utc>,
+}
+
+impl Distribution {
+    /// The fields of this row, to edit for an update.
+    pub fn fields(&self) -> DistributionFields {
+        DistributionFields {
+            pulp_type: self.pulp_type.clone(),
+            name: self.name.clone(),
+            base_path: self.base_path.clone(),
+            repository_id: self.repository_id,
+            repository_version_id: self.repository_version.map(|v| v.id),
+            publication_id: self.publication_id,
+            hidden: self.hidden,
+            pulp_labels: self.pulp_labels.clone(),
+        }
+    }
+}
+
+/// Which distributions to list (by base path).
+#[derive(Debug, Clone, Default)]
+pub struct DistributionFilter {
+    pub pulp_type: Option<String>,
+    pub name: Option<String>,
+    pub name_contains: Option<String>,
+    pub name_icontains: Option<String>,
+    /// Any of these names (no filter when empty).
+    pub name_in: Vec<String>,
+    pub base_path: Option<String>,
+    pub base_path_contains: Option<String>,
+    pub base_path_icontains: Option<String>,
+    pub repository_id: Option<Uuid>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Which complete publications to list (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct PublicationFilter {
+    pub pulp_type: Option<String>,
+    pub version_id: Option<Uuid>,
+    pub repository_id: Option<Uuid>,
+    pub created_gte: Option<DateTime<Utc>>,
+    pub created_lte: Option<DateTime<Utc>>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// A file a version or a publication serves at a relative path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedFile {
+    pub relative_path: String,
+    /// The content artifact (none for a publication's metadata file).
+    pub content_artifact_id: Option<Uuid>,
+    /// The stored artifact, once downloaded.
+    pub artifact: Option<Artifact>,
+    /// Size and sha256 known from a remote artifact when not downloaded.
+    pub remote_size: Option<u64>,
+    pub remote_sha256: Option<String>,
+    /// When the unit (or metadata artifact) was created: `Last-Modified` and listings.
+    pub pulp_created: DateTime<Utc>,
+}
+
+impl ServedFile {
+    pub fn size(&self) -> Option<u64> {
+        self.artifact.as_ref().map(|a| a.size).or(self.remote_size)
+    }
+
+    pub fn sha256(&self) -> Option<&str> {
+        self.artifact
+            .as_ref()
+            .map(|a| a.sha256.as_str())
+            .or(self.remote_sha256.as_deref())
+    }
+}
+
+/// Which content units to list. Every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentQuery {
+    /// Units of this `pulp_type` only.
+    pub pulp_type: Option<String>,
+    /// Units present in version `number` of repository `.0`.
+    pub in_version: Option<(Uuid, i64)>,
+    /// Units added by this version (id).
+    pub added_in: Option<Uuid>,
+    /// Units removed by this version (id).
+    pub removed_in: Option<Uuid>,
+    /// Units with one of these ids.
+    pub ids: Option<Vec<Uuid>>,
+    /// `(key, value)`: the unit's `data[key]`, as text, equals `value`.
+    pub data_equals: Vec<(String, String)>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Which artifacts to list: every digest given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArtifactFilter {
+    pub sha256: Option<String>,
+    pub sha224: Option<String>,
+    pub sha384: Option<String>,
+    pub sha512: Option<String>,
+}
+
+/// What an orphan cleanup removed. The rows are gone when this is returned; the caller removes
+/// the files of `artifacts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanCleanup {
+    pub content_removed: u64,
+    /// `(id, sha256, file)` of every deleted artifact.
+    pub artifacts: Vec<(Uuid, String, String)>,
 }

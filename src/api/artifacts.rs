@@ -11,9 +11,9 @@ use uuid::Uuid;
 use super::list::Query;
 use super::openapi::paginated;
 use super::{href, tasks, ApiBuilder, ApiError, ApiResult, AppState};
-use crate::db::admin::ArtifactFilter;
 use crate::db::DbError;
 use crate::models::Artifact;
+use crate::models::ArtifactFilter;
 
 /// An artifact as `ArtifactResponse` (md5 and sha1 are never computed).
 fn artifact_json(a: &Artifact) -> Value {

@@ -15,8 +15,8 @@ use super::common::{self, path_id, plugin, title, ts};
 use super::list::Query;
 use super::openapi::paginated;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
-use crate::db::catalog::ContentQuery;
 use crate::models::Content;
+use crate::models::ContentQuery;
 use crate::plugins::Plugin;
 
 /// Units as pulpcore answers them, in input order.

@@ -26,7 +26,7 @@ use super::common::{accepted, title, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
-use crate::db::distribution::{Distribution, DistributionFields, DistributionFilter};
+use crate::models::{Distribution, DistributionFields, DistributionFilter};
 use crate::plugins::{ApiNames, Plugin};
 use crate::tasks::publish::{
     path_prefixes, DistributionCreateArgs, DistributionDeleteArgs, DistributionUpdateArgs,

@@ -19,7 +19,7 @@ use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::Param;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
-use crate::db::distribution::{Publication, PublicationFilter};
+use crate::models::{Publication, PublicationFilter};
 use crate::plugins::{ApiNames, Plugin};
 use crate::tasks::publish::PublishArgs;
 

@@ -25,8 +25,8 @@ use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::{OpDoc, Param};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
-use crate::db::catalog::ContentQuery;
 use crate::db::DbError;
+use crate::models::ContentQuery;
 use crate::models::{Repository, RepositoryVersion};
 use crate::plugins::Plugin;
 use crate::tasks::repository::{

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{ContentState, CONTENT_PREFIX};
-use crate::db::distribution::ServedFile;
 use crate::db::DbError;
+use crate::models::ServedFile;
 
 const HREF: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

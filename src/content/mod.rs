@@ -40,8 +40,8 @@ use axum::Router;
 use uuid::Uuid;
 
 use crate::api::AppState;
-use crate::db::distribution::{Distribution, Publication, ServedFile};
 use crate::db::DbError;
+use crate::models::{Distribution, Publication, ServedFile};
 
 /// The content app's path prefix.
 pub const CONTENT_PREFIX: &str = "/pulp/content/";

@@ -31,8 +31,8 @@ use uuid::Uuid;
 use super::serve::{self, file_headers};
 use super::{empty, not_found, text, ContentState};
 use crate::api::AppState;
-use crate::db::distribution::ServedFile;
 use crate::downloader::{DownloadSettings, DownloaderFactory, Tee};
+use crate::models::ServedFile;
 use crate::models::{Artifact, Expected, NewArtifact, Policy, Remote, RemoteArtifact};
 
 /// What followers of a download wait on: the saved artifact, or why there is none.

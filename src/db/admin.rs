@@ -1,30 +1,12 @@
 //! [`AdminStore`]: API users and housekeeping (artifacts as REST objects, orphan cleanup).
-//! Implemented in `sqlite_admin.rs` and `pg_admin.rs`.
+//! Implemented once in `sql/admin.rs`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DbResult;
-use crate::models::Artifact;
-
-/// Which artifacts to list: every digest given must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ArtifactFilter {
-    pub sha256: Option<String>,
-    pub sha224: Option<String>,
-    pub sha384: Option<String>,
-    pub sha512: Option<String>,
-}
-
-/// What an orphan cleanup removed. The rows are gone when this is returned; the caller removes
-/// the files of `artifacts`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OrphanCleanup {
-    pub content_removed: u64,
-    /// `(id, sha256, file)` of every deleted artifact.
-    pub artifacts: Vec<(Uuid, String, String)>,
-}
+use crate::models::{Artifact, ArtifactFilter, OrphanCleanup};
 
 /// Users and housekeeping.
 #[async_trait]

@@ -2,32 +2,11 @@
 //! artifacts beyond the sync pipeline's needs (lists with filters, updates, deletes, modify).
 //! Implemented once in `sql/catalog.rs`.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{DbError, DbResult};
-use crate::models::{Content, Remote, Repository};
-
-/// Which content units to list. Every condition given must hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContentQuery {
-    /// Units of this `pulp_type` only.
-    pub pulp_type: Option<String>,
-    /// Units present in version `number` of repository `.0`.
-    pub in_version: Option<(Uuid, i64)>,
-    /// Units added by this version (id).
-    pub added_in: Option<Uuid>,
-    /// Units removed by this version (id).
-    pub removed_in: Option<Uuid>,
-    /// Units with one of these ids.
-    pub ids: Option<Vec<Uuid>>,
-    /// `(key, value)`: the unit's `data[key]`, as text, equals `value`.
-    pub data_equals: Vec<(String, String)>,
-    pub limit: u64,
-    pub offset: u64,
-}
+use super::DbResult;
+use crate::models::{Content, ContentQuery, Remote, Repository};
 
 /// Catalog queries of the REST API.
 #[async_trait]
@@ -56,11 +35,3 @@ pub trait CatalogStore: Send + Sync + 'static {
 
 /// The message of deleting the last version, as pulpcore words it.
 pub const LAST_VERSION: &str = "Attempt to delete the last remaining version.";
-
-pub(crate) fn labels_to_json(labels: &BTreeMap<String, String>) -> serde_json::Value {
-    serde_json::to_value(labels).unwrap_or_else(|_| serde_json::json!({}))
-}
-
-pub(crate) fn labels_from_json(v: &serde_json::Value) -> DbResult<BTreeMap<String, String>> {
-    serde_json::from_value(v.clone()).map_err(|e| DbError::Corrupt(format!("pulp_labels: {e}")))
-}

@@ -24,8 +24,7 @@ use super::types::Column;
 use super::{DbError, DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
-const MIGRATIONS: &[(i64, &str, &str)] =
-    shared::migrations!("postgres": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
+const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("postgres": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
         0007 parity);
 
 /// Connections in the pool.
@@ -184,7 +183,8 @@ pub(super) async fn with_rows(
     cols: &[Column<'_>],
     sql: &str,
 ) -> Result<u64, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new(format!("WITH u({names}) AS (SELECT * FROM UNNEST("));
+    let mut qb =
+        QueryBuilder::<Postgres>::new(format!("WITH u({names}) AS (SELECT * FROM UNNEST("));
     let mut arrays = qb.separated(", ");
     for col in cols {
         match col {

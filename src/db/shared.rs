@@ -49,6 +49,26 @@ macro_rules! migrations {
 }
 pub(crate) use migrations;
 
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+pub(crate) fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(crate) fn labels_to_json(labels: &BTreeMap<String, String>) -> serde_json::Value {
+    serde_json::to_value(labels).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+pub(crate) fn labels_from_json(v: &serde_json::Value) -> DbResult<BTreeMap<String, String>> {
+    serde_json::from_value(v.clone()).map_err(|e| DbError::Corrupt(format!("pulp_labels: {e}")))
+}
+
 /// Maps a unique violation to [`DbError::Conflict`], anything else to [`DbError::Sqlx`].
 pub(crate) fn conflict_or_sqlx(e: sqlx::Error, what: impl FnOnce() -> String) -> DbError {
     if let sqlx::Error::Database(d) = &e {

@@ -70,7 +70,9 @@ macro_rules! stored_as {
     };
 }
 
-stored_as!(Sqlite, Id, Hyphenated, |v| v.0.hyphenated(), |s| Ok(Id(s.into_uuid())));
+stored_as!(Sqlite, Id, Hyphenated, |v| v.0.hyphenated(), |s| Ok(Id(
+    s.into_uuid()
+)));
 stored_as!(Sqlite, Time, i64, |v| v.0.timestamp_micros(), |us| {
     DateTime::<Utc>::from_timestamp_micros(us)
         .map(Time)

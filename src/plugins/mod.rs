@@ -142,7 +142,7 @@ pub trait Plugin: Send + Sync + 'static {
     fn publication_metadata(
         &self,
         plugin_data: &serde_json::Value,
-        files: &[crate::db::distribution::ServedFile],
+        files: &[crate::models::ServedFile],
     ) -> Result<Vec<(String, Vec<u8>)>, String> {
         let _ = (plugin_data, files);
         Ok(Vec::new())

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::TaskEnv;
-use crate::db::distribution::DistributionFields;
 use crate::href;
+use crate::models::DistributionFields;
 use crate::models::NewArtifact;
 use crate::plugins::Plugin;
 use crate::storage::ArtifactStorage;

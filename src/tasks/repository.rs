@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::TaskEnv;
-use crate::db::catalog::ContentQuery;
 use crate::db::DbError;
 use crate::href;
+use crate::models::ContentQuery;
 use crate::models::{ProgressReport, Repository, TaskState};
 use crate::plugins::Plugin;
 use crate::stages::artifact_stages::ArtifactDownloader;

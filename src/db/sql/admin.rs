@@ -7,11 +7,12 @@ use uuid::Uuid;
 
 use super::super::{ids_param, in_list_param};
 use super::{row_by_id, Backend, Db};
-use crate::db::admin::{AdminStore, ArtifactFilter, OrphanCleanup};
+use crate::db::admin::AdminStore;
 use crate::db::shared;
 use crate::db::types::{Id, Time};
 use crate::db::{DbError, DbResult};
 use crate::models::{Artifact, OtherDigests};
+use crate::models::{ArtifactFilter, OrphanCleanup};
 
 const ARTIFACT_COLS: &str = "id, sha256, size, sha224, sha384, sha512, file, pulp_created";
 

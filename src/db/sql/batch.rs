@@ -138,7 +138,10 @@ pub(crate) async fn write_remote_artifacts(
         .fetch_all(&mut *conn)
         .await?
     {
-        let key = (row.try_get("content_artifact_id")?, row.try_get("remote_id")?);
+        let key = (
+            row.try_get("content_artifact_id")?,
+            row.try_get("remote_id")?,
+        );
         let values = (
             row.try_get("url")?,
             row.try_get("size")?,

@@ -8,10 +8,12 @@ use super::super::{push_json_member, FOR_UPDATE};
 use super::rows::{content_from, remote_from, repo_from, CONTENT_COLS, REMOTE_COLS, REPO_COLS};
 use super::store::locked_incomplete_head;
 use super::{batch, delete_by_id, Backend, Db};
-use crate::db::catalog::{labels_to_json, CatalogStore, ContentQuery, LAST_VERSION};
+use crate::db::catalog::{CatalogStore, LAST_VERSION};
 use crate::db::shared;
+use crate::db::shared::labels_to_json;
 use crate::db::types::{opt_id, Id, Json, Time};
 use crate::db::{DbError, DbResult};
+use crate::models::ContentQuery;
 use crate::models::{Content, Remote, Repository};
 
 /// Pushes ` WHERE ...` with every condition of `q` (all but limit and offset).

@@ -9,14 +9,14 @@ use uuid::Uuid;
 use super::super::{ids_param, in_list_param, push_contains, strs_param};
 use super::rows::{artifact_cols, artifact_from};
 use super::{delete_by_id, row_by_id, Backend, Db, DbRow};
-use crate::db::catalog::labels_to_json;
-use crate::db::distribution::{
-    like_escape, Distribution, DistributionFields, DistributionFilter, DistributionStore,
-    Publication, PublicationFilter, ServedFile, VersionRef,
-};
-use crate::db::shared;
+use crate::db::distribution::DistributionStore;
+use crate::db::shared::{self, labels_to_json, like_escape};
 use crate::db::types::{opt_id, Id, Json, Time};
 use crate::db::{DbError, DbResult};
+use crate::models::{
+    Distribution, DistributionFields, DistributionFilter, Publication, PublicationFilter,
+    ServedFile, VersionRef,
+};
 
 const PUB_COLS: &str = "p.id, p.pulp_type, p.repository_version_id, v.repository_id, v.number, \
      p.complete, p.pass_through, p.plugin_data, p.pulp_created, p.pulp_last_updated";
@@ -374,20 +374,6 @@ impl DistributionStore for Backend {
             .await?
             .map(|r| pub_from(&r))
             .transpose()
-    }
-
-    async fn version_ref(&self, version_id: Uuid) -> DbResult<VersionRef> {
-        let row =
-            sqlx::query("SELECT repository_id, number FROM repository_versions WHERE id = $1")
-                .bind(Id(version_id))
-                .fetch_optional(self.reader())
-                .await?
-                .ok_or_else(|| DbError::NotFound(format!("repository version {version_id}")))?;
-        Ok(VersionRef {
-            id: version_id,
-            repository_id: row.try_get::<Id, _>("repository_id")?.0,
-            number: row.try_get("number")?,
-        })
     }
 
     async fn create_distribution(&self, d: &DistributionFields) -> DbResult<Distribution> {

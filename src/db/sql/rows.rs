@@ -7,8 +7,8 @@ use std::str::FromStr;
 use sqlx::Row;
 
 use super::DbRow;
-use crate::db::catalog::labels_from_json;
 use crate::db::shared;
+use crate::db::shared::labels_from_json;
 use crate::db::types::{Id, Json, Time};
 use crate::db::{DbError, DbResult};
 use crate::models::{

@@ -15,8 +15,8 @@ use super::rows::{
     version_from, CONTENT_COLS, REMOTE_ARTIFACT_COLS, REMOTE_COLS, REPO_COLS, VERSION_COLS,
 };
 use super::{batch, row_by_id, Backend, Conn};
-use crate::db::catalog::labels_to_json;
 use crate::db::shared;
+use crate::db::shared::labels_to_json;
 use crate::db::types::{Id, Json, Time};
 use crate::db::{DbError, DbResult, Store};
 use crate::models::{

@@ -141,7 +141,7 @@ impl Plugin for FilePlugin {
     fn publication_metadata(
         &self,
         plugin_data: &serde_json::Value,
-        files: &[crate::db::distribution::ServedFile],
+        files: &[crate::models::ServedFile],
     ) -> Result<Vec<(String, Vec<u8>)>, String> {
         publish::metadata(plugin_data, files)
     }

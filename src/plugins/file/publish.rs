@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::manifest::check_relative_path;
-use crate::db::distribution::ServedFile;
+use crate::models::ServedFile;
 
 /// The manifest file name when the body gives none.
 pub const DEFAULT_MANIFEST: &str = "PULP_MANIFEST";
