@@ -6,15 +6,19 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::super::{ids_param, in_list_param};
-use super::{row_by_id, Backend, Db};
+use super::{row_by_id, rows, Backend, DbRow};
 use crate::db::admin::AdminStore;
 use crate::db::shared;
 use crate::db::types::{Id, Time};
 use crate::db::{DbError, DbResult};
-use crate::models::{Artifact, OtherDigests};
+use crate::models::Artifact;
 use crate::models::{ArtifactFilter, OrphanCleanup};
 
 const ARTIFACT_COLS: &str = "id, sha256, size, sha224, sha384, sha512, file, pulp_created";
+
+fn artifact_from(row: &DbRow) -> DbResult<Artifact> {
+    rows::artifact_from(row, "")
+}
 
 /// The conditions of an [`ArtifactFilter`], parameters `$1` to `$4`.
 const ARTIFACT_WHERE: &str = " FROM artifacts WHERE (CAST($1 AS TEXT) IS NULL OR sha256 = $1) \
@@ -26,21 +30,6 @@ const ORPHAN_CONTENT: &str = "NOT EXISTS (SELECT 1 FROM repository_content rc \
      WHERE rc.content_id = content.id) \
      AND NOT EXISTS (SELECT 1 FROM content_artifacts ca \
      JOIN published_files pf ON pf.content_artifact_id = ca.id WHERE ca.content_id = content.id)";
-
-fn artifact_from(row: &<Db as sqlx::Database>::Row) -> DbResult<Artifact> {
-    Ok(Artifact {
-        id: row.try_get::<Id, _>("id")?.0,
-        sha256: row.try_get("sha256")?,
-        size: shared::to_u64(row.try_get("size")?, "artifact size")?,
-        other: OtherDigests {
-            sha224: row.try_get("sha224")?,
-            sha384: row.try_get("sha384")?,
-            sha512: row.try_get("sha512")?,
-        },
-        file: row.try_get("file")?,
-        pulp_created: row.try_get::<Time, _>("pulp_created")?.0,
-    })
-}
 
 #[async_trait]
 impl AdminStore for Backend {

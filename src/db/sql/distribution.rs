@@ -212,20 +212,22 @@ fn push_distribution_where(qb: &mut QueryBuilder<Db>, f: &DistributionFilter) {
     }
 }
 
-impl Backend {
-    /// A publication read on the write pool, right after writing it.
-    async fn publication_in(&self, id: Uuid) -> DbResult<Publication> {
-        let sql = format!("SELECT {PUB_COLS} {PUB_FROM} WHERE p.id = $1");
-        let row = row_by_id(self.writer(), sql, "publication", id).await?;
-        pub_from(&row)
-    }
+/// A publication, read through `ex` (the write pool right after writing it).
+async fn publication<'e>(
+    ex: impl sqlx::Executor<'e, Database = Db>,
+    id: Uuid,
+) -> DbResult<Publication> {
+    let sql = format!("SELECT {PUB_COLS} {PUB_FROM} WHERE p.id = $1");
+    pub_from(&row_by_id(ex, sql, "publication", id).await?)
+}
 
-    /// A distribution read on the write pool, right after writing it.
-    async fn distribution_in(&self, id: Uuid) -> DbResult<Distribution> {
-        let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.id = $1");
-        let row = row_by_id(self.writer(), sql, "distribution", id).await?;
-        dist_from(&row)
-    }
+/// A distribution, read through `ex` (the write pool right after writing it).
+async fn distribution<'e>(
+    ex: impl sqlx::Executor<'e, Database = Db>,
+    id: Uuid,
+) -> DbResult<Distribution> {
+    let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.id = $1");
+    dist_from(&row_by_id(ex, sql, "distribution", id).await?)
 }
 
 #[async_trait]
@@ -261,7 +263,7 @@ impl DistributionStore for Backend {
                 || format!("repository version {version_id}"),
             )
         })?;
-        self.publication_in(id).await
+        publication(self.writer(), id).await
     }
 
     async fn add_published_artifacts(
@@ -300,7 +302,7 @@ impl DistributionStore for Backend {
             .bind(Id(id))
             .execute(self.writer())
             .await?;
-        self.publication_in(id).await
+        publication(self.writer(), id).await
     }
 
     async fn delete_publication(&self, id: Uuid) -> DbResult<()> {
@@ -309,9 +311,7 @@ impl DistributionStore for Backend {
     }
 
     async fn get_publication(&self, id: Uuid) -> DbResult<Publication> {
-        let sql = format!("SELECT {PUB_COLS} {PUB_FROM} WHERE p.id = $1");
-        let row = row_by_id(self.reader(), sql, "publication", id).await?;
-        pub_from(&row)
+        publication(self.reader(), id).await
     }
 
     async fn list_publications(&self, f: &PublicationFilter) -> DbResult<(u64, Vec<Publication>)> {
@@ -398,7 +398,7 @@ impl DistributionStore for Backend {
         .execute(self.writer())
         .await
         .map_err(|e| dist_write_err(e, d))?;
-        self.distribution_in(id).await
+        distribution(self.writer(), id).await
     }
 
     async fn update_distribution(
@@ -426,7 +426,7 @@ impl DistributionStore for Backend {
         if done.rows_affected() == 0 {
             return Err(DbError::NotFound(format!("distribution {id}")));
         }
-        self.distribution_in(id).await
+        distribution(self.writer(), id).await
     }
 
     async fn delete_distribution(&self, id: Uuid) -> DbResult<()> {
@@ -435,9 +435,7 @@ impl DistributionStore for Backend {
     }
 
     async fn get_distribution(&self, id: Uuid) -> DbResult<Distribution> {
-        let sql = format!("SELECT {DIST_COLS} {DIST_FROM} WHERE d.id = $1");
-        let row = row_by_id(self.reader(), sql, "distribution", id).await?;
-        dist_from(&row)
+        distribution(self.reader(), id).await
     }
 
     async fn get_distribution_by_name(&self, name: &str) -> DbResult<Option<Distribution>> {
