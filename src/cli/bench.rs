@@ -6,6 +6,13 @@
 //! prints seconds, units/s, MB/s, requests, retries, peak RSS, CPU, and per stage its items and
 //! busy / starved / blocked shares, naming the bottleneck. `--resync` also times a second,
 //! unchanged sync. `--json FILE` writes every figure (the shape of [`BenchRun`]).
+//!
+//! To be trusted: an untimed warm-up sync comes first (reported as such, in no figure); the runs
+//! of several configurations are interleaved, each round starting with the next one
+//! ([`plan`]), so none is favoured by its place in the order; peak RSS is reset before each run
+//! and read after it (`/proc/self/clear_refs`), so it is that run's peak, or "n/a"; the
+//! summary's median is the mean of the two middle values for an even count ([`median`]); and
+//! the timeline's sample interval adapts to the run's length unless `--sample-ms` fixes it.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,7 +28,9 @@ use pulp_rs::sync::{self, SyncContext};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::sync_cmd::{ensure_remote_and_repo, SyncArgs};
+use super::out::outln;
+use super::sync_cmd::{ensure_remote_and_repo, SyncArgs, SyncTarget};
+use super::Location;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -35,9 +44,12 @@ pub struct BenchArgs {
     /// Download concurrency per remote; several values (5,10,20) run side by side.
     #[arg(long, value_delimiter = ',', default_value = "10")]
     pub concurrency: Vec<u32>,
-    /// Runs per concurrency value.
+    /// Timed runs per concurrency value (interleaved with the other values' runs).
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Skip the untimed warm-up sync before the timed runs.
+    #[arg(long)]
+    pub no_warmup: bool,
     /// Also time a second, unchanged sync.
     #[arg(long)]
     pub resync: bool,
@@ -62,9 +74,43 @@ pub struct BenchArgs {
     /// The plugin (content type) of the remote.
     #[arg(long = "type", default_value = "file")]
     pub plugin: String,
-    /// How often the pipeline is sampled for the chart and the JSON timeline, in milliseconds.
-    #[arg(long, default_value_t = 100)]
-    pub sample_ms: u64,
+    /// How often the pipeline is sampled for the chart and the JSON timeline, in milliseconds
+    /// (default: from 10 ms, coarsened as the run goes on to keep a few hundred samples).
+    #[arg(long)]
+    pub sample_ms: Option<u64>,
+    /// A PostgreSQL server to benchmark on (each run gets a fresh database, dropped at the
+    /// end); default: SQLite in each run's data directory.
+    #[arg(long, env = "PULP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// The samples a timeline keeps at most when the interval adapts (it then holds between half
+/// this and this many).
+const MAX_SAMPLES: usize = 600;
+
+/// The order of the timed runs: round `r` (1-based run number) runs every concurrency value
+/// once, starting `r - 1` places further along, so each value goes first equally often.
+pub fn plan(concurrency: &[u32], runs: usize) -> Vec<(u32, usize)> {
+    let mut out = Vec::with_capacity(concurrency.len() * runs);
+    for run in 1..=runs {
+        for i in 0..concurrency.len() {
+            out.push((concurrency[(run - 1 + i) % concurrency.len()], run));
+        }
+    }
+    out
+}
+
+/// The median of `values`: the middle one, or the mean of the two middle ones for an even
+/// count; `None` when empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 /// One timed sync.
@@ -122,7 +168,19 @@ fn cpu_times() -> (f64, f64) {
     (t(ru.ru_utime), t(ru.ru_stime))
 }
 
-pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
+/// What every run of one bench shares.
+struct Bench<'a> {
+    args: &'a BenchArgs,
+    url: String,
+    plugin: std::sync::Arc<dyn plugins::Plugin>,
+    work: PathBuf,
+    /// Data directories, deleted (or kept) after the last run.
+    finished: Vec<tempfile::TempDir>,
+    /// Fresh PostgreSQL databases, dropped (or kept) after the last run.
+    databases: Vec<String>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let work = match &args.work_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir(),
@@ -131,7 +189,12 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
     let mut _server = None;
     let mut _fixture_dir = None;
     let url = match (&args.url, &args.fixture) {
-        (Some(u), None) => u.clone(),
+        (Some(u), None) => {
+            if let Some(hint) = super::errors::file_url_hint(u) {
+                bail!(hint);
+            }
+            u.clone()
+        }
         (None, Some(spec)) => {
             let (count, size) = spec
                 .split_once(',')
@@ -157,130 +220,25 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
         }
         _ => bail!("give either a URL or --fixture COUNT,SIZE"),
     };
+    if args.concurrency.is_empty() || args.runs == 0 {
+        bail!("nothing to run: give --concurrency values and --runs of at least 1");
+    }
     let plugin = plugins::by_name(&args.plugin)
         .with_context(|| format!("no plugin called {:?}", args.plugin))?;
-    let mut runs = Vec::new();
-    let mut finished = Vec::new();
-    let mut databases = Vec::new();
-    for &concurrency in &args.concurrency {
-        for run in 1..=args.runs {
-            let data = tempfile::Builder::new()
-                .prefix("pulp-bench-data-")
-                .tempdir_in(&work)?;
-            let url_db = match db_url {
-                Some(u) => Some(pulp_rs::db::fresh_database(u, "pulp_bench").await?),
-                None => None,
-            };
-            if let (Some(admin), Some(fresh)) = (db_url, &url_db) {
-                if fresh != admin {
-                    databases.push(fresh.clone());
-                }
-            }
-            let (store, storage) = super::open(data.path(), url_db.as_deref()).await?;
-            let sargs = SyncArgs {
-                url: url.clone(),
-                repository: "bench".into(),
-                mirror: false,
-                policy: args.policy,
-                plugin: args.plugin.clone(),
-                download_concurrency: Some(concurrency),
-                max_retries: None,
-                read_timeout: None,
-                quiet: true,
-            };
-            let (remote, repo) = ensure_remote_and_repo(&store, plugin.as_ref(), &sargs).await?;
-            let mut ctx = SyncContext::new(store.clone(), storage);
-            ctx.download.import_paths = super::local_import_paths(&url)?;
-            ctx.pipeline.measure = !args.no_measure;
-            // Start each run on a quiet filesystem: flush what earlier runs (and their cleanup)
-            // left dirty, untimed, so this run's per-batch syncfs pays only for its own files.
-            quiesce_filesystem().await;
-            fixture::reset_peak_rss();
-            let (u0, s0) = cpu_times();
-            let sync_once = || {
-                sync::sync(
-                    &ctx,
-                    plugin.as_ref(),
-                    &repo,
-                    &remote,
-                    false,
-                    CancellationToken::new(),
-                )
-            };
-            let started = Instant::now();
-            let prepared = sync::prepare(&ctx, plugin.as_ref(), &repo, &remote, false)
-                .await
-                .context("benchmark sync failed to start")?;
-            let stop_sampling = CancellationToken::new();
-            let sampler = {
-                let metrics = prepared.metrics();
-                let stop = stop_sampling.clone();
-                let every = Duration::from_millis(args.sample_ms.max(10));
-                tokio::spawn(async move { metrics.sample(every, stop).await })
-            };
-            let outcome = prepared.run(CancellationToken::new()).await;
-            stop_sampling.cancel();
-            let timeline = sampler.await.unwrap_or_default();
-            let outcome = outcome.context("benchmark sync failed")?;
-            let seconds = started.elapsed().as_secs_f64();
-            let (u1, s1) = cpu_times();
-            let peak = fixture::peak_rss_bytes();
-            let (resync_seconds, resync_report) = if args.resync {
-                let t = Instant::now();
-                let again = sync_once().await.context("benchmark re-sync failed")?;
-                (Some(t.elapsed().as_secs_f64()), Some(again.report))
-            } else {
-                (None, None)
-            };
-            let units = outcome
-                .report
-                .stages
-                .first()
-                .map(|s| s.items_out)
-                .unwrap_or(0);
-            let bytes = outcome.downloads.bytes.load(Ordering::Relaxed);
-            let r = BenchRun {
-                concurrency,
-                run,
-                backend: store.backend().to_string(),
-                seconds,
-                units,
-                bytes,
-                units_per_sec: units as f64 / seconds,
-                mb_per_sec: bytes as f64 / 1e6 / seconds,
-                requests: outcome.downloads.requests.load(Ordering::Relaxed),
-                retries: outcome.downloads.retries(),
-                peak_rss_bytes: peak,
-                user_cpu_secs: u1 - u0,
-                system_cpu_secs: s1 - s0,
-                bottleneck: outcome.report.bottleneck().map(|s| s.name.clone()),
-                report: outcome.report,
-                resync_seconds,
-                resync_report,
-                timeline,
-            };
-            print_run(&r);
-            runs.push(r);
-            drop(store);
-            // Deleted only after the last run: deleting tens of thousands of files between
-            // runs makes ext4 scan past the recently deleted inodes when the next run creates
-            // its own (perf: `recently_deleted`, `find_inode_bit`), tripling its system time.
-            finished.push(data);
-        }
-    }
-    for data in finished {
-        if args.keep {
-            eprintln!("kept {}", data.keep().display());
-        }
-    }
+    let mut bench = Bench {
+        args: &args,
+        url,
+        plugin,
+        work,
+        finished: Vec::new(),
+        databases: Vec::new(),
+    };
+    let runs = bench.all_runs().await;
     // Like the data directories, the fresh databases go after the last run (a drop makes the
-    // server checkpoint, which would slow the run after it).
-    for fresh in databases {
-        match (args.keep, db_url) {
-            (true, _) | (_, None) => eprintln!("kept database {}", super::redact_url(&fresh)),
-            (false, Some(admin)) => pulp_rs::db::drop_fresh_database(admin, &fresh).await?,
-        }
-    }
+    // server checkpoint, which would slow the run after it); also when a run failed.
+    let cleaned = bench.clean_up().await;
+    let runs = runs?;
+    cleaned?;
     if runs.len() > 1 {
         print_summary(&runs);
     }
@@ -302,8 +260,175 @@ pub async fn run(db_url: Option<&str>, args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Bench<'_> {
+    /// The warm-up, then the timed runs in [`plan`]'s order.
+    async fn all_runs(&mut self) -> anyhow::Result<Vec<BenchRun>> {
+        let args = self.args;
+        if !args.no_warmup {
+            let warm = self.one(args.concurrency[0], 0).await?;
+            outln!(
+                "warm-up (concurrency {}, untimed, in no figure): {:.3} s, {} units",
+                warm.concurrency,
+                warm.seconds,
+                warm.units
+            );
+        }
+        let mut runs = Vec::new();
+        for (concurrency, run) in plan(&args.concurrency, args.runs) {
+            let r = self.one(concurrency, run).await?;
+            print_run(&r);
+            runs.push(r);
+        }
+        Ok(runs)
+    }
+
+    /// One sync into a fresh data directory (and database).
+    async fn one(&mut self, concurrency: u32, run: usize) -> anyhow::Result<BenchRun> {
+        let args = self.args;
+        let data = tempfile::Builder::new()
+            .prefix("pulp-bench-data-")
+            .tempdir_in(&self.work)?;
+        let admin = args.database_url.as_deref();
+        let url_db = match admin {
+            Some(u) => Some(pulp_rs::db::fresh_database(u, "pulp_bench").await?),
+            None => None,
+        };
+        if let (Some(admin), Some(fresh)) = (admin, &url_db) {
+            if fresh != admin {
+                self.databases.push(fresh.clone());
+            }
+        }
+        let at = Location {
+            data_dir: Some(data.path().to_path_buf()),
+            database_url: url_db,
+        };
+        // Deleted only after the last run: deleting tens of thousands of files between
+        // runs makes ext4 scan past the recently deleted inodes when the next run creates
+        // its own (perf: `recently_deleted`, `find_inode_bit`), tripling its system time.
+        self.finished.push(data);
+        let (store, storage) = at.open().await?;
+        let sargs = SyncArgs {
+            url: self.url.clone(),
+            repository: "bench".into(),
+            mirror: false,
+            policy: args.policy,
+            plugin: args.plugin.clone(),
+            download_concurrency: Some(concurrency),
+            max_retries: None,
+            read_timeout: None,
+            quiet: true,
+            at: at.clone(),
+        };
+        let plugin = self.plugin.as_ref();
+        let SyncTarget { remote, repo, .. } =
+            ensure_remote_and_repo(&store, plugin, &sargs).await?;
+        let mut ctx = SyncContext::new(store.clone(), storage);
+        ctx.download.import_paths = super::local_import_paths(&self.url)?;
+        ctx.pipeline.measure = !args.no_measure;
+        // Start each run on a quiet filesystem: flush what earlier runs (and their cleanup)
+        // left dirty, untimed, so this run's per-batch syncfs pays only for its own files.
+        quiesce_filesystem().await;
+        let rss_is_per_run = fixture::reset_peak_rss();
+        let (u0, s0) = cpu_times();
+        let started = Instant::now();
+        let prepared = sync::prepare(&ctx, plugin, &repo, &remote, false)
+            .await
+            .context("benchmark sync failed to start")?;
+        let stop_sampling = CancellationToken::new();
+        let sampler = {
+            let metrics = prepared.metrics();
+            let stop = stop_sampling.clone();
+            let fixed = args.sample_ms.map(|ms| Duration::from_millis(ms.max(1)));
+            tokio::spawn(async move {
+                match fixed {
+                    Some(every) => metrics.sample(every, stop).await,
+                    None => {
+                        metrics
+                            .sample_adaptive(Duration::from_millis(10), MAX_SAMPLES, stop)
+                            .await
+                    }
+                }
+            })
+        };
+        let outcome = prepared.run(CancellationToken::new()).await;
+        stop_sampling.cancel();
+        let timeline = sampler.await.unwrap_or_default();
+        let outcome = outcome.context("benchmark sync failed")?;
+        let seconds = started.elapsed().as_secs_f64();
+        let (u1, s1) = cpu_times();
+        let peak = fixture::peak_rss_bytes().filter(|_| rss_is_per_run);
+        let (resync_seconds, resync_report) = if args.resync {
+            let t = Instant::now();
+            let again = sync::sync(
+                &ctx,
+                plugin,
+                &repo,
+                &remote,
+                false,
+                CancellationToken::new(),
+            )
+            .await
+            .context("benchmark re-sync failed")?;
+            (Some(t.elapsed().as_secs_f64()), Some(again.report))
+        } else {
+            (None, None)
+        };
+        let units = outcome
+            .report
+            .stages
+            .first()
+            .map(|s| s.items_out)
+            .unwrap_or(0);
+        let bytes = outcome.downloads.bytes.load(Ordering::Relaxed);
+        Ok(BenchRun {
+            concurrency,
+            run,
+            backend: store.backend().to_string(),
+            seconds,
+            units,
+            bytes,
+            units_per_sec: units as f64 / seconds,
+            mb_per_sec: bytes as f64 / 1e6 / seconds,
+            requests: outcome.downloads.requests.load(Ordering::Relaxed),
+            retries: outcome.downloads.retries(),
+            peak_rss_bytes: peak,
+            user_cpu_secs: u1 - u0,
+            system_cpu_secs: s1 - s0,
+            bottleneck: outcome.report.bottleneck().map(|s| s.name.clone()),
+            report: outcome.report,
+            resync_seconds,
+            resync_report,
+            timeline,
+        })
+    }
+
+    /// Deletes (or, with `--keep`, names) the data directories and fresh databases.
+    async fn clean_up(&mut self) -> anyhow::Result<()> {
+        for data in self.finished.drain(..) {
+            if self.args.keep {
+                eprintln!("kept {}", data.keep().display());
+            }
+        }
+        let mut first_error = None;
+        for fresh in self.databases.drain(..) {
+            match (self.args.keep, self.args.database_url.as_deref()) {
+                (true, _) | (_, None) => eprintln!("kept database {}", super::redact_url(&fresh)),
+                (false, Some(admin)) => {
+                    if let Err(e) = pulp_rs::db::drop_fresh_database(admin, &fresh).await {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
 fn print_run(r: &BenchRun) {
-    println!(
+    outln!(
         "run {} (concurrency {}, {}): {:.3} s, {} units, {:.0} units/s, {:.1} MB/s, {} requests, {} retries, peak RSS {}, CPU user {:.2} s sys {:.2} s{}",
         r.run,
         r.concurrency,
@@ -325,18 +450,24 @@ fn print_run(r: &BenchRun) {
     );
     print_stages(&r.report);
     if let Some(again) = &r.resync_report {
-        println!("  re-sync:");
+        outln!("  re-sync:");
         print_stages(again);
     }
 }
 
 fn print_stages(report: &PipelineReport) {
-    println!(
+    outln!(
         "  {:<24} {:>9} {:>9} {:>10} {:>6} {:>8} {:>8}",
-        "stage", "items in", "items out", "items/s", "busy", "starved", "blocked"
+        "stage",
+        "items in",
+        "items out",
+        "items/s",
+        "busy",
+        "starved",
+        "blocked"
     );
     for s in &report.stages {
-        println!(
+        outln!(
             "  {:<24} {:>9} {:>9} {:>10.0} {:>5.0}% {:>7.0}% {:>7.0}%",
             s.name,
             s.items_in,
@@ -348,7 +479,7 @@ fn print_stages(report: &PipelineReport) {
         );
     }
     if let Some(b) = report.bottleneck() {
-        println!("  bottleneck: {}", b.name);
+        outln!("  bottleneck: {}", b.name);
     }
 }
 
@@ -357,18 +488,49 @@ fn print_summary(runs: &[BenchRun]) {
     for r in runs {
         by_conc.entry(r.concurrency).or_default().push(r.seconds);
     }
-    println!(
+    outln!(
         "{:<12} {:>9} {:>9} {:>9}",
-        "concurrency", "min s", "median s", "max s"
+        "concurrency",
+        "min s",
+        "median s",
+        "max s"
     );
-    for (c, mut secs) in by_conc {
-        secs.sort_by(|a, b| a.total_cmp(b));
-        println!(
-            "{:<12} {:>9.3} {:>9.3} {:>9.3}",
-            c,
-            secs[0],
-            secs[secs.len() / 2],
-            secs[secs.len() - 1]
+    for (c, secs) in by_conc {
+        let min = secs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = secs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mid = median(&secs).unwrap_or(f64::NAN);
+        outln!("{:<12} {:>9.3} {:>9.3} {:>9.3}", c, min, mid, max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_two_middle_values() {
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[7.0]), Some(7.0));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn each_round_runs_every_value_once_and_each_value_leads_a_round_in_turn() {
+        assert_eq!(
+            plan(&[5, 10, 20], 3),
+            vec![
+                (5, 1),
+                (10, 1),
+                (20, 1),
+                (10, 2),
+                (20, 2),
+                (5, 2),
+                (20, 3),
+                (5, 3),
+                (10, 3)
+            ]
         );
+        assert_eq!(plan(&[10], 2), vec![(10, 1), (10, 2)]);
     }
 }

@@ -1,12 +1,21 @@
-//! The `pulp-rs` command line: `sync`, `repo list|show`, `bench`, and the service: `serve`,
-//! `api`, `content`, `worker`, `reset-admin-password`.
+//! The `pulp-rs` command line: `sync`, `repo list|show|delete`, `orphan cleanup`, `bench`, and
+//! the service: `serve`, `api`, `content`, `worker`, `reset-admin-password`.
 //!
 //! Everything runs in-process on the embedded SQLite database under the data directory (default
 //! `$PULP_DATA_DIR`, else `~/.local/share/pulp-rs`), or on PostgreSQL with `--database-url
 //! postgres://...`. No server is needed. This is the only place that uses anyhow.
+//!
+//! Behaviour every command shares lives here: each command's help lists only its own flags
+//! ([`Location`] is flattened into the commands that open a data directory), stdout goes
+//! through [`out`] (quiet in a closed pipe), a failure prints its causes once ([`errors`]),
+//! log colours appear only on a terminal, and an interrupted command exits 130.
 
 mod bench;
 mod chart;
+mod errors;
+mod local_task;
+mod orphan;
+pub(crate) mod out;
 mod progress;
 mod repo;
 mod serve;
@@ -14,9 +23,10 @@ mod sync_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pulp_rs::db::{self, DynStore};
 use pulp_rs::storage::ArtifactStorage;
 
@@ -27,23 +37,93 @@ use pulp_rs::storage::ArtifactStorage;
     about = "Mirror repositories into numbered versions you own"
 )]
 struct Cli {
-    /// Where the database (SQLite) and the artifacts live.
-    #[arg(long, global = true, env = "PULP_DATA_DIR")]
+    /// Accepted before the command too (as earlier versions had it), hidden from the help:
+    /// overrides the command's own `--data-dir`.
+    #[arg(long, hide = true)]
     data_dir: Option<PathBuf>,
-    /// `sqlite://PATH` or `postgres://...`; default: SQLite inside the data directory.
-    #[arg(long, global = true, env = "PULP_DATABASE_URL", hide_env_values = true)]
+    /// As `--data-dir`: the command's `--database-url`, given before the command.
+    #[arg(long, hide = true)]
     database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Command {
+    /// The data directory and database flags of this command, if it has them.
+    fn location_mut(&mut self) -> Option<&mut Location> {
+        match self {
+            Command::Sync(a) => Some(&mut a.at),
+            Command::Repo(c) => Some(c.location_mut()),
+            Command::Orphan(c) => Some(c.location_mut()),
+            Command::Bench(_) => None,
+            Command::Serve(a) | Command::Api(a) | Command::Content(a) | Command::Worker(a) => {
+                Some(a.location_mut())
+            }
+            Command::ResetAdminPassword(a) => Some(a.location_mut()),
+        }
+    }
+
+    /// Applies `--data-dir` / `--database-url` given before the command.
+    fn take_leading(&mut self, data_dir: Option<PathBuf>, database_url: Option<String>) {
+        if let Command::Bench(b) = self {
+            if database_url.is_some() {
+                b.database_url = database_url;
+            }
+            return;
+        }
+        if let Some(at) = self.location_mut() {
+            if data_dir.is_some() {
+                at.data_dir = data_dir;
+            }
+            if database_url.is_some() {
+                at.database_url = database_url;
+            }
+        }
+    }
+}
+
+/// Where a command's database and artifacts are: the flags of every command that opens a data
+/// directory (and only of those).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Location {
+    /// Where the database (SQLite) and the artifacts live [default: ~/.local/share/pulp-rs].
+    #[arg(long, env = "PULP_DATA_DIR", hide_env_values = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://...`; default: SQLite inside the data directory.
+    #[arg(long, env = "PULP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl Location {
+    /// The data directory: `--data-dir`, `PULP_DATA_DIR`, else [`default_data_dir`].
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// Opens the database and the artifact storage (see [`open`]).
+    pub async fn open(&self) -> anyhow::Result<(DynStore, ArtifactStorage)> {
+        open(&self.data_dir(), self.database_url.as_deref()).await
+    }
+}
+
+/// Set when the user interrupted the command (Ctrl-C): it then exits 130, as a shell expects.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Records that the user interrupted the command.
+pub fn interrupted() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Sync a repository from a manifest URL into a new repository version.
     Sync(sync_cmd::SyncArgs),
-    /// Inspect repositories.
+    /// Inspect and delete repositories.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    /// Remove content and artifacts no repository version uses.
+    #[command(subcommand)]
+    Orphan(orphan::OrphanCommand),
     /// Benchmark a sync from a URL or from a local fixture.
     Bench(bench::BenchArgs),
     /// Run the REST API, the content app and task workers in one process.
@@ -79,9 +159,10 @@ pub async fn open(
         Some(u) => u.to_string(),
         None => format!("sqlite://{}", data_dir.join("pulp.db").display()),
     };
+    errors::precheck_postgres(&url).await?;
     let store = db::connect(&url)
         .await
-        .with_context(|| format!("cannot open the database ({})", redact_url(&url)))?;
+        .map_err(|e| errors::database(&url, &redact_url(&url), &e))?;
     Ok((store, storage))
 }
 
@@ -97,12 +178,16 @@ pub fn redact_url(url: &str) -> String {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.command
+        .take_leading(cli.data_dir.take(), cli.database_url.take());
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PULP_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -115,32 +200,31 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
-    let db_url = cli.database_url.clone();
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Sync(args) => sync_cmd::run(&data_dir, db_url.as_deref(), args).await,
-            Command::Repo(cmd) => repo::run(&data_dir, db_url.as_deref(), cmd).await,
-            Command::Bench(args) => bench::run(db_url.as_deref(), args).await,
-            Command::Serve(a) => {
-                serve::run(serve::Which::Serve, &data_dir, db_url.as_deref(), a).await
-            }
-            Command::Api(a) => serve::run(serve::Which::Api, &data_dir, db_url.as_deref(), a).await,
-            Command::Content(a) => {
-                serve::run(serve::Which::Content, &data_dir, db_url.as_deref(), a).await
-            }
-            Command::Worker(a) => {
-                serve::run(serve::Which::Worker, &data_dir, db_url.as_deref(), a).await
-            }
-            Command::ResetAdminPassword(a) => {
-                serve::reset_admin_password(&data_dir, db_url.as_deref(), a).await
-            }
+            Command::Sync(args) => sync_cmd::run(args).await,
+            Command::Repo(cmd) => repo::run(cmd).await,
+            Command::Orphan(cmd) => orphan::run(cmd).await,
+            Command::Bench(args) => bench::run(args).await,
+            Command::Serve(a) => serve::run(serve::Which::Serve, a).await,
+            Command::Api(a) => serve::run(serve::Which::Api, a).await,
+            Command::Content(a) => serve::run(serve::Which::Content, a).await,
+            Command::Worker(a) => serve::run(serve::Which::Worker, a).await,
+            Command::ResetAdminPassword(a) => serve::reset_admin_password(a).await,
         }
     });
+    // Background tasks (a progress line, a sampler) must not hold the exit up.
+    runtime.shutdown_background();
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        if let Err(e) = &result {
+            eprintln!("error: {}", errors::render(e));
+        }
+        return ExitCode::from(130);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", errors::render(&e));
             ExitCode::FAILURE
         }
     }

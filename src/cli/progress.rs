@@ -62,7 +62,7 @@ fn stage_lines(prev: &PipelineReport, now: &PipelineReport, dt: f64) -> Vec<Stri
             let link = i
                 .checked_sub(1)
                 .and_then(|l| now.links.get(l))
-                .map(|l| format!("in {:>4}/{:<4}", l.queued, l.capacity))
+                .map(|l| format!("in {:>4}/{:<4}", l.queued.min(l.capacity), l.capacity))
                 .unwrap_or_else(|| " ".repeat(12));
             format!(
                 "{:<24} {:>8.0} items/s  {link}  {doing:<7} ({:>3.0}% busy)",

@@ -1,13 +1,16 @@
 //! `pulp-rs serve | api | content | worker | reset-admin-password`: the service's parts.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 use pulp_rs::api::auth;
 use pulp_rs::server::{self, Parts, Server, Settings};
 use serde_json::json;
+
+use super::out::outln;
+use super::Location;
 
 /// Flags shared by the server commands (each may also come from the config file or `PULP_*`).
 #[derive(Args, Debug, Clone, Default)]
@@ -27,6 +30,14 @@ pub struct ServerArgs {
     /// How clients reach the content app (for distributions' base_url).
     #[arg(long)]
     content_origin: Option<String>,
+    #[command(flatten)]
+    at: Location,
+}
+
+impl ServerArgs {
+    pub fn location_mut(&mut self) -> &mut Location {
+        &mut self.at
+    }
 }
 
 #[derive(Args, Debug)]
@@ -38,6 +49,12 @@ pub struct ResetAdminArgs {
     server: ServerArgs,
 }
 
+impl ResetAdminArgs {
+    pub fn location_mut(&mut self) -> &mut Location {
+        &mut self.server.at
+    }
+}
+
 /// Which command.
 #[derive(Debug, Clone, Copy)]
 pub enum Which {
@@ -47,9 +64,9 @@ pub enum Which {
     Worker,
 }
 
-fn settings(data_dir: &Path, db_url: Option<&str>, args: &ServerArgs) -> anyhow::Result<Settings> {
+fn settings(args: &ServerArgs) -> anyhow::Result<Settings> {
     let mut o = serde_json::Map::new();
-    if let Some(u) = db_url {
+    if let Some(u) = &args.at.database_url {
         o.insert("database_url".into(), json!(u));
     }
     if let Some(a) = args.api_bind {
@@ -65,19 +82,15 @@ fn settings(data_dir: &Path, db_url: Option<&str>, args: &ServerArgs) -> anyhow:
         o.insert("content_origin".into(), json!(c));
     }
     Ok(Settings::load(
-        data_dir.to_path_buf(),
+        args.at.data_dir(),
         args.config.as_deref(),
         serde_json::Value::Object(o),
     )?)
 }
 
-pub async fn run(
-    which: Which,
-    data_dir: &Path,
-    db_url: Option<&str>,
-    args: ServerArgs,
-) -> anyhow::Result<()> {
-    let settings = settings(data_dir, db_url, &args)?;
+pub async fn run(which: Which, args: ServerArgs) -> anyhow::Result<()> {
+    let settings = settings(&args)?;
+    super::errors::precheck_postgres(&settings.database_url()).await?;
     let parts = match which {
         Which::Serve => Parts {
             api: true,
@@ -107,22 +120,24 @@ pub async fn run(
         )
     })?;
     if let Some(p) = &server.generated_admin_password {
-        println!("Created user admin with password: {p}");
-        println!("(shown once; change it with `pulp-rs reset-admin-password --password ...`)");
+        outln!("Created user admin with password: {p}");
+        outln!("(shown once; change it with `pulp-rs reset-admin-password --password ...`)");
     }
     if let Some(a) = server.api_addr {
-        println!("REST API listening on http://{a}/pulp/api/v3/");
+        outln!("REST API listening on http://{a}/pulp/api/v3/");
     }
     if let Some(a) = server.content_addr {
-        println!("Content app listening on http://{a}/pulp/content/");
+        outln!("Content app listening on http://{a}/pulp/content/");
     }
     if parts.workers > 0 {
-        println!("{} task worker(s) running", parts.workers);
+        outln!("{} task worker(s) running", parts.workers);
     }
     let token = server.shutdown_token();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        token.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            super::interrupted();
+            token.cancel();
+        }
     });
     #[cfg(unix)]
     {
@@ -140,12 +155,9 @@ pub async fn run(
     Ok(())
 }
 
-pub async fn reset_admin_password(
-    data_dir: &Path,
-    db_url: Option<&str>,
-    args: ResetAdminArgs,
-) -> anyhow::Result<()> {
-    let settings = settings(data_dir, db_url, &args.server)?;
+pub async fn reset_admin_password(args: ResetAdminArgs) -> anyhow::Result<()> {
+    let settings = settings(&args.server)?;
+    super::errors::precheck_postgres(&settings.database_url()).await?;
     let password = args
         .password
         .or(settings.admin_password.clone())
@@ -153,6 +165,6 @@ pub async fn reset_admin_password(
         .context("give --password P (or set PULP_ADMIN_PASSWORD)")?;
     let (store, _storage) = server::open(&settings).await?;
     auth::set_password(&store, auth::ADMIN, &password).await?;
-    println!("Password of user admin changed.");
+    outln!("Password of user admin changed.");
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `pulp-rs sync`: create the remote and repository if new, run the pipeline, print a summary.
+//! A plain path where the URL belongs is refused with the `file://` URL it probably meant; a
+//! first sync that fails takes the repository and remote it made with it, so a typo leaves
+//! nothing behind; Ctrl-C cancels the sync (nothing half-made is kept) and exits 130.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -12,7 +14,9 @@ use pulp_rs::stages::artifact_stages::ArtifactDownloader;
 use pulp_rs::sync::{self, SyncContext, SyncOutcome};
 use tokio_util::sync::CancellationToken;
 
+use super::out::outln;
 use super::progress::Progress;
+use super::Location;
 
 #[derive(Args, Debug, Clone)]
 pub struct SyncArgs {
@@ -42,6 +46,16 @@ pub struct SyncArgs {
     /// No progress display, summary only.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub at: Location,
+}
+
+/// The remote and repository a sync uses, and whether this sync made them.
+pub struct SyncTarget {
+    pub remote: Remote,
+    pub repo: Repository,
+    pub made_remote: bool,
+    pub made_repo: bool,
 }
 
 /// Creates or updates the remote named after the repository.
@@ -49,9 +63,11 @@ pub async fn ensure_remote_and_repo(
     store: &DynStore,
     plugin: &dyn plugins::Plugin,
     args: &SyncArgs,
-) -> anyhow::Result<(Remote, Repository)> {
+) -> anyhow::Result<SyncTarget> {
     let rtype = plugin.repository_type();
-    let remote = match store.get_remote_by_name(&args.repository).await? {
+    let existing_remote = store.get_remote_by_name(&args.repository).await?;
+    let made_remote = existing_remote.is_none();
+    let remote = match existing_remote {
         Some(mut r) => {
             r.url = args.url.clone();
             r.policy = args.policy;
@@ -68,7 +84,9 @@ pub async fn ensure_remote_and_repo(
             store.create_remote(&r).await?
         }
     };
-    let repo = match store.get_repository_by_name(&args.repository).await? {
+    let existing_repo = store.get_repository_by_name(&args.repository).await?;
+    let made_repo = existing_repo.is_none();
+    let repo = match existing_repo {
         Some(r) if r.pulp_type != rtype => bail!(
             "repository {:?} is of type {}, not {rtype}",
             r.name,
@@ -81,24 +99,67 @@ pub async fn ensure_remote_and_repo(
                 .await?
         }
     };
-    Ok((remote, repo))
+    Ok(SyncTarget {
+        remote,
+        repo,
+        made_remote,
+        made_repo,
+    })
 }
 
-pub async fn run(data_dir: &Path, db_url: Option<&str>, args: SyncArgs) -> anyhow::Result<()> {
+/// Deletes what a failed first sync made (a repository with only its empty version 0, and
+/// its new remote), so the next attempt starts clean.
+async fn forget(store: &DynStore, target: &SyncTarget) {
+    if target.made_repo {
+        if let Err(e) = store.delete_repository(target.repo.id).await {
+            tracing::warn!(error = %e, "cannot delete the repository of a failed first sync");
+            return;
+        }
+    }
+    if target.made_remote {
+        if let Err(e) = store.delete_remote(target.remote.id).await {
+            tracing::warn!(error = %e, "cannot delete the remote of a failed first sync");
+        }
+    }
+}
+
+pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
+    if let Some(hint) = super::errors::file_url_hint(&args.url) {
+        bail!(hint);
+    }
     let plugin = plugins::by_name(&args.plugin)
         .with_context(|| format!("no plugin named {:?}", args.plugin))?;
-    let (store, storage) = super::open(data_dir, db_url).await?;
-    let (remote, repo) = ensure_remote_and_repo(&store, plugin.as_ref(), &args).await?;
+    let (store, storage) = args.at.open().await?;
+    let target = ensure_remote_and_repo(&store, plugin.as_ref(), &args).await?;
+    let result = sync_into(&store, storage, plugin.as_ref(), &args, &target).await;
+    if result.is_err() && target.made_repo {
+        forget(&store, &target).await;
+    }
+    result
+}
+
+async fn sync_into(
+    store: &DynStore,
+    storage: pulp_rs::storage::ArtifactStorage,
+    plugin: &dyn plugins::Plugin,
+    args: &SyncArgs,
+    target: &SyncTarget,
+) -> anyhow::Result<()> {
+    let (remote, repo) = (&target.remote, &target.repo);
+    let fail = || format!("sync of {:?} from {} failed", repo.name, remote.url);
     let mut ctx = SyncContext::new(store.clone(), storage);
     ctx.download.import_paths = super::local_import_paths(&args.url)?;
     let started = Instant::now();
-    let prepared = sync::prepare(&ctx, plugin.as_ref(), &repo, &remote, args.mirror).await?;
+    let prepared = sync::prepare(&ctx, plugin, repo, remote, args.mirror)
+        .await
+        .with_context(fail)?;
     let progress = Progress::start(prepared.metrics(), args.quiet);
     let cancel = CancellationToken::new();
     let ctrl_c = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
+                super::interrupted();
                 eprintln!("cancelling...");
                 cancel.cancel();
             }
@@ -107,11 +168,10 @@ pub async fn run(data_dir: &Path, db_url: Option<&str>, args: SyncArgs) -> anyho
     let result = prepared.run(cancel).await;
     ctrl_c.abort();
     progress.finish();
-    let outcome =
-        result.with_context(|| format!("sync of {:?} from {} failed", repo.name, remote.url))?;
-    println!(
+    let outcome = result.with_context(fail)?;
+    outln!(
         "{}",
-        summary(&repo, &outcome, started.elapsed().as_secs_f64())
+        summary(repo, &outcome, started.elapsed().as_secs_f64())
     );
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 /// Counters of one stage.
 #[derive(Debug)]
@@ -139,14 +140,19 @@ impl LinkMetrics {
         self.queued.fetch_sub(n as i64, Ordering::Relaxed);
     }
 
-    /// Items waiting in the link now.
+    /// Items waiting in the link now, never more than it holds: the count goes up as a send
+    /// starts, so a sender waiting on a full link would otherwise show as one more.
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed).max(0) as usize
+        self.clamped(self.queued.load(Ordering::Relaxed))
     }
 
-    /// The most items ever waiting in the link at once.
+    /// The most items ever waiting in the link at once (at most its capacity).
     pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::Relaxed).max(0) as usize
+        self.clamped(self.peak.load(Ordering::Relaxed))
+    }
+
+    fn clamped(&self, n: i64) -> usize {
+        (n.max(0) as usize).min(self.capacity)
     }
 }
 
@@ -300,6 +306,18 @@ impl Timeline {
             .collect()
     }
 
+    /// Keeps every other sample (the first and the last always): counters are cumulative, so
+    /// the rates between the kept ones stay true, over twice the interval.
+    pub fn thin(&mut self) {
+        let last = self.samples.len().saturating_sub(1);
+        let mut i = 0;
+        self.samples.retain(|_| {
+            let keep = i % 2 == 0 || i == last;
+            i += 1;
+            keep
+        });
+    }
+
     /// Occupancy of link `i` (queued / capacity, 0..=1) at each sample.
     pub fn link_occupancy(&self, i: usize) -> Vec<(f64, f64)> {
         let cap = self.link_capacity[i].max(1) as f64;
@@ -313,11 +331,30 @@ impl Timeline {
 impl PipelineMetrics {
     /// Samples the counters every `interval` until `stop` fires, then returns the timeline
     /// (with a last sample taken at the stop). Reading atomics only: the pipeline never waits.
-    pub async fn sample(
+    pub async fn sample(&self, interval: Duration, stop: CancellationToken) -> Timeline {
+        self.sample_with(interval, None, stop).await
+    }
+
+    /// Like [`PipelineMetrics::sample`], starting every `first` and doubling the interval (and
+    /// keeping every other sample) whenever `max_samples` are taken: a short run still gets
+    /// many samples, a long one no more than `max_samples`.
+    pub async fn sample_adaptive(
         &self,
-        interval: Duration,
-        stop: tokio_util::sync::CancellationToken,
+        first: Duration,
+        max_samples: usize,
+        stop: CancellationToken,
     ) -> Timeline {
+        self.sample_with(first, Some(max_samples.max(4)), stop)
+            .await
+    }
+
+    async fn sample_with(
+        &self,
+        first: Duration,
+        max_samples: Option<usize>,
+        stop: CancellationToken,
+    ) -> Timeline {
+        let mut interval = first;
         let mut timeline = Timeline {
             stages: self.stages.iter().map(|s| s.name.clone()).collect(),
             links: self.links.iter().map(|l| l.name.clone()).collect(),
@@ -328,6 +365,12 @@ impl PipelineMetrics {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if max_samples.is_some_and(|max| timeline.samples.len() >= max) {
+                timeline.thin();
+                interval *= 2;
+                tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             let stopping = tokio::select! {
                 _ = tick.tick() => false,
                 _ = stop.cancelled() => true,
@@ -346,5 +389,42 @@ impl PipelineMetrics {
                 return timeline;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_never_shows_more_queued_than_it_holds() {
+        let link = LinkMetrics::new("a -> b".into(), 2);
+        for _ in 0..3 {
+            link.pushed();
+        }
+        assert_eq!(link.queued(), 2);
+        assert_eq!(link.peak(), 2);
+        link.popped(2);
+        assert_eq!(link.queued(), 1);
+    }
+
+    #[test]
+    fn thinning_keeps_every_other_sample_and_the_last() {
+        let sample = |t: f64| Sample {
+            t,
+            items_out: vec![t as u64],
+            bytes: vec![0],
+            queued: vec![0],
+        };
+        let mut timeline = Timeline {
+            stages: vec!["s".into()],
+            links: vec![],
+            link_capacity: vec![],
+            samples: (0..6).map(|i| sample(i as f64)).collect(),
+        };
+        timeline.thin();
+        let ts: Vec<f64> = timeline.samples.iter().map(|s| s.t).collect();
+        assert_eq!(ts, vec![0.0, 2.0, 4.0, 5.0]);
+        assert_eq!(timeline.stage_rates(0)[0], (2.0, 1.0));
     }
 }
