@@ -99,6 +99,19 @@ impl Fields {
         self.map.remove(field)
     }
 
+    /// Takes a name as DRF's `CharField` reads one: surrounding whitespace trimmed, then an
+    /// empty one is "This field may not be blank." (also when not `required`: a PATCH may not
+    /// blank a name either).
+    pub fn name(&mut self, field: &str, required: bool) -> Option<String> {
+        let raw = self.string(field, required)?;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            self.error(field, "This field may not be blank.");
+            return None;
+        }
+        Some(trimmed.to_string())
+    }
+
     /// Takes a string; `required` records "This field is required." when absent or null.
     pub fn string(&mut self, field: &str, required: bool) -> Option<String> {
         match self.map.remove(field) {
@@ -378,10 +391,7 @@ pub fn apply_remote(
         fresh
     };
     let mut f = Fields::new(body);
-    if let Some(name) = f.string("name", !partial) {
-        if name.is_empty() {
-            f.error("name", "This field may not be blank.");
-        }
+    if let Some(name) = f.name("name", !partial) {
         r.name = name;
     } else if partial && f.is_null("name") {
         f.value("name");
@@ -522,7 +532,7 @@ pub fn apply_repository(
         r.retain_repo_versions = None;
         r.plugin_data = json!({});
     }
-    if let Some(name) = f.string("name", !partial) {
+    if let Some(name) = f.name("name", !partial) {
         r.name = name;
     } else if partial && f.is_null("name") {
         f.value("name");

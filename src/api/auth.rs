@@ -100,14 +100,25 @@ pub fn basic_credentials(req: &Request) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-/// Middleware: 401 unless the request carries valid Basic credentials.
+/// Middleware: 401 unless the request carries valid Basic credentials, worded as Django REST
+/// framework words it: "Authentication credentials were not provided." without an
+/// `Authorization` header, "Invalid username/password." with a wrong (or unreadable) one.
 pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some((user, password)) = basic_credentials(&req) else {
+        let basic = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.get(..6))
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "));
+        if basic {
+            return ApiError::InvalidCredentials.into_response();
+        }
         return ApiError::Unauthorized.into_response();
     };
     match state.auth.check(&state.store, &user, &password).await {
         Ok(true) => next.run(req).await,
-        Ok(false) => ApiError::Unauthorized.into_response(),
+        Ok(false) => ApiError::InvalidCredentials.into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -472,10 +472,7 @@ async fn read_body(
             pulp_type: plugin.repository_type().to_string(),
             ..DistributionFields::default()
         });
-    if let Some(name) = f.string("name", required) {
-        if name.is_empty() {
-            f.error("name", "This field may not be blank.");
-        }
+    if let Some(name) = f.name("name", required) {
         d.name = name;
     }
     if let Some(bp) = f.string("base_path", required) {

@@ -26,8 +26,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// 401: no credentials sent.
     #[error("authentication required")]
     Unauthorized,
+    /// 401: credentials sent, but no user has them.
+    #[error("invalid username or password")]
+    InvalidCredentials,
     #[error("{0}")]
     MethodNotAllowed(String),
     /// 413: a request body over [`super::MAX_BODY_BYTES`].
@@ -58,7 +62,7 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +106,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => {
                 json!({"detail": "Authentication credentials were not provided."})
             }
+            ApiError::InvalidCredentials => json!({"detail": "Invalid username/password."}),
             ApiError::Internal(_) => json!({"detail": "Internal server error."}),
             other => json!({ "detail": other.to_string() }),
         };
@@ -111,7 +116,7 @@ impl IntoResponse for ApiError {
                 .insert(super::shell::InternalError(cause));
             return resp;
         }
-        if matches!(self, ApiError::Unauthorized) {
+        if matches!(self, ApiError::Unauthorized | ApiError::InvalidCredentials) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Basic realm=\"api\""),

@@ -12,6 +12,8 @@
 //! - [`href`] (re-exported from [`crate::href`]): `pulp_href` / `prn` of every object.
 //! - [`common`]: what several resource modules share (timestamps, collection paths, path ids,
 //!   name and label filters, in-memory pagination, the 202 answer of a dispatched task).
+//! - [`root`]: `GET /pulp/api/v3/`, the list of endpoints (public, outside the OpenAPI
+//!   document, as pulpcore's).
 //! - One module per resource: `status`, `tasks`, `workers`, `remotes`, `repositories` (with sync, modify
 //!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`.
 //!
@@ -26,6 +28,7 @@ pub mod error;
 pub mod list;
 pub mod metrics;
 pub mod openapi;
+pub mod root;
 pub mod routes;
 pub mod shell;
 
@@ -130,6 +133,7 @@ pub fn router(state: AppState) -> Router {
     for (path, mr) in by_path {
         router = router.route(&path, mr);
     }
+    router = router.route(API_ROOT, root::route(root::endpoints(&b)));
     router = router.route("/metrics", metrics::route(&state));
     let timeout = state.request_timeout;
     let router = router

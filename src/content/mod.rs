@@ -22,11 +22,14 @@
 //!   download in this process), `streamed` never does.
 //! - Directory paths answer a 301 to add the slash, then an HTML listing; `/pulp/content/`
 //!   lists the (visible) distributions.
+//! - [`storage_check`]: at start, a sample of the artifacts the database names is looked for
+//!   in the storage, and a warning says so when files are missing.
 
 mod listing;
 mod ondemand;
 pub mod path;
 mod serve;
+pub mod storage_check;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -330,6 +330,7 @@ impl Server {
         let mut content_addr = None;
         if let Some(listener) = content_listener {
             content_addr = Some(listener.local_addr()?);
+            crate::content::storage_check::warn_if_missing(&store, &storage).await;
             let app = crate::content::router(state.clone());
             tracker.spawn(serve(listener, app, shutdown.clone()));
         }

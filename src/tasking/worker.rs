@@ -210,7 +210,7 @@ impl Worker {
         tracing::info!("task started");
         let Some(f) = self.registry.get(&task.name) else {
             let err = TaskError::UnknownTask(task.name.clone());
-            tracing::error!(error = %err, "task failed");
+            tracing::error!(state = %TaskState::Failed, error = %err, "task failed");
             self.record(&task, None, TaskState::Failed, Some(err.to_string()))
                 .await;
             return;
@@ -260,9 +260,13 @@ impl Worker {
             return;
         }
         let (state, description) = outcome(stop, joined);
-        match &description {
-            Some(d) => tracing::info!(state = %state, error = %d, "task finished"),
-            None => tracing::info!(state = %state, "task finished"),
+        match (&description, state) {
+            // A failure is for the operator: logged at the default level, with its error.
+            (Some(d), TaskState::Failed) => {
+                tracing::error!(state = %state, error = %d, "task failed")
+            }
+            (Some(d), _) => tracing::info!(state = %state, error = %d, "task finished"),
+            (None, _) => tracing::info!(state = %state, "task finished"),
         }
         self.record(&task, Some(&progress), state, description)
             .await;
