@@ -52,8 +52,14 @@ async fn pulp_cli_file_workflow() {
         let url = pulp_rs::db::fresh_database(&admin, "pulp_test")
             .await
             .expect("fresh PostgreSQL database");
-        tokio::task::spawn_blocking(move || run_script(Some(&url)))
+        let run = {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || run_script(Some(&url))).await
+        };
+        // Dropped whether the run passed or not: a test run leaves no database behind.
+        pulp_rs::db::drop_fresh_database(&admin, &url)
             .await
-            .expect("postgres run");
+            .expect("drop the test database");
+        run.expect("postgres run");
     }
 }

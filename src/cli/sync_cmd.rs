@@ -155,10 +155,14 @@ async fn sync_into(
         .with_context(fail)?;
     let progress = Progress::start(prepared.metrics(), args.quiet);
     let cancel = CancellationToken::new();
+    // Listening from here on (not from the spawned task's first poll): a Ctrl-C once the
+    // pipeline runs always cancels it.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for Ctrl-C")?;
     let ctrl_c = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupt.recv().await.is_some() {
                 super::interrupted();
                 eprintln!("cancelling...");
                 cancel.cancel();

@@ -51,11 +51,7 @@ impl TestApp {
             _ => {
                 let admin =
                     std::env::var("PULP_TEST_DATABASE_URL").expect("PULP_TEST_DATABASE_URL");
-                Some(
-                    pulp_rs::db::fresh_database(&admin, "pulp_test")
-                        .await
-                        .expect("fresh PostgreSQL database"),
-                )
+                Some(super::db::fresh_pg_url(&admin, "pulp_test").await)
             }
         };
         let settings = Settings {
