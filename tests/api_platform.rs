@@ -181,16 +181,21 @@ async fn authentication_rules() {
             .to_string();
         assert!(challenge.starts_with("Basic"), "{challenge}");
         let body: Value = resp.json().await.unwrap();
-        assert!(body["detail"].is_string(), "{body}");
-        let (status, _) = send(app.client.get(&url).basic_auth("admin", Some("wrong"))).await;
+        assert_eq!(
+            body,
+            json!({"detail": "Authentication credentials were not provided."})
+        );
+        let (status, body) = send(app.client.get(&url).basic_auth("admin", Some("wrong"))).await;
         assert_eq!(status, 401, "{backend}: wrong password");
-        let (status, _) = send(
+        assert_eq!(body, json!({"detail": "Invalid username/password."}));
+        let (status, body) = send(
             app.client
                 .get(&url)
                 .basic_auth("nobody", Some(ADMIN_PASSWORD)),
         )
         .await;
         assert_eq!(status, 401, "{backend}: unknown user");
+        assert_eq!(body, json!({"detail": "Invalid username/password."}));
         let (status, _) = send(
             app.client
                 .get(&url)

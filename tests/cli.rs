@@ -82,7 +82,12 @@ fn a_plain_path_where_a_url_belongs_suggests_file_url() {
     let data = tempfile::tempdir().unwrap();
     let (ok, _, err) = pulp(
         data.path(),
-        &["sync", "fixtures/basic/PULP_MANIFEST", "--repository", "demo"],
+        &[
+            "sync",
+            "fixtures/basic/PULP_MANIFEST",
+            "--repository",
+            "demo",
+        ],
     );
     assert!(!ok);
     let expected = format!(
@@ -126,7 +131,10 @@ fn a_missing_postgres_database_says_so_and_how_to_create_it() {
     let mut url = url::Url::parse(&admin).unwrap();
     url.set_path("/pulp_no_such_database");
     let data = tempfile::tempdir().unwrap();
-    let (ok, _, err) = pulp(data.path(), &["repo", "list", "--database-url", url.as_str()]);
+    let (ok, _, err) = pulp(
+        data.path(),
+        &["repo", "list", "--database-url", url.as_str()],
+    );
     assert!(!ok);
     assert!(
         err.contains("the database \"pulp_no_such_database\" does not exist"),
@@ -241,14 +249,20 @@ fn repo_delete_then_orphan_cleanup_leave_an_empty_store() {
     assert_eq!(files(), 4);
     let (ok, out, err) = pulp(data.path(), &["repo", "delete", "demo"]);
     assert!(ok, "{err}");
-    assert!(out.contains("deleted repository \"demo\" and its remote"), "{out}");
+    assert!(
+        out.contains("deleted repository \"demo\" and its remote"),
+        "{out}"
+    );
     let (_, out, _) = pulp(data.path(), &["repo", "list"]);
     assert_eq!(out.trim(), "no repositories");
     // Protected for a day by default: nothing goes yet.
     let (ok, _, err) = pulp(data.path(), &["orphan", "cleanup"]);
     assert!(ok, "{err}");
     assert_eq!(files(), 4);
-    let (ok, out, err) = pulp(data.path(), &["orphan", "cleanup", "--protection-time", "0"]);
+    let (ok, out, err) = pulp(
+        data.path(),
+        &["orphan", "cleanup", "--protection-time", "0"],
+    );
     assert!(ok, "{err}");
     assert!(out.contains("Clean up orphan Artifacts: 4"), "{out}");
     assert_eq!(files(), 0);
@@ -301,10 +315,18 @@ fn ctrl_c_cancels_a_sync_and_exits_130() {
     // The manifest never comes: the sync is under way until interrupted.
     server.set_always(
         "PULP_MANIFEST",
-        Some(common::server::Fault::Delay(std::time::Duration::from_secs(600))),
+        Some(common::server::Fault::Delay(
+            std::time::Duration::from_secs(600),
+        )),
     );
     let child = Command::new(env!("CARGO_BIN_EXE_pulp-rs"))
-        .args(["sync", &server.url("PULP_MANIFEST"), "--repository", "slow", "-q"])
+        .args([
+            "sync",
+            &server.url("PULP_MANIFEST"),
+            "--repository",
+            "slow",
+            "-q",
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env_remove("PULP_DATABASE_URL")
@@ -526,7 +548,9 @@ fn bench_warms_up_interleaves_its_runs_and_reports_a_true_median() {
         ],
     );
     assert!(ok, "bench failed: {out}\n{err}");
-    let warm = out.find("warm-up (concurrency 2, untimed").expect("a warm-up line");
+    let warm = out
+        .find("warm-up (concurrency 2, untimed")
+        .expect("a warm-up line");
     let first_run = out.find("run 1 (concurrency").expect("a run line");
     assert!(warm < first_run, "{out}");
     let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -534,7 +558,12 @@ fn bench_warms_up_interleaves_its_runs_and_reports_a_true_median() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["concurrency"].as_u64().unwrap(), r["run"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                r["concurrency"].as_u64().unwrap(),
+                r["run"].as_u64().unwrap(),
+            )
+        })
         .collect();
     // Round 2 starts with the other value: neither always goes first.
     assert_eq!(order, vec![(2, 1), (4, 1), (4, 2), (2, 2)], "{out}");

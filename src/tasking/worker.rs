@@ -210,7 +210,7 @@ impl Worker {
         tracing::info!("task started");
         let Some(f) = self.registry.get(&task.name) else {
             let err = TaskError::UnknownTask(task.name.clone());
-            tracing::error!(state = %TaskState::Failed, error = %err, "task failed");
+            tracing::error!(task_id = %task.id, task_name = %task.name, error = %err, "task failed");
             self.record(&task, None, TaskState::Failed, Some(err.to_string()))
                 .await;
             return;
@@ -261,10 +261,14 @@ impl Worker {
         }
         let (state, description) = outcome(stop, joined);
         match (&description, state) {
-            // A failure is for the operator: logged at the default level, with its error.
-            (Some(d), TaskState::Failed) => {
-                tracing::error!(state = %state, error = %d, "task failed")
-            }
+            // A failure is for the operator: logged at the default level, with its error and
+            // its own fields (the task's span is below that level).
+            (Some(d), TaskState::Failed) => tracing::error!(
+                task_id = %task.id,
+                task_name = %task.name,
+                error = %d,
+                "task failed"
+            ),
             (Some(d), _) => tracing::info!(state = %state, error = %d, "task finished"),
             (None, _) => tracing::info!(state = %state, "task finished"),
         }
