@@ -5,8 +5,8 @@
 //! the whole table (an indexed page each, not a scan) and warns once, at start, naming the
 //! storage root and how many of the sampled files are missing.
 
-use crate::db::admin::ArtifactFilter;
 use crate::db::{DbError, DynStore};
+use crate::models::ArtifactFilter;
 use crate::storage::ArtifactStorage;
 
 /// Artifacts sampled at start.
