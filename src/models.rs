@@ -419,6 +419,8 @@ pub struct Task {
     /// The worker that claimed it.
     pub worker: Option<String>,
     pub pulp_last_updated: DateTime<Utc>,
+    /// When it was found free to start (no earlier task holds its resources), if it was.
+    pub unblocked_at: Option<DateTime<Utc>>,
 }
 
 /// Which tasks to list (newest first). Every condition given must hold; bounds are inclusive.

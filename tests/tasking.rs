@@ -74,6 +74,8 @@ fn fast_config() -> WorkerConfig {
         ttl: Duration::from_secs(2),
         reap_interval: Duration::from_millis(100),
         poll_interval: Duration::from_millis(50),
+        notified_poll_interval: Duration::from_millis(500),
+        shutdown_grace: Duration::ZERO,
         cancel_poll_interval: Duration::from_millis(50),
         progress_interval: Duration::from_millis(100),
         cancel_grace: Duration::from_secs(5),

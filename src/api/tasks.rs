@@ -37,7 +37,7 @@ pub fn task_json(t: &Task) -> Value {
         "logging_cid": t.logging_cid,
         "created_by": null,
         // Not recorded: a task is unblocked at some point before it starts.
-        "unblocked_at": null,
+        "unblocked_at": t.unblocked_at.map(time),
         "started_at": t.started_at.map(time),
         "finished_at": t.finished_at.map(time),
         "error": t.error,

@@ -132,25 +132,43 @@ pub async fn run(which: Which, args: ServerArgs) -> anyhow::Result<()> {
     if parts.workers > 0 {
         outln!("{} task worker(s) running", parts.workers);
     }
-    let token = server.shutdown_token();
+    // The first signal stops claiming and lets running tasks finish within `shutdown_grace`;
+    // a second one cancels them at once.
+    let (token, stop_now) = (server.shutdown_token(), server.stop_now_handle());
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            super::interrupted();
-            token.cancel();
+        let mut signals = 0;
+        loop {
+            #[cfg(unix)]
+            let got = {
+                let term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+                match term {
+                    Ok(mut term) => tokio::select! {
+                        r = tokio::signal::ctrl_c() => r.is_ok().then_some(true),
+                        _ = term.recv() => Some(false),
+                    },
+                    Err(_) => tokio::signal::ctrl_c().await.is_ok().then_some(true),
+                }
+            };
+            #[cfg(not(unix))]
+            let got = tokio::signal::ctrl_c().await.is_ok().then_some(true);
+            let Some(interrupt) = got else { return };
+            signals += 1;
+            if signals == 1 {
+                if interrupt {
+                    super::interrupted();
+                }
+                tracing::info!(
+                    "shutting down: running tasks may finish (a second signal stops them)"
+                );
+                token.cancel();
+            } else {
+                tracing::info!("second signal: canceling running tasks now");
+                stop_now();
+                return;
+            }
         }
     });
-    #[cfg(unix)]
-    {
-        let token = server.shutdown_token();
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::spawn(async move {
-                term.recv().await;
-                token.cancel();
-            });
-        }
-    }
     server.wait().await;
     Ok(())
 }

@@ -34,6 +34,9 @@ pub trait DistributionStore: Send + Sync + 'static {
     async fn complete_publication(&self, id: Uuid) -> DbResult<Publication>;
     /// Deletes a publication and its published files (distributions on it point at nothing).
     async fn delete_publication(&self, id: Uuid) -> DbResult<()>;
+    /// Every incomplete publication as `(publication id, repository id)`, oldest first: those
+    /// of running publish tasks, and those a crashed process left.
+    async fn incomplete_publications(&self) -> DbResult<Vec<(Uuid, Uuid)>>;
     /// A publication, complete or not.
     async fn get_publication(&self, id: Uuid) -> DbResult<Publication>;
     /// Complete publications matching the filter, newest first, and how many match in all.

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::models::{
@@ -260,8 +261,10 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Appends to the task's created resources.
     async fn add_created_resource(&self, id: Uuid, resource: &str) -> DbResult<()>;
 
-    /// Records that `worker` is alive now (inserting its row when missing).
-    async fn heartbeat(&self, worker: &str) -> DbResult<()>;
+    /// Records that these workers are alive now (inserting their rows when missing), in one
+    /// statement on a connection of its own where the backend has several (PostgreSQL), so
+    /// task work never delays it.
+    async fn heartbeat(&self, workers: &[String]) -> DbResult<()>;
     /// Workers, by name.
     async fn list_workers(&self) -> DbResult<Vec<WorkerStatus>>;
     /// Deletes the rows of workers whose last heartbeat is older than `ttl`, then fails every
@@ -270,6 +273,21 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn reap_dead_workers(&self, ttl: Duration) -> DbResult<Vec<Task>>;
     /// Deletes the worker's row (clean shutdown).
     async fn remove_worker(&self, worker: &str) -> DbResult<()>;
+
+    /// Rebuilds the queue from the tasks' own resource lists: the reservation rows of every
+    /// incomplete task and which waiting tasks may start (startup recovery, and the upgrade from
+    /// a version without them; the incremental bookkeeping keeps both right otherwise).
+    /// Returns how many tasks it unblocked.
+    async fn refresh_queue(&self) -> DbResult<u64>;
+
+    /// Whether [`TaskStore::forward_wakeups`] hears other processes (PostgreSQL `LISTEN`); when
+    /// not (SQLite), workers must poll often.
+    fn hears_wakeups(&self) -> bool;
+
+    /// Calls `wake` whenever any process may have made a task runnable (a dispatch, a release),
+    /// until `stop` fires; reconnects by itself when its connection drops. Returns at once where
+    /// the backend has no such channel (see [`TaskStore::hears_wakeups`]).
+    async fn forward_wakeups(&self, wake: Arc<dyn Fn() + Send + Sync>, stop: CancellationToken);
 }
 
 /// The error description of a task whose worker stopped heartbeating.

@@ -14,9 +14,11 @@
 //! trusted local link.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Transaction};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::shared;
@@ -25,14 +27,20 @@ use super::{DbError, DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("postgres": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
-        0007 parity);
+        0007 parity, 0011 task_queue);
 
 /// Connections in the pool.
 const POOL_SIZE: u32 = 10;
 
+/// The channel dispatches and releases `NOTIFY` when a task may start.
+const WAKEUP_CHANNEL: &str = "pulp_tasks";
+
 /// The PostgreSQL [`Store`].
 pub struct PgStore {
     pub(super) pool: PgPool,
+    /// One connection of its own for heartbeats (opened on first use), so a busy pool never
+    /// delays them.
+    beat: PgPool,
 }
 
 /// Connects to the database named by `url` and runs the migrations.
@@ -48,7 +56,10 @@ impl PgStore {
             .connect(url)
             .await?;
         shared::migrator(MIGRATIONS).run(&pool).await?;
-        Ok(PgStore { pool })
+        let beat = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        Ok(PgStore { pool, beat })
     }
 
     pub(super) async fn begin(&self) -> DbResult<Transaction<'static, Postgres>> {
@@ -77,6 +88,59 @@ impl PgStore {
     /// The pool for single writes outside a transaction (the one pool).
     pub(super) fn writer(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Dialect hook: the pool heartbeats are written through (a connection of their own).
+    pub(super) fn beater(&self) -> &PgPool {
+        &self.beat
+    }
+
+    /// Dialect hook: calls `wake` for every `NOTIFY` on [`WAKEUP_CHANNEL`] until `stop` fires,
+    /// `LISTEN`ing on a connection of its own; when that connection drops it reconnects (every
+    /// second until it can) and calls `wake` once, for what it may have missed meanwhile.
+    pub(super) async fn forward_wakeups(
+        &self,
+        wake: &(dyn Fn() + Send + Sync),
+        stop: &CancellationToken,
+    ) {
+        let mut lost = false;
+        while !stop.is_cancelled() {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    if !lost {
+                        tracing::warn!(error = %e, "cannot listen for task wakeups; retrying");
+                        lost = true;
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(WAKEUP_CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN {WAKEUP_CHANNEL} failed; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+            if lost {
+                tracing::info!("listening for task wakeups again");
+                lost = false;
+            }
+            wake();
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    got = listener.try_recv() => match got {
+                        Ok(Some(_)) => wake(),
+                        // The connection dropped: listen again on a new one.
+                        Ok(None) | Err(_) => break,
+                    },
+                }
+            }
+        }
     }
 
     /// Dialect hook: a write transaction. PostgreSQL locks rows as statements touch them (and
@@ -146,6 +210,15 @@ impl PgStore {
     }
 }
 
+/// Dialect hook: tells every process's workers, when the transaction commits, that a task may
+/// start (`NOTIFY`; delivered at commit, dropped on rollback).
+pub(super) async fn notify_workers(conn: &mut PgConnection) -> DbResult<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {WAKEUP_CHANNEL}")))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Dialect hook: the clause that locks the rows a `SELECT` reads until the write transaction
 /// ends.
 pub(super) const FOR_UPDATE: &str = " FOR UPDATE";
@@ -167,6 +240,9 @@ pub(super) async fn lock_repository(conn: &mut PgConnection, id: Uuid) -> DbResu
         .await?
         .ok_or_else(|| DbError::NotFound(format!("repository {id}")))
 }
+
+/// Whether other processes' wakeups reach this process ([`TaskStore::hears_wakeups`]).
+pub(super) const HEARS_WAKEUPS: bool = true;
 
 /// What [`Store::backend`] answers.
 pub(super) const BACKEND: &str = "postgres";

@@ -24,7 +24,7 @@ use super::{DbError, DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("sqlite": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
-        0007 parity);
+        0007 parity, 0011 task_queue);
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
 const CHUNK: usize = 500;
@@ -98,6 +98,27 @@ impl SqliteStore {
     pub(super) fn writer(&self) -> &SqlitePool {
         &self.write
     }
+
+    /// Dialect hook: the pool heartbeats are written through: the one writer (SQLite has no
+    /// other way to write).
+    pub(super) fn beater(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// Dialect hook: other processes' wakeups. SQLite has no channel: returns at once, and
+    /// workers rely on their own process's wakeups and on polling.
+    pub(super) async fn forward_wakeups(
+        &self,
+        _wake: &(dyn Fn() + Send + Sync),
+        _stop: &tokio_util::sync::CancellationToken,
+    ) {
+    }
+}
+
+/// Dialect hook: tells other processes' workers that a task may start. Nothing on SQLite (see
+/// [`SqliteStore::forward_wakeups`]).
+pub(super) async fn notify_workers(_conn: &mut SqliteConnection) -> DbResult<()> {
+    Ok(())
 }
 
 /// Dialect hook: `<column> IN <a list bound as parameter $n>`. SQLite binds the list as one JSON
@@ -179,6 +200,9 @@ pub(super) async fn lock_repository(conn: &mut SqliteConnection, id: Uuid) -> Db
         .await?
         .ok_or_else(|| DbError::NotFound(format!("repository {id}")))
 }
+
+/// Whether other processes' wakeups reach this process ([`TaskStore::hears_wakeups`]).
+pub(super) const HEARS_WAKEUPS: bool = false;
 
 /// What [`Store::backend`] answers.
 pub(super) const BACKEND: &str = "sqlite";

@@ -60,6 +60,10 @@ pub struct Settings {
     pub admin_password: Option<String>,
     /// Seconds without a heartbeat after which a worker is presumed dead.
     pub worker_ttl: f64,
+    /// Seconds a running task may go on after a shutdown signal before it is canceled (a
+    /// second signal cancels at once).
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: f64,
     /// Whether `GET /metrics` (API and content app) needs credentials.
     pub metrics_auth: bool,
     /// Directories below which `file://` remote URLs may be read (pulpcore's
@@ -73,6 +77,10 @@ pub struct Settings {
     /// not limited).
     #[serde(default = "default_api_request_timeout")]
     pub api_request_timeout: f64,
+}
+
+fn default_shutdown_grace() -> f64 {
+    30.0
 }
 
 fn default_api_request_timeout() -> f64 {
@@ -100,6 +108,7 @@ impl std::fmt::Debug for Settings {
                 &self.admin_password.as_ref().map(|_| "<set>"),
             )
             .field("worker_ttl", &self.worker_ttl)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("metrics_auth", &self.metrics_auth)
             .field("allowed_import_paths", &self.allowed_import_paths)
             .field("max_metadata_size", &self.max_metadata_size)
@@ -119,6 +128,7 @@ impl Default for Settings {
             content_origin: None,
             admin_password: None,
             worker_ttl: 30.0,
+            shutdown_grace: default_shutdown_grace(),
             metrics_auth: false,
             allowed_import_paths: Vec::new(),
             max_metadata_size: default_max_metadata_size(),
@@ -237,6 +247,7 @@ pub struct Server {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     workers: Option<TaskTracker>,
+    tasking: Tasking,
 }
 
 impl Server {
@@ -261,6 +272,8 @@ impl Server {
             heartbeat_interval: std::time::Duration::from_secs_f64(
                 (settings.worker_ttl / 3.0).max(0.3),
             ),
+            shutdown_grace: std::time::Duration::try_from_secs_f64(settings.shutdown_grace)
+                .map_err(|e| ServerError::Settings(format!("shutdown_grace: {e}")))?,
             ..WorkerConfig::default()
         };
         // What a crashed process left: incomplete versions, temp downloads no running task owns.
@@ -268,6 +281,7 @@ impl Server {
             Ok(r) if r != tasks::admin::Recovery::default() => {
                 tracing::info!(
                     versions = r.versions,
+                    publications = r.publications,
                     temp_entries = r.temp_entries,
                     "recovered what a crashed process left"
                 )
@@ -343,12 +357,20 @@ impl Server {
             shutdown,
             tracker,
             workers,
+            tasking,
         })
     }
 
     /// A token that stops the server when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// After the shutdown token fired: cancel running tasks now rather than after
+    /// `shutdown_grace` (a second signal).
+    pub fn stop_now_handle(&self) -> impl Fn() + Send + Sync + 'static {
+        let tasking = self.tasking.clone();
+        move || tasking.stop_now()
     }
 
     /// Runs until the shutdown token fires, then waits for the parts to stop (running tasks

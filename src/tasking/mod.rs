@@ -1,18 +1,21 @@
 //! Tasking: dispatching work, running it on workers, reservations, cancellation and progress,
 //! with pulpcore's semantics (`pulpcore/tasking/`).
 //!
-//! The database is the only truth. [`dispatch`] inserts a `waiting` task row; a [`Worker`]
-//! claims the oldest runnable one through [`TaskStore::claim_next_task`], where reservations are
-//! derived from the resource lists of incomplete tasks (FIFO per resource, shared holders run
-//! together), runs the registered [`TaskFn`] and records how it ended. Workers in other
-//! processes see the same rows: local workers are woken at once through a [`Notify`] and every
-//! worker also polls, so no task depends on process memory.
+//! The database is the only truth. [`dispatch`] inserts a `waiting` task row with its
+//! reservations; a [`Worker`] claims the oldest runnable one through
+//! [`TaskStore::claim_next_task`] (FIFO per resource, shared holders run together; the queue
+//! lives in the database, see `db::sql::tasks`), runs the registered [`TaskFn`] and records how
+//! it ended. Workers in other processes see the same rows: local workers are woken through a
+//! [`Notify`], other processes' by the database (`NOTIFY` on PostgreSQL, forwarded to the same
+//! [`Notify`]), and every worker also polls, so no task depends on process memory or on a
+//! notification arriving.
 //!
 //! - [`Registry`]: task functions by name.
 //! - [`TaskCtx`] (`ctx`): what a running task function gets: id, args, store, cancellation
 //!   token, throttled progress reports and created resources.
-//! - [`Worker`] (`worker`): heartbeats, reaps dead workers, claims, supervises one task at a
-//!   time (cancel polling, heartbeat), and shuts down explicitly on its token.
+//! - [`Worker`] (`worker`): claims, supervises one task at a time (cancel polling), and shuts
+//!   down explicitly on its token (finishing its task within a grace period); the process's
+//!   heartbeats and reaping run beside the workers on their own timer.
 //! - [`Tasking`]: the handle an application keeps: store, registry, wakeup, worker settings.
 //!
 //! [`TaskStore::claim_next_task`]: crate::db::TaskStore::claim_next_task
@@ -101,8 +104,8 @@ pub trait TaskArgs: serde::Serialize + serde::de::DeserializeOwned {
     const NAME: &'static str;
 }
 
-/// Inserts a `waiting` task and wakes the local workers listening on `wakeup`, if any. Workers
-/// elsewhere find the row by polling.
+/// Inserts a `waiting` task and wakes a local worker listening on `wakeup`, if any. Workers
+/// elsewhere hear of it from the database (PostgreSQL) or find it by polling.
 pub async fn dispatch(
     store: &DynStore,
     wakeup: Option<&Notify>,
@@ -111,7 +114,7 @@ pub async fn dispatch(
     let saved = store.insert_task(task).await?;
     tracing::debug!(task_id = %saved.id, task_name = %saved.name, "task dispatched");
     if let Some(w) = wakeup {
-        w.notify_waiters();
+        w.notify_one();
     }
     Ok(saved)
 }
@@ -124,6 +127,8 @@ pub struct Tasking {
     wakeup: Arc<Notify>,
     config: WorkerConfig,
     on_reap: Option<ReapHook>,
+    /// Fired by [`Tasking::stop_now`]: running tasks are canceled without grace.
+    hard_stop: CancellationToken,
 }
 
 impl Tasking {
@@ -138,7 +143,14 @@ impl Tasking {
             wakeup: Arc::new(Notify::new()),
             config,
             on_reap: None,
+            hard_stop: CancellationToken::new(),
         }
+    }
+
+    /// After the shutdown token of its workers fired: cancel their running tasks now instead
+    /// of after the grace period (a second signal).
+    pub fn stop_now(&self) {
+        self.hard_stop.cancel();
     }
 
     /// Workers made from now on run `hook` after declaring other workers missing.
@@ -188,15 +200,15 @@ impl Tasking {
     }
 
     /// A worker named `name` sharing this handle's store, registry and wakeup.
-    pub fn worker(&self, name: &str) -> Worker {
+    fn worker(&self, name: &str) -> Worker {
         Worker::new(
             name.to_string(),
             self.store.clone(),
             self.registry.clone(),
             self.wakeup.clone(),
             self.config.clone(),
+            self.hard_stop.clone(),
         )
-        .with_reap_hook(self.on_reap.clone())
     }
 
     /// Spawns `n` workers named `<pid>@<host>-<i>`; they stop when `shutdown` fires. Wait for
@@ -212,12 +224,35 @@ impl Tasking {
         n: usize,
         shutdown: &CancellationToken,
     ) -> TaskTracker {
-        let tracker = TaskTracker::new();
+        let workers = TaskTracker::new();
+        let mut names = Vec::with_capacity(n);
         for i in 0..n {
             let worker = self.worker(&format!("{prefix}-{i}"));
+            names.push(worker.name().to_string());
             let span = tracing::info_span!("worker", worker = %worker.name());
-            tracker.spawn(worker.run(shutdown.clone()).instrument(span));
+            workers.spawn(worker.run(shutdown.clone()).instrument(span));
         }
+        workers.close();
+        // Heartbeats, reaping and other processes' wakeups go on until the last worker stopped.
+        let done = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(worker::duties(
+            self.store.clone(),
+            names,
+            self.config.clone(),
+            self.on_reap.clone(),
+            done.clone(),
+        ));
+        let (store, wakeup, stop) = (self.store.clone(), self.wakeup.clone(), done.clone());
+        tracker.spawn(async move {
+            store
+                .forward_wakeups(Arc::new(move || wakeup.notify_one()), stop)
+                .await
+        });
+        tracker.spawn(async move {
+            workers.wait().await;
+            done.cancel();
+        });
         tracker.close();
         tracker
     }

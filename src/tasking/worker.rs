@@ -1,15 +1,23 @@
-//! [`Worker`]: one task at a time, pulpcore style.
+//! [`Worker`]: one task at a time, pulpcore style, and the [`duties`] a process does for all its
+//! workers.
 //!
-//! A pass of the loop heartbeats when due, reaps dead workers when due, and claims the oldest
-//! runnable task; when there is none it sleeps until woken by a local dispatch, the poll
-//! interval, or shutdown. A claimed task's function runs in its own tokio task while the worker
-//! supervises it: every `cancel_poll_interval` it heartbeats if due, writes throttled progress,
-//! and reads the task row, firing the task's token when the row became `canceling`. If the
-//! function ignores its token for `cancel_grace`, its future is aborted.
+//! A worker claims the oldest runnable task; when there is none it sleeps until woken (a
+//! dispatch or release in this process, a `NOTIFY` from another one on PostgreSQL), its poll
+//! interval passes (short without notifications, a slow safety net with them), or shutdown. A
+//! claimed task's function runs in its own tokio task while the worker supervises it: every
+//! `cancel_poll_interval` it writes throttled progress and reads the task row, firing the task's
+//! token when the row became `canceling`. If the function ignores its token for
+//! `cancel_grace`, its future is aborted. A worker that cannot reach the database says so once,
+//! keeps trying, and says when it claims again.
 //!
-//! Shutdown is explicit: when the shutdown token fires the worker stops claiming, cancels the
-//! running task (which ends `failed`, "Aborted during worker shutdown."), and deletes its
-//! worker row.
+//! Heartbeats and the reaping of dead workers are [`duties`] of the process, on their own timer
+//! (one statement for all its workers), so task work never delays them; they go on until the
+//! last worker has stopped.
+//!
+//! Shutdown is explicit: when the shutdown token fires the worker stops claiming and lets its
+//! running task finish for up to `shutdown_grace`; then (or at once when the hard-stop token
+//! fires) it cancels the task, which ends `failed` ("Aborted during worker shutdown."), and
+//! deletes its worker row.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,8 +44,14 @@ pub struct WorkerConfig {
     pub ttl: Duration,
     /// How often dead workers are looked for.
     pub reap_interval: Duration,
-    /// How often an idle worker looks for a task (dispatches in this process wake it sooner).
+    /// How often an idle worker looks for a task when the database does not notify it of
+    /// other processes' dispatches (SQLite); this process's own wake it at once.
     pub poll_interval: Duration,
+    /// How often an idle worker looks for a task when the database notifies it (PostgreSQL
+    /// `LISTEN`): only a safety net, the longest a lost notification can delay a task.
+    pub notified_poll_interval: Duration,
+    /// How long a running task may go on after shutdown starts before it is canceled.
+    pub shutdown_grace: Duration,
     /// How often the running task's row is read for a cancel request.
     pub cancel_poll_interval: Duration,
     /// Minimum time between two progress writes of one task.
@@ -53,6 +67,8 @@ impl Default for WorkerConfig {
             ttl: Duration::from_secs(30),
             reap_interval: Duration::from_secs(10),
             poll_interval: Duration::from_millis(250),
+            notified_poll_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
             cancel_poll_interval: Duration::from_millis(250),
             progress_interval: Duration::from_millis(500),
             cancel_grace: Duration::from_secs(10),
@@ -78,17 +94,8 @@ pub struct Worker {
     registry: Arc<Registry>,
     wakeup: Arc<Notify>,
     config: WorkerConfig,
-    on_reap: Option<ReapHook>,
-}
-
-/// When the periodic duties last ran.
-struct Clocks {
-    heartbeat: Option<Instant>,
-    reap: Option<Instant>,
-}
-
-fn due(last: Option<Instant>, every: Duration) -> bool {
-    last.is_none_or(|t| t.elapsed() >= every)
+    /// Fires on a second shutdown signal: cancel the running task without grace.
+    hard_stop: CancellationToken,
 }
 
 impl Worker {
@@ -98,6 +105,7 @@ impl Worker {
         registry: Arc<Registry>,
         wakeup: Arc<Notify>,
         config: WorkerConfig,
+        hard_stop: CancellationToken,
     ) -> Worker {
         Worker {
             name,
@@ -105,57 +113,60 @@ impl Worker {
             registry,
             wakeup,
             config,
-            on_reap: None,
+            hard_stop,
         }
-    }
-
-    /// Runs `hook` after this worker declared other workers missing.
-    pub fn with_reap_hook(mut self, hook: Option<ReapHook>) -> Worker {
-        self.on_reap = hook;
-        self
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Runs until `shutdown` fires, then deletes the worker row.
+    /// Runs until `shutdown` fires (and its running task, if any, has ended), then deletes the
+    /// worker row.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(worker = %self.name, "worker started");
-        let mut clocks = Clocks {
-            heartbeat: None,
-            reap: None,
+        let poll = match self.store.hears_wakeups() {
+            true => self.config.notified_poll_interval,
+            false => self.config.poll_interval,
         };
+        let mut unreachable = false;
         while !shutdown.is_cancelled() {
-            self.heartbeat_if_due(&mut clocks).await;
-            self.reap_if_due(&mut clocks).await;
             let notified = self.wakeup.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.store.claim_next_task(&self.name).await {
+            let claimed = self.store.claim_next_task(&self.name).await;
+            if unreachable && claimed.is_ok() {
+                tracing::info!(worker = %self.name, "the database answers again: claiming tasks");
+                unreachable = false;
+            }
+            match claimed {
                 Ok(Some(task)) => {
-                    clocks.heartbeat = Some(Instant::now());
+                    // More may be runnable: let another idle worker look.
+                    self.wakeup.notify_one();
                     let span = tracing::info_span!(
                         "task",
                         task_id = %task.id,
                         task_name = %task.name,
                         worker = %self.name
                     );
-                    self.run_task(task, &shutdown, &mut clocks)
-                        .instrument(span)
-                        .await;
-                    // Finishing may have unblocked tasks for the other local workers.
-                    self.wakeup.notify_waiters();
+                    self.run_task(task, &shutdown).instrument(span).await;
                 }
                 Ok(None) => {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = &mut notified => {}
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = tokio::time::sleep(poll) => {}
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(worker = %self.name, error = %e, "claiming a task failed");
+                    if !unreachable {
+                        tracing::warn!(
+                            worker = %self.name,
+                            error = %e,
+                            "cannot claim tasks: not claiming until the database answers"
+                        );
+                        unreachable = true;
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(self.config.poll_interval) => {}
@@ -169,44 +180,8 @@ impl Worker {
         tracing::info!(worker = %self.name, "worker stopped");
     }
 
-    async fn heartbeat_if_due(&self, clocks: &mut Clocks) {
-        if !due(clocks.heartbeat, self.config.heartbeat_interval) {
-            return;
-        }
-        match self.store.heartbeat(&self.name).await {
-            Ok(()) => clocks.heartbeat = Some(Instant::now()),
-            Err(e) => tracing::warn!(worker = %self.name, error = %e, "heartbeat failed"),
-        }
-    }
-
-    async fn reap_if_due(&self, clocks: &mut Clocks) {
-        if !due(clocks.reap, self.config.reap_interval) {
-            return;
-        }
-        clocks.reap = Some(Instant::now());
-        match self.store.reap_dead_workers(self.config.ttl).await {
-            Ok(reaped) => {
-                let any = !reaped.is_empty();
-                for t in reaped {
-                    tracing::warn!(
-                        task_id = %t.id,
-                        task_name = %t.name,
-                        dead_worker = t.worker.as_deref().unwrap_or(""),
-                        "task failed: its worker has gone missing"
-                    );
-                }
-                if let (true, Some(hook)) = (any, &self.on_reap) {
-                    hook().await;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(worker = %self.name, error = %e, "reaping dead workers failed")
-            }
-        }
-    }
-
     /// Runs one claimed task to its end and records the end.
-    async fn run_task(&self, task: Task, shutdown: &CancellationToken, clocks: &mut Clocks) {
+    async fn run_task(&self, task: Task, shutdown: &CancellationToken) {
         tracing::info!("task started");
         let Some(f) = self.registry.get(&task.name) else {
             let err = TaskError::UnknownTask(task.name.clone());
@@ -225,15 +200,27 @@ impl Worker {
         let mut tick = tokio::time::interval(self.config.cancel_poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop: Option<(Stop, Instant)> = None;
+        let mut draining: Option<Instant> = None;
         let joined = loop {
+            let grace_over = draining.is_some_and(|d| d.elapsed() >= self.config.shutdown_grace);
+            if stop.is_none()
+                && (grace_over || (draining.is_some() && self.hard_stop.is_cancelled()))
+            {
+                tracing::info!("worker shutting down: canceling its task");
+                cancel.cancel();
+                stop = Some((Stop::Shutdown, Instant::now()));
+            }
             tokio::select! {
                 biased;
                 res = &mut handle => break res,
-                _ = shutdown.cancelled(), if stop.is_none() => {
-                    tracing::info!("worker shutting down: canceling its task");
-                    cancel.cancel();
-                    stop = Some((Stop::Shutdown, Instant::now()));
+                _ = shutdown.cancelled(), if draining.is_none() => {
+                    tracing::info!(
+                        grace = ?self.config.shutdown_grace,
+                        "worker shutting down: letting its task finish"
+                    );
+                    draining = Some(Instant::now());
                 }
+                _ = self.hard_stop.cancelled(), if draining.is_some() && stop.is_none() => {}
                 _ = tick.tick() => {
                     if let Some((_, since)) = stop {
                         if since.elapsed() >= self.config.cancel_grace {
@@ -241,7 +228,6 @@ impl Worker {
                             handle.abort();
                         }
                     }
-                    self.heartbeat_if_due(clocks).await;
                     if let Err(e) = progress.write_if_due(&self.store, task.id).await {
                         tracing::warn!(error = %e, "writing progress failed");
                     }
@@ -318,6 +304,57 @@ impl Worker {
             .await
         {
             tracing::warn!(error = %e, "recording the task's end failed");
+        }
+    }
+}
+
+/// The duties of a process for its workers `names`, until `done` fires (after the last of them
+/// stopped): heartbeats every `heartbeat_interval` in one statement, and every `reap_interval`
+/// declaring missing the workers silent past `ttl` (their running tasks fail, their
+/// reservations go), then running `on_reap` to clean up what they left.
+pub async fn duties(
+    store: DynStore,
+    names: Vec<String>,
+    config: WorkerConfig,
+    on_reap: Option<ReapHook>,
+    done: CancellationToken,
+) {
+    let mut beat = tokio::time::interval(config.heartbeat_interval);
+    let mut reap = tokio::time::interval(config.reap_interval);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut beating = true;
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = beat.tick() => match store.heartbeat(&names).await {
+                Ok(()) if !beating => {
+                    tracing::info!("heartbeats written again");
+                    beating = true;
+                }
+                Ok(()) => {}
+                Err(e) if beating => {
+                    tracing::warn!(error = %e, "heartbeat failed: retrying every interval");
+                    beating = false;
+                }
+                Err(_) => {}
+            },
+            _ = reap.tick() => match store.reap_dead_workers(config.ttl).await {
+                Ok(reaped) => {
+                    for t in &reaped {
+                        tracing::warn!(
+                            task_id = %t.id,
+                            task_name = %t.name,
+                            dead_worker = t.worker.as_deref().unwrap_or(""),
+                            "task failed: its worker has gone missing"
+                        );
+                    }
+                    if let (false, Some(hook)) = (reaped.is_empty(), &on_reap) {
+                        hook().await;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "reaping dead workers failed"),
+            },
         }
     }
 }

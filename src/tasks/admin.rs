@@ -274,11 +274,13 @@ fn clean_temp_area(tmp: &std::path::Path, owned: &HashSet<Uuid>) -> u64 {
 pub struct Recovery {
     /// Incomplete versions discarded.
     pub versions: u64,
+    /// Incomplete publications deleted.
+    pub publications: u64,
     /// Temp directories and files removed.
     pub temp_entries: u64,
 }
 
-/// Discards the incomplete versions and removes the temp downloads that no running task owns:
+/// Discards the incomplete versions and publications, rebuilds the task queue, and removes the temp downloads that no running task owns:
 /// what a crashed process or a killed worker left. Run at process start and by the worker that
 /// declares another missing. A repository counts as owned while a running (or canceling) task
 /// holds a resource naming it; the versions are listed before the tasks, so a sync that starts
@@ -307,6 +309,16 @@ pub async fn recover(store: &DynStore, storage: &ArtifactStorage) -> Result<Reco
         tracing::info!(version = %version, repository = %repository, "discarded an incomplete version no task owns");
         out.versions += 1;
     }
+    for (publication, repository) in store.incomplete_publications().await? {
+        if owned.contains(&repository) {
+            continue;
+        }
+        store.delete_publication(publication).await?;
+        tracing::info!(publication = %publication, repository = %repository, "deleted an incomplete publication no task owns");
+        out.publications += 1;
+    }
+    // The queue as the tasks' own rows say (a dead worker's reservations are gone by now).
+    store.refresh_queue().await?;
 
     // Temp area: `sync-<repository>` directories of syncs no task runs, and stale loose files
     // (other directories are left alone). Blocking file work, off the async threads.

@@ -310,6 +310,17 @@ impl DistributionStore for Backend {
         delete_by_id(&mut conn, "publications", "publication", id).await
     }
 
+    async fn incomplete_publications(&self) -> DbResult<Vec<(Uuid, Uuid)>> {
+        let rows: Vec<(Id, Id)> = sqlx::query_as(
+            "SELECT p.id, v.repository_id FROM publications p \
+             JOIN repository_versions v ON v.id = p.repository_version_id \
+             WHERE NOT p.complete ORDER BY p.pulp_created",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(|(p, r)| (p.0, r.0)).collect())
+    }
+
     async fn get_publication(&self, id: Uuid) -> DbResult<Publication> {
         publication(self.reader(), id).await
     }

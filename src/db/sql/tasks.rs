@@ -1,20 +1,36 @@
 //! [`TaskStore`]: tasks and workers. State changes are conditional `UPDATE ... RETURNING`
 //! statements, so a worker, a reaper and a canceling user never overwrite each other.
 //!
-//! Claiming (and reaping) runs in the claim transaction of the backend
-//! ([`Backend::begin_claim`]): `BEGIN IMMEDIATE` on SQLite, whose single writer serializes
-//! claimers; a transaction-scoped advisory lock on PostgreSQL. Inside it the incomplete tasks are
-//! read, [`reservations::runnable`] names the waiting tasks that may start, and the first of them
-//! is locked ([`for_update_skip_locked`]: a row lock skipping rows a concurrent cancel holds, on
-//! PostgreSQL) and moved to `running`.
+//! The queue: every incomplete task has one `task_resources` row per resource it reserves, and a
+//! waiting task that may start has `unblocked_at` set. A task may start when no earlier
+//! incomplete task holds one of its resources in a conflicting way (exclusive against anything,
+//! shared against exclusive): FIFO per resource, shared holders together, as pulpcore's
+//! `_unblock_tasks` decides, but incrementally: a dispatch checks the new task against the rows
+//! of its own resources, and a release (a task ending, a waiting task canceled, a dead worker's
+//! task failed) deletes the task's rows and re-checks only the blocked tasks queued on those
+//! resources, up to the first exclusive one (which blocks everything behind it). A claim then
+//! reads the oldest unblocked waiting task from a partial index: its cost does not grow with the
+//! queue. [`reservations::runnable`] recomputes the same from scratch (`refresh_queue`, at
+//! startup).
+//!
+//! Dispatches, claims and releases run in the claim transaction of the backend
+//! ([`Backend::begin_claim`]): `BEGIN IMMEDIATE` on SQLite, a transaction-scoped advisory lock on
+//! PostgreSQL, so a release never misses a task dispatched meanwhile. Inside it a new task's
+//! `pulp_created` is made later than every other task's, so queue order holds across machines
+//! whose clocks differ. A dispatch or release that unblocks a task notifies the workers
+//! (`notify_workers`: `NOTIFY` on PostgreSQL).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::super::{for_update_skip_locked, json_array_append, push_contains, push_json_has_any};
+use super::super::{
+    for_update_skip_locked, json_array_append, notify_workers, push_contains, push_json_has_any,
+};
 use super::{row_by_id, Backend, Db, DbRow};
 use crate::db::reservations::{self, Reservation};
 use crate::db::shared;
@@ -27,7 +43,7 @@ type DbConn = <Db as sqlx::Database>::Connection;
 
 const TASK_COLS: &str = "id, name, state, args, logging_cid, pulp_created, started_at, \
      finished_at, error, progress_reports, created_resources, exclusive_resources, \
-     shared_resources, worker, pulp_last_updated";
+     shared_resources, worker, pulp_last_updated, unblocked_at";
 
 fn task_from(row: &DbRow) -> DbResult<Task> {
     let state: String = row.try_get("state")?;
@@ -58,6 +74,7 @@ fn task_from(row: &DbRow) -> DbResult<Task> {
         )?,
         worker: row.try_get("worker")?,
         pulp_last_updated: row.try_get::<Time, _>("pulp_last_updated")?.0,
+        unblocked_at: row.try_get::<Option<Time>, _>("unblocked_at")?.map(|t| t.0),
     })
 }
 
@@ -151,25 +168,178 @@ async fn heartbeat_in(conn: &mut DbConn, worker: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// Writes the `task_resources` rows of a task queued at `created`: exclusive first, so a
+/// resource named both ways is held exclusively.
+async fn reserve(
+    conn: &mut DbConn,
+    id: Id,
+    created: Time,
+    exclusive: &[String],
+    shared: &[String],
+) -> DbResult<()> {
+    let held = (exclusive.iter().map(|r| (r, true))).chain(shared.iter().map(|r| (r, false)));
+    for (resource, exclusive) in held {
+        sqlx::query(
+            "INSERT INTO task_resources (task_id, resource, exclusive, pulp_created) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(resource)
+        .bind(exclusive)
+        .bind(created)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Whether an incomplete task other than `$4` that is queued before `($3, $4)` holds resource `$1`
+/// exclusively (`$2` true) or shared (`$2` false). Served by `task_resources_hold_idx`.
+const HELD_BEFORE: &str = "SELECT EXISTS (SELECT 1 FROM task_resources o \
+     WHERE o.resource = $1 AND o.exclusive = $2 AND (o.pulp_created, o.task_id) < ($3, $4))";
+
+/// Whether waiting task `id` may start now (see the module doc).
+async fn may_start(conn: &mut DbConn, id: Id) -> DbResult<bool> {
+    let mine = sqlx::query(
+        "SELECT resource, exclusive, pulp_created FROM task_resources WHERE task_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &mine {
+        let resource: String = row.try_get("resource")?;
+        let exclusive: bool = row.try_get("exclusive")?;
+        let created: Time = row.try_get("pulp_created")?;
+        // An exclusive holder before it blocks anything; a shared one blocks an exclusive task.
+        for other_exclusive in [true, false]
+            .into_iter()
+            .take(if exclusive { 2 } else { 1 })
+        {
+            let held: bool = sqlx::query_scalar(HELD_BEFORE)
+                .bind(&resource)
+                .bind(other_exclusive)
+                .bind(created)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?;
+            if held {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Marks waiting task `id` unblocked if it may start; whether it did.
+async fn unblock_if_free(conn: &mut DbConn, id: Id) -> DbResult<bool> {
+    if !may_start(conn, id).await? {
+        return Ok(false);
+    }
+    let done = sqlx::query(
+        "UPDATE tasks SET unblocked_at = $1 \
+         WHERE id = $2 AND state = 'waiting' AND unblocked_at IS NULL",
+    )
+    .bind(Time(shared::now()))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Frees the reservations of task `id` (it ended, or never started) and unblocks the tasks
+/// queued on them that may start now; notifies the workers when there are any. Returns how
+/// many were unblocked.
+async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
+    let freed: Vec<String> =
+        sqlx::query_scalar("DELETE FROM task_resources WHERE task_id = $1 RETURNING resource")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut unblocked = 0;
+    for resource in freed {
+        // The blocked tasks queued on this resource, in order, a page at a time, up to and
+        // including the first exclusive one: everything behind it waits for it.
+        let mut after: Option<(Time, Id)> = None;
+        'queue: loop {
+            let sql = format!(
+                "SELECT o.task_id, o.exclusive, o.pulp_created FROM task_resources o \
+                 JOIN tasks t ON t.id = o.task_id \
+                 WHERE o.resource = $1 AND t.state = 'waiting' AND t.unblocked_at IS NULL{} \
+                 ORDER BY o.pulp_created, o.task_id LIMIT 50",
+                if after.is_some() {
+                    " AND (o.pulp_created, o.task_id) > ($2, $3)"
+                } else {
+                    ""
+                }
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&resource);
+            if let Some((t, i)) = after {
+                q = q.bind(t).bind(i);
+            }
+            let page = q.fetch_all(&mut *conn).await?;
+            for row in &page {
+                let task: Id = row.try_get("task_id")?;
+                if unblock_if_free(conn, task).await? {
+                    unblocked += 1;
+                }
+                if row.try_get::<bool, _>("exclusive")? {
+                    break 'queue;
+                }
+                after = Some((row.try_get("pulp_created")?, task));
+            }
+            if page.len() < 50 {
+                break;
+            }
+        }
+    }
+    if unblocked > 0 {
+        notify_workers(conn).await?;
+    }
+    Ok(unblocked)
+}
+
 #[async_trait]
 impl TaskStore for Backend {
     async fn insert_task(&self, task: &NewTask) -> DbResult<Task> {
+        let id = Id(Uuid::now_v7());
+        let mut tx = self.begin_claim().await?;
+        // Later than every task already queued, whatever this machine's clock says.
+        let last: Option<Time> = sqlx::query_scalar("SELECT max(pulp_created) FROM tasks")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut created = shared::now();
+        if let Some(Time(last)) = last.filter(|l| l.0 >= created) {
+            created = last + chrono::Duration::microseconds(1);
+        }
         let sql = format!(
             "INSERT INTO tasks (id, name, state, args, logging_cid, pulp_created, \
              exclusive_resources, shared_resources, pulp_last_updated) \
              VALUES ($1, $2, 'waiting', $3, $4, $5, $6, $7, $5) RETURNING {TASK_COLS}"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Id(Uuid::now_v7()))
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
             .bind(&task.name)
             .bind(Json(task.args.clone()))
             .bind(&task.logging_cid)
-            .bind(Time(shared::now()))
+            .bind(Time(created))
             .bind(Json(shared::strings_to_json(&task.exclusive_resources)))
             .bind(Json(shared::strings_to_json(&task.shared_resources)))
-            .fetch_one(self.writer())
+            .execute(&mut *tx)
             .await?;
-        task_from(&row)
+        reserve(
+            &mut tx,
+            id,
+            Time(created),
+            &task.exclusive_resources,
+            &task.shared_resources,
+        )
+        .await?;
+        if unblock_if_free(&mut tx, id).await? {
+            notify_workers(&mut tx).await?;
+        }
+        let saved = get_task_in(&mut *tx, id.0).await?;
+        tx.commit().await?;
+        Ok(saved)
     }
 
     async fn get_task(&self, id: Uuid) -> DbResult<Task> {
@@ -236,69 +406,42 @@ impl TaskStore for Backend {
     }
 
     async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>> {
-        // Idle workers poll: answer "nothing waiting" without a write transaction.
-        let any_waiting: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tasks WHERE state = 'waiting')")
-                .fetch_one(self.reader())
-                .await?;
-        if !any_waiting {
+        // Idle workers poll: answer "nothing runnable" without a write transaction.
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tasks \
+             WHERE state = 'waiting' AND unblocked_at IS NOT NULL)",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        if !any {
             return Ok(None);
         }
         let mut tx = self.begin_claim().await?;
         heartbeat_in(&mut tx, worker).await?;
-        let rows = sqlx::query(
-            "SELECT id, state, exclusive_resources, shared_resources FROM tasks \
-             WHERE state IN ('waiting', 'running', 'canceling') ORDER BY pulp_created, id",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut incomplete = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let state: String = row.try_get("state")?;
-            incomplete.push(Reservation {
-                id: row.try_get::<Id, _>("id")?.0,
-                state: shared::task_state(&state)?,
-                exclusive: shared::strings_from_json(
-                    row.try_get::<Json, _>("exclusive_resources")?.0,
-                    "exclusive_resources",
-                )?,
-                shared: shared::strings_from_json(
-                    row.try_get::<Json, _>("shared_resources")?.0,
-                    "shared_resources",
-                )?,
-            });
-        }
-        let now = Time(shared::now());
-        let lock_sql = format!(
-            "SELECT id FROM tasks WHERE id = $1 AND state = 'waiting'{}",
+        let sql = format!(
+            "SELECT id FROM tasks WHERE state = 'waiting' AND unblocked_at IS NOT NULL \
+             ORDER BY pulp_created, id LIMIT 1{}",
             for_update_skip_locked()
         );
-        let claim_sql = format!(
+        let Some(id) = sqlx::query_scalar::<_, Id>(sqlx::AssertSqlSafe(sql))
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let sql = format!(
             "UPDATE tasks SET state = 'running', started_at = $1, worker = $2, \
              pulp_last_updated = $1 WHERE id = $3 AND state = 'waiting' RETURNING {TASK_COLS}"
         );
-        let mut claimed = None;
-        for id in reservations::runnable(&incomplete) {
-            let locked = sqlx::query(sqlx::AssertSqlSafe(lock_sql.as_str()))
-                .bind(Id(id))
-                .fetch_optional(&mut *tx)
-                .await?;
-            if locked.is_none() {
-                continue;
-            }
-            let row = sqlx::query(sqlx::AssertSqlSafe(claim_sql.as_str()))
-                .bind(now)
-                .bind(worker)
-                .bind(Id(id))
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = row {
-                claimed = Some(task_from(&row)?);
-                break;
-            }
-        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Time(shared::now()))
+            .bind(worker)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(claimed)
+        Ok(Some(task_from(&row)?))
     }
 
     async fn finish_task(
@@ -309,7 +452,7 @@ impl TaskStore for Backend {
         error: Option<serde_json::Value>,
     ) -> DbResult<Task> {
         shared::check_final(state)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_claim().await?;
         let sql = format!(
             "UPDATE tasks SET \
              state = CASE WHEN state = 'canceling' AND $1 = 'completed' THEN 'canceled' \
@@ -336,12 +479,13 @@ impl TaskStore for Backend {
                 )));
             }
         };
+        release(&mut tx, Id(id)).await?;
         tx.commit().await?;
         Ok(out)
     }
 
     async fn request_cancel(&self, id: Uuid) -> DbResult<Task> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_claim().await?;
         let sql = format!(
             "UPDATE tasks SET \
              state = CASE state WHEN 'waiting' THEN 'canceled' ELSE 'canceling' END, \
@@ -358,6 +502,10 @@ impl TaskStore for Backend {
             Some(row) => task_from(&row)?,
             None => get_task_in(&mut *tx, id).await?,
         };
+        if out.state == TaskState::Canceled {
+            // It never started: its place in the queue goes.
+            release(&mut tx, Id(id)).await?;
+        }
         tx.commit().await?;
         match out.state {
             TaskState::Canceled | TaskState::Canceling => Ok(out),
@@ -399,9 +547,19 @@ impl TaskStore for Backend {
         Ok(())
     }
 
-    async fn heartbeat(&self, worker: &str) -> DbResult<()> {
-        let mut conn = self.writer().acquire().await?;
-        heartbeat_in(&mut conn, worker).await
+    async fn heartbeat(&self, workers: &[String]) -> DbResult<()> {
+        if workers.is_empty() {
+            return Ok(());
+        }
+        let mut qb =
+            QueryBuilder::<Db>::new("INSERT INTO workers (name, last_heartbeat, started_at) ");
+        let now = Time(shared::now());
+        qb.push_values(workers, |mut row, name| {
+            row.push_bind(name.as_str()).push_bind(now).push_bind(now);
+        });
+        qb.push(" ON CONFLICT (name) DO UPDATE SET last_heartbeat = excluded.last_heartbeat");
+        qb.build().execute(self.beater()).await?;
+        Ok(())
     }
 
     async fn list_workers(&self) -> DbResult<Vec<WorkerStatus>> {
@@ -438,8 +596,75 @@ impl TaskStore for Backend {
             .bind(Time(shared::now()))
             .fetch_all(&mut *tx)
             .await?;
+        let reaped = tasks_from(&rows)?;
+        for task in &reaped {
+            release(&mut tx, Id(task.id)).await?;
+        }
         tx.commit().await?;
-        tasks_from(&rows)
+        Ok(reaped)
+    }
+
+    fn hears_wakeups(&self) -> bool {
+        super::super::HEARS_WAKEUPS
+    }
+
+    async fn forward_wakeups(&self, wake: Arc<dyn Fn() + Send + Sync>, stop: CancellationToken) {
+        Backend::forward_wakeups(self, &*wake, &stop).await
+    }
+
+    async fn refresh_queue(&self) -> DbResult<u64> {
+        let mut tx = self.begin_claim().await?;
+        sqlx::query(
+            "DELETE FROM task_resources WHERE task_id IN (SELECT id FROM tasks \
+             WHERE state NOT IN ('waiting', 'running', 'canceling'))",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT id, state, exclusive_resources, shared_resources, pulp_created, \
+             EXISTS (SELECT 1 FROM task_resources r WHERE r.task_id = tasks.id) AS reserved \
+             FROM tasks WHERE state IN ('waiting', 'running', 'canceling') \
+             ORDER BY pulp_created, id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut incomplete = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let task = Reservation {
+                id: row.try_get::<Id, _>("id")?.0,
+                state: shared::task_state(&row.try_get::<String, _>("state")?)?,
+                exclusive: shared::strings_from_json(
+                    row.try_get::<Json, _>("exclusive_resources")?.0,
+                    "exclusive_resources",
+                )?,
+                shared: shared::strings_from_json(
+                    row.try_get::<Json, _>("shared_resources")?.0,
+                    "shared_resources",
+                )?,
+            };
+            if !row.try_get::<bool, _>("reserved")? {
+                let created: Time = row.try_get("pulp_created")?;
+                reserve(&mut tx, Id(task.id), created, &task.exclusive, &task.shared).await?;
+            }
+            incomplete.push(task);
+        }
+        let mut unblocked = 0;
+        for id in reservations::runnable(&incomplete) {
+            unblocked += sqlx::query(
+                "UPDATE tasks SET unblocked_at = $1 \
+                 WHERE id = $2 AND state = 'waiting' AND unblocked_at IS NULL",
+            )
+            .bind(Time(shared::now()))
+            .bind(Id(id))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if unblocked > 0 {
+            notify_workers(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(unblocked)
     }
 
     async fn remove_worker(&self, worker: &str) -> DbResult<()> {
