@@ -60,7 +60,8 @@ async fn repository_of(state: &AppState, plugin: &dyn Plugin, h: &str) -> ApiRes
     }
 }
 
-const SOURCES: &str = "Exactly one of 'artifact', 'file', 'upload' or 'file_url' must be specified.";
+const SOURCES: &str =
+    "Exactly one of 'artifact', 'file', 'upload' or 'file_url' must be specified.";
 
 async fn create(
     state: AppState,
@@ -138,12 +139,15 @@ async fn create(
 
 /// A `file_url` must be http(s), or a `file://` path below `allowed_import_paths`.
 fn check_file_url(state: &AppState, url: &str) -> ApiResult<()> {
-    let parsed =
-        url::Url::parse(url).map_err(|e| ApiError::field("file_url", format!("Enter a valid URL ({e}).")))?;
+    let parsed = url::Url::parse(url)
+        .map_err(|e| ApiError::field("file_url", format!("Enter a valid URL ({e}).")))?;
     if !matches!(parsed.scheme(), "http" | "https" | "file") {
         return Err(ApiError::field(
             "file_url",
-            format!("The scheme {:?} is not supported (http, https, file).", parsed.scheme()),
+            format!(
+                "The scheme {:?} is not supported (http, https, file).",
+                parsed.scheme()
+            ),
         ));
     }
     state
@@ -165,7 +169,12 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
         ..ContentQuery::default()
     };
     if let Some(h) = q.value("repository_version") {
-        let bad = || ApiError::field("repository_version", "Invalid hyperlink - Object does not exist.");
+        let bad = || {
+            ApiError::field(
+                "repository_version",
+                "Invalid hyperlink - Object does not exist.",
+            )
+        };
         let (coll, repo, number) = href::parse_version(h).ok_or_else(bad)?;
         let known = state.plugins.iter().any(|p| {
             let n = p.api_names();
@@ -182,7 +191,8 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
     for (ca, a) in state.store.content_artifacts(&ids).await? {
         artifacts.entry(ca.content_id).or_default().insert(
             ca.relative_path.clone(),
-            a.map(|a| json!(href::artifact(a.id))).unwrap_or(Value::Null),
+            a.map(|a| json!(href::artifact(a.id)))
+                .unwrap_or(Value::Null),
         );
     }
     let mut items = Vec::with_capacity(units.len());
@@ -207,13 +217,28 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
 
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
     let all = format!("{}content/", super::API_ROOT);
-    b.route(Method::GET, &all, &all, "content_list", "Content", get(list_all))
-        .summary("List content of every type")
-        .query("pulp_type", "string", "Filter results where pulp_type matches value")
-        .query("repository_version", "string", "Repository Version referenced by HREF")
-        .paging()
-        .field_selection()
-        .response(200, Some("PaginatedMultipleArtifactContentResponseList"));
+    b.route(
+        Method::GET,
+        &all,
+        &all,
+        "content_list",
+        "Content",
+        get(list_all),
+    )
+    .summary("List content of every type")
+    .query(
+        "pulp_type",
+        "string",
+        "Filter results where pulp_type matches value",
+    )
+    .query(
+        "repository_version",
+        "string",
+        "Repository Version referenced by HREF",
+    )
+    .paging()
+    .field_selection()
+    .response(200, Some("PaginatedMultipleArtifactContentResponseList"));
     let time = json!({"type": "string", "format": "date-time", "readOnly": true});
     b.schema(
         "MultipleArtifactContentResponse",
@@ -238,7 +263,12 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         };
         let p = plugin.name();
         let n = plugin.api_names();
-        let coll = format!("{}content/{}/{}/", super::API_ROOT, n.app_label, n.content_kind);
+        let coll = format!(
+            "{}content/{}/{}/",
+            super::API_ROOT,
+            n.app_label,
+            n.content_kind
+        );
         let schema = format!("{}.{}", n.app_label, plugin.model_names().content);
         b.route(
             Method::POST,

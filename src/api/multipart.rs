@@ -85,7 +85,11 @@ async fn read_form(mut mp: Multipart, state: &AppState) -> Result<FileBody, ApiE
             if file.is_some() {
                 return Err(ApiError::field(FILE_PART, "Only one file may be sent."));
             }
-            let mut sink = Sink::new(state.storage.tmp_dir().to_path_buf(), &wanted(&fields), None);
+            let mut sink = Sink::new(
+                state.storage.tmp_dir().to_path_buf(),
+                &wanted(&fields),
+                None,
+            );
             while let Some(bytes) = part.chunk().await.map_err(form_error)? {
                 sink.push(&bytes)
                     .await
@@ -143,7 +147,11 @@ impl FromRequest<AppState> for FileBody {
 
 /// The digests of the file at `path` for the algorithms among `sha224` / `sha384` / `sha512`
 /// that `have` lacks and `need` names (a digest field sent after the file). Blocking.
-pub fn fill_digests(path: &std::path::Path, have: &mut OtherDigests, need: &OtherDigests) -> std::io::Result<()> {
+pub fn fill_digests(
+    path: &std::path::Path,
+    have: &mut OtherDigests,
+    need: &OtherDigests,
+) -> std::io::Result<()> {
     use sha2::Digest;
     use std::io::Read;
     let do224 = need.sha224.is_some() && have.sha224.is_none();

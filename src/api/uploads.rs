@@ -84,7 +84,10 @@ fn require_file(body: &mut FileBody) -> ApiResult<Written> {
 }
 
 /// Saves a checked upload as an artifact (the temp file is adopted, then the row written).
-pub(crate) async fn store_file(state: &AppState, file: Written) -> ApiResult<crate::models::Artifact> {
+pub(crate) async fn store_file(
+    state: &AppState,
+    file: Written,
+) -> ApiResult<crate::models::Artifact> {
     Ok(save_artifact(
         &state.store,
         &state.storage,
@@ -244,12 +247,21 @@ async fn upload_chunk(
     headers: HeaderMap,
     req: Request,
 ) -> ApiResult<Json<Value>> {
-    let upload = find_upload(&state, &id).await?;
-    // The range is checked before a byte of the body is read.
+    let upload = match find_upload(&state, &id).await {
+        Ok(u) => u,
+        Err(e) => {
+            discard(req).await;
+            return Err(e);
+        }
+    };
+    // The range is checked before the body is read; a refused chunk is read and discarded
+    // (up to a bound) so the client gets the answer rather than a connection reset mid-body.
     let Some((start, end, total)) = content_range(&headers) else {
+        discard(req).await;
         return Err(ApiError::invalid("Invalid header for Content-Range."));
     };
     if end >= upload.size || total.is_some_and(|t| t != upload.size) {
+        discard(req).await;
         return Err(ApiError::invalid("End byte is greater than upload size."));
     }
     let mut body = FileBody::from_request(req, &state).await?;
@@ -261,7 +273,9 @@ async fn upload_chunk(
     f.finish()?;
     let file = require_file(&mut body)?;
     if file.size != end - start + 1 {
-        return Err(ApiError::invalid("Chunk size does not match content range."));
+        return Err(ApiError::invalid(
+            "Chunk size does not match content range.",
+        ));
     }
     if let Some(want) = sha256 {
         if want.trim().to_ascii_lowercase() != file.sha256 {
@@ -289,6 +303,22 @@ async fn upload_chunk(
     }
     let upload = state.store.get_upload(upload_id).await?;
     Ok(Json(upload_json(&upload, None)))
+}
+
+/// The most bytes of a refused request body read (and dropped) before answering.
+const DISCARD_LIMIT: u64 = 256 << 20;
+
+/// Reads and drops a request body, at most [`DISCARD_LIMIT`] bytes.
+async fn discard(req: Request) {
+    use futures::StreamExt;
+    let mut stream = req.into_body().into_data_stream();
+    let mut seen = 0u64;
+    while let Some(Ok(bytes)) = stream.next().await {
+        seen += bytes.len() as u64;
+        if seen > DISCARD_LIMIT {
+            break;
+        }
+    }
 }
 
 async fn upload_commit(
@@ -349,15 +379,29 @@ pub fn register(b: &mut ApiBuilder) {
     let coll = "/pulp/api/v3/uploads/";
     let detail = "/pulp/api/v3/uploads/{id}/";
     let tag = "Uploads";
-    b.route(Method::GET, coll, coll, "uploads_list", tag, get(upload_list))
-        .summary("List uploads")
-        .paging()
-        .field_selection()
-        .response(200, Some("PaginatedUploadResponseList"));
-    b.route(Method::POST, coll, coll, "uploads_create", tag, post(upload_create))
-        .summary("Create an upload")
-        .request_as("Upload", JSON_OR_FORM)
-        .response(201, Some("UploadResponse"));
+    b.route(
+        Method::GET,
+        coll,
+        coll,
+        "uploads_list",
+        tag,
+        get(upload_list),
+    )
+    .summary("List uploads")
+    .paging()
+    .field_selection()
+    .response(200, Some("PaginatedUploadResponseList"));
+    b.route(
+        Method::POST,
+        coll,
+        coll,
+        "uploads_create",
+        tag,
+        post(upload_create),
+    )
+    .summary("Create an upload")
+    .request_as("Upload", JSON_OR_FORM)
+    .response(201, Some("UploadResponse"));
     b.route(
         Method::GET,
         detail,

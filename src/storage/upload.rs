@@ -70,7 +70,12 @@ impl ArtifactStorage {
     }
 
     /// Moves a received chunk (a temp file of the tmp area) to `upload/<upload>/<chunk>`.
-    pub fn adopt_chunk(&self, upload: Uuid, chunk: Uuid, temp: TempPath) -> Result<(), StorageError> {
+    pub fn adopt_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        temp: TempPath,
+    ) -> Result<(), StorageError> {
         let dir = self.upload_dir(upload);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let dest = dir.join(chunk.to_string());
@@ -96,7 +101,10 @@ impl ArtifactStorage {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::Io { path: dir, source: e }),
+            Err(e) => Err(StorageError::Io {
+                path: dir,
+                source: e,
+            }),
         }
     }
 
@@ -107,12 +115,20 @@ impl ArtifactStorage {
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StorageError::Io { path: root, source: e }),
+            Err(e) => {
+                return Err(StorageError::Io {
+                    path: root,
+                    source: e,
+                })
+            }
         };
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(io_err(&root))?;
-            let Some(id) = entry.file_name().to_str().and_then(|n| Uuid::parse_str(n).ok())
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Uuid::parse_str(n).ok())
             else {
                 continue;
             };
@@ -126,7 +142,11 @@ impl ArtifactStorage {
 
     /// Copies `pieces` of upload `upload`'s chunks, in order, into a new temp file while
     /// hashing them, 1 MiB at a time.
-    pub fn assemble_upload(&self, upload: Uuid, pieces: &[Piece]) -> Result<Assembled, StorageError> {
+    pub fn assemble_upload(
+        &self,
+        upload: Uuid,
+        pieces: &[Piece],
+    ) -> Result<Assembled, StorageError> {
         let dir = self.upload_dir(upload);
         let mut out = tempfile::Builder::new()
             .prefix(".upload-")
@@ -198,13 +218,25 @@ mod tests {
         assert_eq!(
             plan,
             vec![
-                Piece { chunk: a.id, skip: 0, len: 4 },
-                Piece { chunk: c.id, skip: 2, len: 2 },
-                Piece { chunk: b.id, skip: 2, len: 2 },
+                Piece {
+                    chunk: a.id,
+                    skip: 0,
+                    len: 4
+                },
+                Piece {
+                    chunk: c.id,
+                    skip: 2,
+                    len: 2
+                },
+                Piece {
+                    chunk: b.id,
+                    skip: 2,
+                    len: 2
+                },
             ]
         );
-        assert_eq!(covering(8, &[a.clone()]), Err(4));
-        assert_eq!(covering(8, &[b.clone()]), Err(0));
+        assert_eq!(covering(8, std::slice::from_ref(&a)), Err(4));
+        assert_eq!(covering(8, std::slice::from_ref(&b)), Err(0));
         assert_eq!(covering(0, &[]), Ok(vec![]));
     }
 

@@ -79,7 +79,9 @@ pub fn register(reg: &mut Registry, env: &TaskEnv) {
     let e = env.clone();
     reg.register(UPLOAD_COMMIT, move |ctx| run_commit(e.clone(), ctx));
     let e = env.clone();
-    reg.register(CONTENT_CREATE, move |ctx| run_content_create(e.clone(), ctx));
+    reg.register(CONTENT_CREATE, move |ctx| {
+        run_content_create(e.clone(), ctx)
+    });
 }
 
 fn blocking_failed(e: tokio::task::JoinError) -> TaskError {
@@ -186,7 +188,11 @@ async fn run_commit(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
 }
 
 /// Downloads `url` (a one-off remote with default options) and saves it as an artifact.
-async fn download_url(env: &TaskEnv, plugin: &dyn Plugin, url: &str) -> Result<Artifact, TaskError> {
+async fn download_url(
+    env: &TaskEnv,
+    plugin: &dyn Plugin,
+    url: &str,
+) -> Result<Artifact, TaskError> {
     let remote = Remote::new(plugin.repository_type(), "file_url", url, Policy::Immediate);
     let mut settings = env.sync.download.clone();
     settings.tmp_dir = env.storage.tmp_dir().to_path_buf();
@@ -249,7 +255,10 @@ async fn run_content_create(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError>
         .content_from_artifact(&artifact, &path, &args.fields)
         .map_err(TaskError::failed)?;
     let existing = store
-        .find_content(&unit.content.pulp_type, std::slice::from_ref(&unit.content.natural_key))
+        .find_content(
+            &unit.content.pulp_type,
+            std::slice::from_ref(&unit.content.natural_key),
+        )
         .await?;
     let ids = store
         .save_content(&[ContentToSave {
@@ -287,7 +296,8 @@ async fn run_content_create(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError>
             }
         }
     }
-    ctx.created_resource(&href::content(&names, content_id)).await
+    ctx.created_resource(&href::content(&names, content_id))
+        .await
 }
 
 /// Orphan cleanup's share for uploads: deletes the uploads untouched since `cutoff` with their

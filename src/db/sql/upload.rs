@@ -131,12 +131,11 @@ impl UploadStore for Backend {
     }
 
     async fn delete_uploads_before(&self, cutoff: DateTime<Utc>) -> DbResult<Vec<Uuid>> {
-        let ids: Vec<Id> = sqlx::query_scalar(
-            "DELETE FROM uploads WHERE pulp_last_updated < $1 RETURNING id",
-        )
-        .bind(Time(cutoff))
-        .fetch_all(self.writer())
-        .await?;
+        let ids: Vec<Id> =
+            sqlx::query_scalar("DELETE FROM uploads WHERE pulp_last_updated < $1 RETURNING id")
+                .bind(Time(cutoff))
+                .fetch_all(self.writer())
+                .await?;
         Ok(ids.into_iter().map(|i| i.0).collect())
     }
 

@@ -15,7 +15,9 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::declarative::{ArtifactState, DeclarativeArtifact, DeclarativeContent};
 use crate::models::{Content, Expected, Policy, UnsavedContent};
-use crate::plugins::{ApiNames, ArtifactUnit, CreateField, ModelNames, Plugin, PluginField, SyncEnv};
+use crate::plugins::{
+    ApiNames, ArtifactUnit, CreateField, ModelNames, Plugin, PluginField, SyncEnv,
+};
 use crate::stages::{Stage, StageError, StageIo};
 pub use manifest::{check_relative_path, parse_line, ManifestEntry, ManifestError};
 
