@@ -191,3 +191,34 @@ pub fn fill_digests(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_text_becomes_booleans_and_integers_where_asked() {
+        let mut fields = Map::new();
+        fields.insert("overwrite".into(), Value::String("False".into()));
+        fields.insert("size".into(), Value::String("12".into()));
+        fields.insert("other".into(), Value::String("12".into()));
+        fields.insert("bad".into(), Value::String("maybe".into()));
+        let mut body = FileBody {
+            fields: fields.clone(),
+            file: None,
+            multipart: true,
+        };
+        let out = body.fields(&["overwrite", "bad"], &["size"]);
+        assert_eq!(out["overwrite"], Value::Bool(false));
+        assert_eq!(out["size"], Value::from(12u64));
+        assert_eq!(out["other"], Value::String("12".into()));
+        assert_eq!(out["bad"], Value::String("maybe".into()));
+        // A JSON body keeps its types as sent.
+        let mut json = FileBody {
+            fields,
+            file: None,
+            multipart: false,
+        };
+        assert_eq!(json.fields(&["overwrite"], &["size"])["size"], "12");
+    }
+}

@@ -499,3 +499,31 @@ pub fn register(b: &mut ApiBuilder) {
         json!({"type": "object", "properties": {"sha256": {"type": "string", "minLength": 1}}, "required": ["sha256"]}),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str) -> Option<(u64, u64, Option<u64>)> {
+        let mut h = HeaderMap::new();
+        h.insert("content-range", v.parse().unwrap());
+        content_range(&h)
+    }
+
+    #[test]
+    fn content_range_reads_first_last_and_total() {
+        assert_eq!(range("bytes 0-99/200"), Some((0, 99, Some(200))));
+        assert_eq!(range("bytes 100-199/*"), Some((100, 199, None)));
+        assert_eq!(range("bytes 5-5/6"), Some((5, 5, Some(6))));
+        for bad in [
+            "bytes=0-99/200",
+            "bytes 9-1/20",
+            "bytes 0-/20",
+            "0-9/10",
+            "bytes a-b/c",
+        ] {
+            assert_eq!(range(bad), None, "{bad}");
+        }
+        assert_eq!(content_range(&HeaderMap::new()), None);
+    }
+}
