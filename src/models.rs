@@ -624,3 +624,24 @@ pub struct OrphanCleanup {
     /// `(id, sha256, file)` of every deleted artifact.
     pub artifacts: Vec<(Uuid, String, String)>,
 }
+
+// ---- uploads -----------------------------------------------------------------------------------
+
+/// A chunked upload in progress (pulpcore's `Upload`): the size it declared; its chunks are
+/// [`UploadChunk`]s whose bytes sit in the artifact storage until the upload is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upload {
+    pub id: Uuid,
+    pub size: u64,
+    pub pulp_created: DateTime<Utc>,
+    /// Moves with every chunk received (orphan cleanup's clock).
+    pub pulp_last_updated: DateTime<Utc>,
+}
+
+/// One chunk of an [`Upload`]: bytes `offset .. offset + size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadChunk {
+    pub id: Uuid,
+    pub offset: u64,
+    pub size: u64,
+}

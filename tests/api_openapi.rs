@@ -122,7 +122,10 @@ fn problems(doc: &Value) -> Vec<String> {
                 }
             }
             if let Some(body) = op.get("requestBody") {
-                if !body["content"]["application/json"]["schema"].is_object() {
+                // A JSON body, or a multipart form for the operations that take a file.
+                let json = body["content"]["application/json"]["schema"].is_object();
+                let form = body["content"]["multipart/form-data"]["schema"].is_object();
+                if !json && !form {
                     bad.push(format!("{id}: request body without application/json"));
                 }
             }

@@ -16,7 +16,7 @@ use crate::models::Artifact;
 use crate::models::ArtifactFilter;
 
 /// An artifact as `ArtifactResponse` (md5 and sha1 are never computed).
-fn artifact_json(a: &Artifact) -> Value {
+pub(super) fn artifact_json(a: &Artifact) -> Value {
     json!({
         "pulp_href": href::artifact(a.id),
         "prn": href::prn("core.artifact", a.id),

@@ -15,7 +15,9 @@
 //! - [`root`]: `GET /pulp/api/v3/`, the list of endpoints (public, outside the OpenAPI
 //!   document, as pulpcore's).
 //! - One module per resource: `status`, `tasks`, `workers`, `remotes`, `repositories` (with sync, modify
-//!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`.
+//!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`;
+//!   `uploads` (artifact create, chunked uploads) and `content_create` (content from bytes, the
+//!   generic `content/` list), whose bodies may be multipart forms ([`multipart`]).
 //!
 //! Handlers are plugin-generic: a plugin's REST names come from [`crate::plugins::Plugin`], so
 //! `remotes/file/file/` exists because the file plugin is compiled in, not because the core
@@ -27,6 +29,7 @@ pub mod common;
 pub mod error;
 pub mod list;
 pub mod metrics;
+mod multipart;
 pub mod openapi;
 pub mod root;
 pub mod routes;
@@ -34,6 +37,7 @@ pub mod shell;
 
 mod artifacts;
 mod content;
+mod content_create;
 mod distributions;
 mod orphans;
 mod publications;
@@ -41,6 +45,7 @@ mod remotes;
 mod repositories;
 mod status;
 mod tasks;
+mod uploads;
 mod workers;
 
 use std::sync::Arc;
@@ -98,10 +103,12 @@ pub fn api_builder(plugins: &[Arc<dyn Plugin>]) -> ApiBuilder {
     tasks::register(&mut b);
     workers::register(&mut b);
     artifacts::register(&mut b);
+    uploads::register(&mut b);
     orphans::register(&mut b);
     remotes::register(&mut b, plugins);
     repositories::register(&mut b, plugins);
     content::register(&mut b, plugins);
+    content_create::register(&mut b, plugins);
     publications::register(&mut b, plugins);
     distributions::register(&mut b, plugins);
     openapi::register(&mut b);

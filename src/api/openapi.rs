@@ -190,10 +190,16 @@ fn operation(r: &ApiRoute) -> Value {
         op["summary"] = json!(doc.summary);
     }
     if let Some(name) = &doc.request {
-        op["requestBody"] = json!({
-            "required": true,
-            "content": {"application/json": {"schema": schema_ref(name)}},
-        });
+        let mut content = Map::new();
+        let types: &[&str] = if doc.request_types.is_empty() {
+            &["application/json"]
+        } else {
+            &doc.request_types
+        };
+        for t in types {
+            content.insert(t.to_string(), json!({"schema": schema_ref(name)}));
+        }
+        op["requestBody"] = json!({ "required": true, "content": content });
     }
     op["security"] = if doc.public {
         json!([])

@@ -423,7 +423,7 @@ async fn modify(
     let add = f.string_list("add_content_units").unwrap_or_default();
     let remove = f.string_list("remove_content_units").unwrap_or_default();
     let base = f.string("base_version", false);
-    let _overwrite = f.boolean("overwrite");
+    let overwrite = f.boolean("overwrite").unwrap_or(true);
     f.finish()?;
     let remove_all = remove.iter().any(|h| h == "*");
     let add_ids = content_ids(&state, plugin.as_ref(), "add_content_units", &add).await?;
@@ -461,6 +461,7 @@ async fn modify(
                 remove_content_units: remove_ids,
                 remove_all,
                 base_version: base_number,
+                overwrite,
             },
             &[&own],
             &[],

@@ -30,6 +30,8 @@ pub struct OpDoc {
     pub params: Vec<Param>,
     /// Name of the request body schema in `components.schemas`.
     pub request: Option<String>,
+    /// Media types the request body may have; empty means `application/json` only.
+    pub request_types: Vec<&'static str>,
     /// `(status, response schema name)`; `None` for an empty body.
     pub responses: Vec<(u16, Option<String>)>,
     /// Reachable without credentials.
@@ -93,6 +95,23 @@ impl OpDoc {
     }
     pub fn request(&mut self, schema: &str) -> &mut OpDoc {
         self.request = Some(schema.to_string());
+        self
+    }
+    /// A request body of `schema` in any of `types` (`multipart/form-data` for a file).
+    pub fn request_as(&mut self, schema: &str, types: &[&'static str]) -> &mut OpDoc {
+        self.request = Some(schema.to_string());
+        self.request_types = types.to_vec();
+        self
+    }
+    /// A request header parameter (`Content-Range`).
+    pub fn header(&mut self, name: &str, required: bool, description: &str) -> &mut OpDoc {
+        self.params.push(Param {
+            name: name.to_string(),
+            location: "header",
+            schema: serde_json::json!({"type": "string"}),
+            required,
+            description: description.to_string(),
+        });
         self
     }
     pub fn response(&mut self, status: u16, schema: Option<&str>) -> &mut OpDoc {

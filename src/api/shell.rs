@@ -11,9 +11,9 @@
 //!   the response its status and latency.
 //! - a panic in a handler becomes a 500 (tower-http's `CatchPanicLayer`), not a dropped
 //!   connection.
-//! - API only: a time limit (tower-http's `TimeoutLayer`, 503 when exceeded). It bounds the time
-//!   to the response head, and is not applied to the content app, whose bodies stream for as
-//!   long as a download takes.
+//! - API only: a time limit (503 when exceeded). It bounds the time to the response head, and
+//!   is applied neither to multipart uploads (their bodies stream for as long as the client
+//!   sends) nor to the content app, whose bodies stream for as long as a download takes.
 
 use std::any::Any;
 use std::time::Duration;
@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -54,12 +53,29 @@ enum App {
 /// `router` (the API's) inside the shell, with `timeout` as its time limit.
 pub fn api(router: Router, timeout: Duration) -> Router {
     wrap(
-        router.layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        )),
+        router.layer(middleware::from_fn(move |req, next| {
+            time_limit(timeout, req, next)
+        })),
         App::Api,
     )
+}
+
+/// The API's time limit: a 503 when the response takes longer than `timeout`, except for a
+/// `multipart/form-data` request (an upload), whose body streams for as long as the client
+/// takes to send it.
+async fn time_limit(timeout: Duration, req: Request, next: Next) -> Response {
+    let upload = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if upload {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// `router` (the content app's) inside the shell, without a time limit.

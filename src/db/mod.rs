@@ -20,7 +20,8 @@
 //! Tasks and workers are behind [`TaskStore`], a supertrait of [`Store`], so a [`DynStore`]
 //! serves both. The server's needs are three more supertraits, each in its own file:
 //! [`CatalogStore`] (REST lists, updates, deletes, modify), [`DistributionStore`]
-//! (publications, distributions, content app lookups) and [`AdminStore`] (users, cleanup). Resource reservations are derived from the incomplete tasks (`reservations`).
+//! (publications, distributions, content app lookups), [`AdminStore`] (users, cleanup) and
+//! [`UploadStore`] (chunked uploads). Resource reservations are derived from the incomplete tasks (`reservations`).
 
 pub mod admin;
 pub mod catalog;
@@ -30,10 +31,12 @@ mod reservations;
 mod shared;
 pub mod sqlite;
 pub(crate) mod types;
+pub mod upload;
 
 pub use admin::AdminStore;
 pub use catalog::CatalogStore;
 pub use distribution::DistributionStore;
+pub use upload::UploadStore;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -90,7 +93,7 @@ pub async fn connect(url: &str) -> DbResult<DynStore> {
 /// tolerate a concurrent insert of the same natural key (the existing row wins).
 #[async_trait]
 pub trait Store:
-    TaskStore + CatalogStore + DistributionStore + AdminStore + Send + Sync + 'static
+    TaskStore + CatalogStore + DistributionStore + AdminStore + UploadStore + Send + Sync + 'static
 {
     /// `"sqlite"` or `"postgres"`, for logs and reports only; never branch on it.
     fn backend(&self) -> &'static str;

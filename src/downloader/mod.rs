@@ -26,7 +26,7 @@ use url::Url;
 use crate::models::{Expected, OtherDigests, Remote};
 use http::HttpDownloader;
 use ratelimit::RateLimiter;
-use sink::Written;
+pub(crate) use sink::{Sink, Written};
 
 pub use file::ImportPaths;
 pub use http::USER_AGENT_PREFIX as USER_AGENT;

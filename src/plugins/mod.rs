@@ -1,5 +1,7 @@
 //! Content-type plugins. The core knows a plugin only through the [`Plugin`] trait: it asks
-//! for a first stage (and optionally a whole custom pipeline) and never names a content type.
+//! for a first stage (and optionally a whole custom pipeline), for REST names and fields, and
+//! for the unit an uploaded artifact makes ([`Plugin::content_from_artifact`]); it never names
+//! a content type.
 //! [`registry`] is the one list of compiled-in plugins.
 
 pub mod file;
@@ -7,7 +9,7 @@ pub mod file;
 use std::sync::Arc;
 
 use crate::declarative::RemoteHandle;
-use crate::models::Content;
+use crate::models::{Artifact, Content, UnsavedContent};
 use crate::stages::{default_stages, Stage, StageEnv};
 
 /// What a plugin's first stage may use besides its remote.
@@ -154,6 +156,59 @@ pub trait Plugin: Send + Sync + 'static {
         let _ = repository_data;
         None
     }
+
+    // ---- content creation from bytes (uploads, artifacts, URLs) --------------------------
+
+    /// The plugin's own fields of a content create (`POST content/<app>/<kind>/`, e.g.
+    /// `relative_path`), besides the core's (`artifact`, `file`, `upload`, `file_url`,
+    /// `repository`, `overwrite`). `None` (the default): the plugin's units cannot be made from
+    /// an uploaded file, and the endpoint does not exist.
+    fn content_create_fields(&self) -> Option<Vec<CreateField>> {
+        None
+    }
+
+    /// Checks the fields of a content create before a task is dispatched: `(field, message)`
+    /// for a bad value. The bytes are not known yet.
+    fn check_content_fields(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), (String, String)> {
+        let _ = fields;
+        Ok(())
+    }
+
+    /// The unit that the saved `artifact` (its file at `path`, to read when the unit's fields
+    /// come from the bytes, as a `.deb`'s control file does) makes with the create `fields`, and
+    /// the relative path of its one content artifact. Run by the content create task.
+    fn content_from_artifact(
+        &self,
+        artifact: &Artifact,
+        path: &std::path::Path,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ArtifactUnit, String> {
+        let _ = (artifact, path, fields);
+        Err(format!(
+            "{} content cannot be created from a file",
+            self.content_type()
+        ))
+    }
+}
+
+/// One plugin field of a content create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateField {
+    pub name: &'static str,
+    /// JSON schema (`{"type": "string"}`), for the OpenAPI document.
+    pub schema: serde_json::Value,
+    pub required: bool,
+}
+
+/// A unit made from one artifact by [`Plugin::content_from_artifact`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactUnit {
+    pub content: UnsavedContent,
+    /// Where the artifact sits in the unit (and in a publication).
+    pub relative_path: String,
 }
 
 /// Every compiled-in plugin.

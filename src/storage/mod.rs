@@ -1,10 +1,14 @@
 //! Content-addressed artifact storage on the local filesystem.
 //!
 //! Layout under the root: `artifact/<first 2 hex of sha256>/<other 62 hex>` for saved files and
-//! `tmp/` for downloads in progress (same filesystem, so `rename(2)` moves a finished download
+//! `tmp/` for downloads in progress, `upload/<id>/` for the chunks of uploads (see `upload`) (same filesystem, so `rename(2)` moves a finished download
 //! into place atomically). A file already present is never rewritten. Durability is per batch:
 //! [`ArtifactStorage::adopt_batch`] renames a whole batch and then issues one `syncfs(2)`, so the
 //! bytes are on disk before the caller commits the rows that point at them.
+
+mod upload;
+
+pub use upload::{covering, Assembled, Piece};
 
 use std::io;
 use std::path::{Path, PathBuf};

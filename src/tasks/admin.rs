@@ -10,6 +10,9 @@
 //! [`UNTRACKED_FILE_MIN_AGE`], so whatever point a cleanup (or a sync) died at, the next one
 //! leaves no stray file.
 //!
+//! Uploads untouched for longer than the protection time go too, with their chunks
+//! ([`super::upload::cleanup_uploads`]).
+//!
 //! [`recover`] discards the incomplete repository versions and removes the temp downloads that
 //! no running task owns (what a killed worker left), without waiting for the same repository's
 //! next sync.
@@ -154,6 +157,14 @@ pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<()
     .await
     .map_err(|e| TaskError::failed(format!("file removal stopped: {e}")))?;
     let swept = sweep_untracked_files(ctx.store(), &storage, minutes, &ctx).await?;
+    let uploads = super::upload::cleanup_uploads(
+        ctx.store(),
+        &storage,
+        cutoff(minutes),
+        Duration::from_secs(minutes.saturating_mul(60)),
+        UNTRACKED_FILE_MIN_AGE,
+    )
+    .await?;
     ctx.progress(report(
         ARTIFACTS.0,
         ARTIFACTS.1,
@@ -166,6 +177,7 @@ pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<()
         content = n_content,
         artifacts = n_artifacts,
         untracked_files = swept,
+        uploads,
         file_failures = failures,
         "orphan cleanup done"
     );

@@ -14,10 +14,12 @@
 //!   repositories.
 //! - `publish`: publications (the plugin's metadata files stored as artifacts).
 //! - `admin`: orphan cleanup.
+//! - `upload`: upload commit and content create (from an artifact, an upload or a URL).
 
 pub mod admin;
 pub mod publish;
 pub mod repository;
+pub mod upload;
 
 use std::sync::Arc;
 
@@ -46,5 +48,6 @@ pub fn registry(env: &TaskEnv) -> Registry {
     });
     repository::register(&mut registry, env);
     publish::register(&mut registry, env);
+    upload::register(&mut registry, env);
     registry
 }

@@ -86,6 +86,14 @@ pub struct ModifyArgs {
     pub remove_all: bool,
     #[serde(default)]
     pub base_version: Option<i64>,
+    /// `false`: an added unit whose repo key a kept unit has fails the task (`PLP0023`)
+    /// instead of replacing it.
+    #[serde(default = "overwrite_default")]
+    pub overwrite: bool,
+}
+
+fn overwrite_default() -> bool {
+    true
 }
 
 impl TaskArgs for ModifyArgs {
@@ -227,7 +235,7 @@ fn stage_reports(
 
 /// Publishes a new version when the repository asks for it (pulp_file's `autopublish`), in the
 /// same task, as pulpcore does.
-async fn autopublish(
+pub(super) async fn autopublish(
     ctx: &TaskCtx,
     env: &TaskEnv,
     plugin: &dyn Plugin,
@@ -381,6 +389,7 @@ async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
         remove_content_units: remove,
         remove_all,
         base_version: base,
+        overwrite,
     } = ctx.args_as()?;
     let repository = store.get_repository(repository).await?;
     let plugin = plugin_of(&env, &repository.pulp_type)?;
@@ -410,7 +419,10 @@ async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
         if !add.is_empty() {
             store.associate(version.id, &add).await?;
         }
-        store.finalize_version(version.id).await
+        if !overwrite {
+            super::upload::refuse_overwrite(&store, version.id).await?;
+        }
+        Ok::<_, TaskError>(store.finalize_version(version.id).await?)
     };
     match work.await {
         Ok(Some(v)) => {
@@ -423,14 +435,17 @@ async fn run_modify(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
         Ok(None) => Ok(()),
         Err(e) => {
             let _ = store.discard_version(version.id).await;
-            Err(TaskError::failed(e))
+            Err(match e {
+                TaskError::Db(db) => TaskError::failed(db),
+                other => other,
+            })
         }
     }
 }
 
 /// Deletes the oldest complete versions beyond the repository's `retain_repo_versions`.
 /// (pulpcore also keeps versions a distribution serves; distributions are not considered here.)
-async fn apply_retention(
+pub(super) async fn apply_retention(
     store: &crate::db::DynStore,
     repository_id: Uuid,
 ) -> Result<(), TaskError> {

@@ -31,6 +31,7 @@ mod distribution;
 pub(crate) mod rows;
 mod store;
 mod tasks;
+mod upload;
 
 pub(super) use super::{Backend, Db};
 

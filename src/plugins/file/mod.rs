@@ -15,7 +15,9 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::declarative::{ArtifactState, DeclarativeArtifact, DeclarativeContent};
 use crate::models::{Content, Expected, Policy, UnsavedContent};
-use crate::plugins::{ApiNames, ModelNames, Plugin, PluginField, SyncEnv};
+use crate::plugins::{
+    ApiNames, ArtifactUnit, CreateField, ModelNames, Plugin, PluginField, SyncEnv,
+};
 use crate::stages::{Stage, StageError, StageIo};
 pub use manifest::{check_relative_path, parse_line, ManifestEntry, ManifestError};
 
@@ -144,6 +146,63 @@ impl Plugin for FilePlugin {
         files: &[crate::models::ServedFile],
     ) -> Result<Vec<(String, Vec<u8>)>, String> {
         publish::metadata(plugin_data, files)
+    }
+
+    fn content_create_fields(&self) -> Option<Vec<CreateField>> {
+        Some(vec![CreateField {
+            name: "relative_path",
+            schema: serde_json::json!({"type": "string", "minLength": 1,
+                "description": "Path where the artifact is located relative to distributions base_path"}),
+            required: true,
+        }])
+    }
+
+    fn check_content_fields(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), (String, String)> {
+        relative_path_of(fields).map(|_| ())
+    }
+
+    fn content_from_artifact(
+        &self,
+        artifact: &crate::models::Artifact,
+        _path: &std::path::Path,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<ArtifactUnit, String> {
+        let relative_path = relative_path_of(fields).map_err(|(_, m)| m)?;
+        let natural_key = serde_json::to_string(&(&relative_path, &artifact.sha256))
+            .map_err(|e| e.to_string())?;
+        Ok(ArtifactUnit {
+            content: UnsavedContent {
+                pulp_type: FILE_TYPE.to_string(),
+                natural_key,
+                repo_key: relative_path.clone(),
+                data: serde_json::json!({
+                    "relative_path": relative_path,
+                    "digest": artifact.sha256,
+                }),
+            },
+            relative_path,
+        })
+    }
+}
+
+/// The `relative_path` of a content create: a string the manifest rules accept.
+fn relative_path_of(
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String, (String, String)> {
+    let bad = |m: &str| ("relative_path".to_string(), m.to_string());
+    match fields.get("relative_path") {
+        None | Some(serde_json::Value::Null) => Err(bad("This field is required.")),
+        Some(serde_json::Value::String(p)) if p.is_empty() => {
+            Err(bad("This field may not be blank."))
+        }
+        Some(serde_json::Value::String(p)) => {
+            check_relative_path(p).map_err(|e| bad(&e))?;
+            Ok(p.clone())
+        }
+        Some(_) => Err(bad("Not a valid string.")),
     }
 }
 
