@@ -61,6 +61,9 @@ tasking_tests!(
     dispatch_elsewhere_is_found_by_polling,
     panicking_task_fails,
     task_ignoring_its_token_is_aborted_after_grace,
+    queue_matches_a_recomputation_from_scratch,
+    a_long_queue_on_one_resource_stays_in_order,
+    shutdown_lets_the_running_task_finish_within_its_grace,
 );
 
 // ---- helpers -----------------------------------------------------------------------------------
@@ -685,4 +688,194 @@ async fn task_ignoring_its_token_is_aborted_after_grace(store: DynStore) {
         asked.elapsed()
     );
     env.stop().await;
+}
+
+/// pulpcore's rule, from scratch: walking the incomplete tasks oldest first, a waiting task may
+/// start iff none of its exclusive resources is held (either way) by an earlier incomplete task
+/// and none of its shared ones is held exclusively by one.
+fn runnable_from_scratch(incomplete: &[Task]) -> Vec<Uuid> {
+    let (mut exclusive, mut shared) = (Vec::<&str>::new(), Vec::<&str>::new());
+    let mut out = Vec::new();
+    for t in incomplete {
+        let x_free = t
+            .exclusive_resources
+            .iter()
+            .all(|r| !exclusive.contains(&r.as_str()) && !shared.contains(&r.as_str()));
+        let s_free = t
+            .shared_resources
+            .iter()
+            .all(|r| !exclusive.contains(&r.as_str()));
+        if t.state == TaskState::Waiting && x_free && s_free {
+            out.push(t.id);
+        }
+        exclusive.extend(t.exclusive_resources.iter().map(String::as_str));
+        shared.extend(t.shared_resources.iter().map(String::as_str));
+    }
+    out
+}
+
+/// After every dispatch, claim, finish and cancel of a long random run, the tasks the store has
+/// unblocked are exactly those the rule computed from scratch allows, and a claim takes the
+/// oldest of them.
+async fn queue_matches_a_recomputation_from_scratch(store: DynStore) {
+    let resources = ["r1", "r2", "r3", "r4"];
+    // A small deterministic generator: the run is the same every time.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut running: Vec<Uuid> = Vec::new();
+    for step in 0..160 {
+        match next(10) {
+            0..=4 => {
+                let mut x = Vec::new();
+                let mut s = Vec::new();
+                for r in resources {
+                    match next(4) {
+                        0 => x.push(r.to_string()),
+                        1 => s.push(r.to_string()),
+                        _ => {}
+                    }
+                }
+                store
+                    .insert_task(&NewTask {
+                        name: "noop".into(),
+                        args: json!({}),
+                        logging_cid: String::new(),
+                        exclusive_resources: x,
+                        shared_resources: s,
+                    })
+                    .await
+                    .unwrap();
+            }
+            5..=6 => {
+                let before = incomplete(&store).await;
+                let oldest = runnable_from_scratch(&before).first().copied();
+                let claimed = store.claim_next_task("oracle").await.unwrap();
+                assert_eq!(claimed.as_ref().map(|t| t.id), oldest, "step {step}");
+                running.extend(claimed.map(|t| t.id));
+            }
+            7..=8 if !running.is_empty() => {
+                let id = running.remove(next(running.len() as u64) as usize);
+                store
+                    .finish_task(id, "oracle", TaskState::Completed, None)
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                let waiting: Vec<Task> = incomplete(&store)
+                    .await
+                    .into_iter()
+                    .filter(|t| t.state == TaskState::Waiting)
+                    .collect();
+                if !waiting.is_empty() {
+                    let t = &waiting[next(waiting.len() as u64) as usize];
+                    store.request_cancel(t.id).await.unwrap();
+                }
+            }
+        }
+        let now = incomplete(&store).await;
+        let mut expected = runnable_from_scratch(&now);
+        let mut unblocked: Vec<Uuid> = now
+            .iter()
+            .filter(|t| t.state == TaskState::Waiting && t.unblocked_at.is_some())
+            .map(|t| t.id)
+            .collect();
+        expected.sort();
+        unblocked.sort();
+        assert_eq!(unblocked, expected, "step {step}");
+    }
+    // Rebuilding the queue from the tasks' own lists changes nothing.
+    assert_eq!(store.refresh_queue().await.unwrap(), 0);
+}
+
+/// The incomplete tasks, oldest first.
+async fn incomplete(store: &DynStore) -> Vec<Task> {
+    let mut tasks = store
+        .list_tasks(&TaskFilter {
+            states: Some(vec![
+                TaskState::Waiting,
+                TaskState::Running,
+                TaskState::Canceling,
+            ]),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    tasks.reverse();
+    tasks
+}
+
+/// 300 tasks queued on one repository, then one elsewhere: claims take them strictly in
+/// dispatch order, one at a time per resource, and the one elsewhere is not held back.
+async fn a_long_queue_on_one_resource_stays_in_order(store: DynStore) {
+    let mut queued = Vec::new();
+    for _ in 0..300 {
+        let t = store
+            .insert_task(&NewTask {
+                name: "noop".into(),
+                args: json!({}),
+                logging_cid: String::new(),
+                exclusive_resources: vec!["repo".into()],
+                shared_resources: vec![],
+            })
+            .await
+            .unwrap();
+        queued.push(t.id);
+    }
+    let elsewhere = store
+        .insert_task(&NewTask {
+            name: "noop".into(),
+            args: json!({}),
+            logging_cid: String::new(),
+            exclusive_resources: vec!["other".into()],
+            shared_resources: vec![],
+        })
+        .await
+        .unwrap();
+    let first = store.claim_next_task("w").await.unwrap().unwrap();
+    assert_eq!(first.id, queued[0]);
+    let second = store.claim_next_task("w").await.unwrap().unwrap();
+    assert_eq!(second.id, elsewhere.id, "a free task is not held back");
+    assert!(store.claim_next_task("w").await.unwrap().is_none());
+    let mut current = first.id;
+    for expected in &queued[1..] {
+        store
+            .finish_task(current, "w", TaskState::Completed, None)
+            .await
+            .unwrap();
+        let next = store.claim_next_task("w").await.unwrap().unwrap();
+        assert_eq!(next.id, *expected);
+        assert!(store.claim_next_task("w").await.unwrap().is_none());
+        current = next.id;
+    }
+}
+
+async fn shutdown_lets_the_running_task_finish_within_its_grace(store: DynStore) {
+    let config = WorkerConfig {
+        shutdown_grace: Duration::from_secs(10),
+        ..fast_config()
+    };
+    let mut env = Env::with_config(&store, config);
+    env.start_workers(1);
+    let t = env.dispatch("sleep", "t", 800, &["repo"], &[]).await;
+    let queued = env.dispatch("sleep", "queued", 10, &["repo"], &[]).await;
+    wait_for(&store, t.id, |t| t.state == TaskState::Running).await;
+    env.shutdown.cancel();
+    let log = env.log.clone();
+    env.stop().await;
+    assert_eq!(
+        store.get_task(t.id).await.unwrap().state,
+        TaskState::Completed
+    );
+    assert!(log.canceled().is_empty());
+    // Shutting down, the worker claimed nothing more.
+    assert_eq!(
+        store.get_task(queued.id).await.unwrap().state,
+        TaskState::Waiting
+    );
+    assert!(store.list_workers().await.unwrap().is_empty());
 }
