@@ -51,17 +51,20 @@ fn claims(c: &mut Criterion) {
     group.sample_size(30);
     for (backend, queued, url) in &backends {
         let store = rt.block_on(store_with_queue(url, *queued));
-        group.bench_function(BenchmarkId::new(*backend, format!("{queued} queued")), |b| {
-            b.to_async(&rt).iter(|| async {
-                let t = store.insert_task(&task("elsewhere")).await.unwrap();
-                let claimed = store.claim_next_task("w").await.unwrap().unwrap();
-                assert_eq!(claimed.id, t.id);
-                store
-                    .finish_task(t.id, "w", TaskState::Completed, None)
-                    .await
-                    .unwrap();
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new(*backend, format!("{queued} queued")),
+            |b| {
+                b.to_async(&rt).iter(|| async {
+                    let t = store.insert_task(&task("elsewhere")).await.unwrap();
+                    let claimed = store.claim_next_task("w").await.unwrap().unwrap();
+                    assert_eq!(claimed.id, t.id);
+                    store
+                        .finish_task(t.id, "w", TaskState::Completed, None)
+                        .await
+                        .unwrap();
+                })
+            },
+        );
     }
     group.finish();
     if let Some(admin) = &pg_admin {

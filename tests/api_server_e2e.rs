@@ -382,3 +382,115 @@ async fn an_autopublish_repository_publishes_each_new_version_in_the_same_task()
         app.stop().await;
     }
 }
+
+/// A `pulp-rs worker` process with `n` workers and a shutdown grace, its log kept in `log`.
+fn worker_processes(app: &TestApp, n: usize, grace_secs: f64) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulp-rs"));
+    cmd.arg("--data-dir")
+        .arg(&app.settings.data_dir)
+        .args(["worker", "--workers", &n.to_string()])
+        .env("PULP_SHUTDOWN_GRACE", grace_secs.to_string())
+        .env_remove("PULP_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = &app.settings.database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.spawn().expect("start pulp-rs worker")
+}
+
+/// Three worker processes share one queue: 30 syncs over 10 repositories all finish, no two of
+/// one repository overlap in time, unrelated ones do, and more than one process ran them.
+#[tokio::test]
+async fn worker_processes_share_the_queue_and_keep_reservations() {
+    for backend in backends().await {
+        let (_dir, upstream) = fixture(3).await;
+        upstream.set_delay_all(Some(Duration::from_millis(150)));
+        let mut app = TestApp::start(backend, 0).await;
+        let mut workers: Vec<Child> = (0..3).map(|_| worker_processes(&app, 1, 5.0)).collect();
+        let remote = create_remote(&app, "shared", &upstream.url("/PULP_MANIFEST")).await;
+        let mut repos = Vec::new();
+        for i in 0..10 {
+            repos.push(create_repo(&app, &format!("r{i}"), &remote).await);
+        }
+        let mut tasks: Vec<(usize, String)> = Vec::new();
+        for _round in 0..3 {
+            for (i, repo) in repos.iter().enumerate() {
+                tasks.push((i, sync(&app, repo).await));
+            }
+        }
+        let mut done: Vec<(usize, Value)> = Vec::new();
+        for (i, href) in &tasks {
+            let t = app.wait_task(href, WAIT).await;
+            assert_eq!(t["state"], "completed", "{backend}: {t}");
+            done.push((*i, t));
+        }
+        let span = |t: &Value| (time(t, "started_at"), time(t, "finished_at"));
+        let mut overlapped = false;
+        for (a, (ra, ta)) in done.iter().enumerate() {
+            for (rb, tb) in &done[a + 1..] {
+                let ((sa, fa), (sb, fb)) = (span(ta), span(tb));
+                let overlap = sa < fb && sb < fa;
+                if ra == rb {
+                    assert!(
+                        !overlap,
+                        "{backend}: two syncs of r{ra} overlapped: {ta} {tb}"
+                    );
+                } else {
+                    overlapped |= overlap;
+                }
+            }
+        }
+        assert!(overlapped, "{backend}: no two unrelated syncs ran at once");
+        let names: std::collections::HashSet<&str> = done
+            .iter()
+            .filter_map(|(_, t)| t["worker"].as_str())
+            .collect();
+        assert!(
+            names.len() > 1,
+            "{backend}: one worker ran everything: {names:?}"
+        );
+        for w in &mut workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        app.stop().await;
+    }
+}
+
+/// SIGTERM to a worker process mid-sync: the sync finishes (within the grace period), nothing
+/// more is claimed, and the process exits 0.
+#[tokio::test]
+async fn sigterm_lets_the_running_sync_finish_and_exits_cleanly() {
+    for backend in backends().await {
+        let (_dir, upstream) = fixture(4).await;
+        upstream.set_delay_all(Some(Duration::from_millis(700)));
+        let mut app = TestApp::start(backend, 0).await;
+        let remote = create_remote(&app, "slow", &upstream.url("/PULP_MANIFEST")).await;
+        let first = create_repo(&app, "first", &remote).await;
+        let second = create_repo(&app, "second", &remote).await;
+        let mut worker = worker_processes(&app, 1, 60.0);
+        let task = sync(&app, &first).await;
+        wait_running(&app, &task).await;
+        let queued = sync(&app, &second).await;
+        let term = Command::new("kill")
+            .args(["-TERM", &worker.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(term.success());
+        let status = tokio::task::spawn_blocking(move || worker.wait())
+            .await
+            .unwrap()
+            .expect("wait for the worker");
+        assert!(status.success(), "{backend}: worker exited {status:?}");
+        let (_, t) = app.get(&task).await;
+        assert_eq!(t["state"], "completed", "{backend}: {t}");
+        let (_, q) = app.get(&queued).await;
+        assert_eq!(
+            q["state"], "waiting",
+            "{backend}: shutting down, it claimed {q}"
+        );
+        assert_eq!(versions(&app, &first).await, vec![0, 1], "{backend}");
+        app.stop().await;
+    }
+}
