@@ -1,9 +1,15 @@
 -- The task queue keeps its reservations in rows (see the SQLite 0011 for the design; same
 -- tables, columns and indexes). `task_resources` holds one row per resource of every incomplete
--- task, indexed by resource; `tasks.unblocked_at` marks the waiting tasks that may start.
+-- task, indexed by resource; `tasks.unblocked_at` marks the waiting tasks that may start and
+-- `runnable_tasks` lists them for claims.
 
 ALTER TABLE tasks ADD COLUMN unblocked_at timestamptz;
-CREATE INDEX tasks_runnable_idx ON tasks (pulp_created, id) WHERE state = 'waiting' AND unblocked_at IS NOT NULL;
+-- The waiting tasks that may start, oldest first: what a claim reads, and nothing else.
+CREATE TABLE runnable_tasks (
+    task_id      uuid PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,
+    pulp_created timestamptz NOT NULL
+);
+CREATE INDEX runnable_tasks_order_idx ON runnable_tasks (pulp_created, task_id);
 
 CREATE TABLE task_resources (
     task_id      uuid NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,

@@ -2,10 +2,15 @@
 -- indexes as PostgreSQL's 0011). `task_resources` holds one row per resource of every incomplete
 -- task (deleted when the task ends), indexed by resource, so whether a task may start is decided
 -- from the few tasks that share its resources. `tasks.unblocked_at` (pulpcore's) marks the
--- waiting tasks that may start; a claim reads only those, from a partial index.
+-- waiting tasks that may start; `runnable_tasks` holds them, and a claim reads only that table.
 
 ALTER TABLE tasks ADD COLUMN unblocked_at INTEGER;
-CREATE INDEX tasks_runnable_idx ON tasks (pulp_created, id) WHERE state = 'waiting' AND unblocked_at IS NOT NULL;
+-- The waiting tasks that may start, oldest first: what a claim reads, and nothing else.
+CREATE TABLE runnable_tasks (
+    task_id      TEXT PRIMARY KEY NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    pulp_created INTEGER NOT NULL
+);
+CREATE INDEX runnable_tasks_order_idx ON runnable_tasks (pulp_created, task_id);
 
 CREATE TABLE task_resources (
     task_id      TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,

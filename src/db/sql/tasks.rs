@@ -8,9 +8,9 @@
 //! `_unblock_tasks` decides, but incrementally: a dispatch checks the new task against the rows
 //! of its own resources, and a release (a task ending, a waiting task canceled, a dead worker's
 //! task failed) deletes the task's rows and re-checks only the blocked tasks queued on those
-//! resources, up to the first exclusive one (which blocks everything behind it). A claim then
-//! reads the oldest unblocked waiting task from a partial index: its cost does not grow with the
-//! queue. [`reservations::runnable`] recomputes the same from scratch (`refresh_queue`, at
+//! resources, up to the first exclusive one (which blocks everything behind it). The unblocked
+//! waiting tasks are also rows of `runnable_tasks`, and a claim takes the oldest of those: its
+//! cost does not grow with the queue. [`reservations::runnable`] recomputes the same from scratch (`refresh_queue`, at
 //! startup).
 //!
 //! Dispatches, claims and releases run in the claim transaction of the backend
@@ -243,13 +243,33 @@ async fn unblock_if_free(conn: &mut DbConn, id: Id) -> DbResult<bool> {
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() > 0)
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    queue_runnable(conn, id).await?;
+    Ok(true)
+}
+
+/// Lists unblocked waiting task `id` among the runnable ones (what claims read).
+async fn queue_runnable(conn: &mut DbConn, id: Id) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO runnable_tasks (task_id, pulp_created) \
+         SELECT id, pulp_created FROM tasks WHERE id = $1 ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Frees the reservations of task `id` (it ended, or never started) and unblocks the tasks
 /// queued on them that may start now; notifies the workers when there are any. Returns how
 /// many were unblocked.
 async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
+    sqlx::query("DELETE FROM runnable_tasks WHERE task_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     let freed: Vec<String> =
         sqlx::query_scalar("DELETE FROM task_resources WHERE task_id = $1 RETURNING resource")
             .bind(id)
@@ -407,20 +427,16 @@ impl TaskStore for Backend {
 
     async fn claim_next_task(&self, worker: &str) -> DbResult<Option<Task>> {
         // Idle workers poll: answer "nothing runnable" without a write transaction.
-        let any: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tasks \
-             WHERE state = 'waiting' AND unblocked_at IS NOT NULL)",
-        )
-        .fetch_one(self.reader())
-        .await?;
+        let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM runnable_tasks)")
+            .fetch_one(self.reader())
+            .await?;
         if !any {
             return Ok(None);
         }
         let mut tx = self.begin_claim().await?;
         heartbeat_in(&mut tx, worker).await?;
         let sql = format!(
-            "SELECT id FROM tasks WHERE state = 'waiting' AND unblocked_at IS NOT NULL \
-             ORDER BY pulp_created, id LIMIT 1{}",
+            "SELECT task_id FROM runnable_tasks ORDER BY pulp_created, task_id LIMIT 1{}",
             for_update_skip_locked()
         );
         let Some(id) = sqlx::query_scalar::<_, Id>(sqlx::AssertSqlSafe(sql))
@@ -430,6 +446,10 @@ impl TaskStore for Backend {
             tx.commit().await?;
             return Ok(None);
         };
+        sqlx::query("DELETE FROM runnable_tasks WHERE task_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let sql = format!(
             "UPDATE tasks SET state = 'running', started_at = $1, worker = $2, \
              pulp_last_updated = $1 WHERE id = $3 AND state = 'waiting' RETURNING {TASK_COLS}"
@@ -648,6 +668,20 @@ impl TaskStore for Backend {
             }
             incomplete.push(task);
         }
+        // The runnable list: only waiting tasks; every unblocked one of them.
+        sqlx::query(
+            "DELETE FROM runnable_tasks WHERE task_id NOT IN \
+             (SELECT id FROM tasks WHERE state = 'waiting')",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO runnable_tasks (task_id, pulp_created) SELECT id, pulp_created \
+             FROM tasks WHERE state = 'waiting' AND unblocked_at IS NOT NULL \
+             ON CONFLICT DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await?;
         let mut unblocked = 0;
         for id in reservations::runnable(&incomplete) {
             unblocked += sqlx::query(
@@ -659,6 +693,7 @@ impl TaskStore for Backend {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            queue_runnable(&mut tx, Id(id)).await?;
         }
         if unblocked > 0 {
             notify_workers(&mut tx).await?;
