@@ -45,12 +45,18 @@ fn parse_count(v: &str) -> Option<Count> {
     Some(digits.parse::<u64>().map_or(Count::Huge, Count::Fits))
 }
 
-/// A date-time filter value as Django's `DateTimeField` takes it: ISO 8601 / RFC 3339 with
-/// an offset, or a date-time or date without one (taken as UTC), years 1 to 9999. Anything
-/// else is a 400 naming `field`.
+/// A date-time filter value as Django's `DateTimeField` takes it: ISO 8601 with a zone (`Z`,
+/// `+00:00`, `+0000`, `+00`), or a date-time or date without one (taken as UTC), years 1 to
+/// 9999. Anything else is a 400 naming `field`.
 pub fn parse_date_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
     let invalid = || ApiError::field(field, "Enter a valid date/time.");
-    let parsed = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+    let with_zone = DateTime::parse_from_rfc3339(s).ok().or_else(|| {
+        // `%#z` reads `+00:00`, `+0000` and `+00`.
+        ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"]
+            .iter()
+            .find_map(|fmt| DateTime::parse_from_str(s, fmt).ok())
+    });
+    let parsed = if let Some(t) = with_zone {
         Some(t.with_timezone(&Utc))
     } else {
         [
@@ -303,6 +309,18 @@ mod tests {
 
     #[test]
     fn date_times_as_django_reads_them() {
+        let utc = parse_date_time("f", "2024-05-06T07:08:09").unwrap();
+        for same in [
+            "2024-05-06T07:08:09Z",
+            "2024-05-06T07:08:09+00:00",
+            "2024-05-06T07:08:09+0000",
+            "2024-05-06T07:08:09+00",
+            "2024-05-06T09:08:09+0200",
+            "2024-05-06T07:08:09.000000Z",
+            "2024-05-06 07:08:09+00:00",
+        ] {
+            assert_eq!(parse_date_time("f", same).unwrap(), utc, "{same}");
+        }
         for ok in [
             "2024-05-06T07:08:09Z",
             "2024-05-06T07:08:09.123456+02:00",

@@ -334,6 +334,11 @@ async fn sync(
         None => None,
     };
     f.finish()?;
+    if mirror && plugin.autopublish(&repo.plugin_data).is_some() {
+        return Err(ApiError::invalid(
+            "Cannot use mirror mode with autopublished repository.",
+        ));
+    }
     let remote = match remote.or(repo.remote_id) {
         Some(r) => r,
         None => {
