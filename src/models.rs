@@ -543,7 +543,8 @@ pub struct DistributionFilter {
     pub base_path: Option<String>,
     pub base_path_contains: Option<String>,
     pub base_path_icontains: Option<String>,
-    pub repository_id: Option<Uuid>,
+    /// Distributions on any of these repositories (`None`: no filter).
+    pub repository_ids: Option<Vec<Uuid>>,
     pub limit: u64,
     pub offset: u64,
 }

@@ -232,3 +232,34 @@ pub(crate) async fn version_of(
         .ok_or_else(bad)?;
     Ok((repo, number, v.id))
 }
+
+/// The message of a filter naming an object that does not exist (or not of the right kind).
+pub(crate) const NO_OBJECT: &str = "Invalid hyperlink - Object does not exist.";
+
+/// The repository an href filter names, for filter `field`: a repository href (of `plugin`'s
+/// repositories when given, of any compiled-in plugin's otherwise) naming a repository that
+/// exists; anything else is a 400 on `field`, never a filter that silently matches nothing.
+pub(crate) async fn repository_of(
+    state: &AppState,
+    plugin: Option<&dyn Plugin>,
+    field: &str,
+    h: &str,
+) -> ApiResult<Uuid> {
+    let bad = || ApiError::field(field, NO_OBJECT);
+    let parsed = href::parse(h)
+        .filter(|p| p.rest.is_empty() && p.collection.first() == Some(&"repositories"))
+        .ok_or_else(bad)?;
+    let repo = match state.store.get_repository(parsed.id).await {
+        Ok(r) => r,
+        Err(crate::db::DbError::NotFound(_)) => return Err(bad()),
+        Err(e) => return Err(e.into()),
+    };
+    let owner = match plugin {
+        Some(p) => (p.repository_type() == repo.pulp_type).then_some(p.api_names()),
+        None => validation::plugin_for(&state.plugins, &repo.pulp_type).map(|p| p.api_names()),
+    };
+    match owner {
+        Some(n) if parsed.collection == ["repositories", n.app_label, n.kind] => Ok(repo.id),
+        _ => Err(bad()),
+    }
+}

@@ -211,10 +211,8 @@ async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResul
         f.version_id = Some(version);
     }
     if let Some(h) = q.value("repository") {
-        let parsed = href::parse(h)
-            .filter(|p| p.collection == ["repositories", n.app_label, n.kind] && p.rest.is_empty())
-            .ok_or_else(|| ApiError::field("repository", "Invalid hyperlink - No URL match."))?;
-        f.repository_id = Some(parsed.id);
+        f.repository_id =
+            Some(common::repository_of(&state, Some(p.as_ref()), "repository", h).await?);
     }
     if let Some(t) = q.date_time("pulp_created")? {
         f.created_gte = Some(t);

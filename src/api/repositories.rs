@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
-use super::common::{
+use super::common::{self, 
     accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
     pulp_type_filter, title, ts, NAME_FILTERS,
 };
@@ -150,19 +150,19 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     q.only(&known)?;
     check_name_filters(&q)?;
     let plugin = plugin(&state, p)?;
-    // A remote href of this plugin (one that names nothing matches nothing); anything else is
-    // a 400, not a filter that silently matches the repositories without a remote.
+    // A remote href of this plugin naming a remote that exists; anything else is a 400, not a
+    // filter that silently matches nothing.
     let remote_filter = match q.value("remote") {
         None => None,
-        Some(h) => match validation::parse_remote_href(plugin.as_ref(), h) {
-            Some(id) => Some(id),
-            None => {
-                return Err(ApiError::field(
-                    "remote",
-                    "Invalid hyperlink - No URL match.",
-                ))
+        Some(h) => {
+            let bad = || ApiError::field("remote", common::NO_OBJECT);
+            let id = validation::parse_remote_href(plugin.as_ref(), h).ok_or_else(bad)?;
+            match state.store.get_remote(id).await {
+                Ok(r) if r.pulp_type == plugin.repository_type() => Some(id),
+                Ok(_) | Err(DbError::NotFound(_)) => return Err(bad()),
+                Err(e) => return Err(e.into()),
             }
-        },
+        }
     };
     let mut items = Vec::new();
     for r in state.store.list_repositories().await? {

@@ -207,8 +207,17 @@ fn push_distribution_where(qb: &mut QueryBuilder<Db>, f: &DistributionFilter) {
             .push_bind(format!("%{}%", like_escape(v)))
             .push(") ESCAPE '\\'");
     }
-    if let Some(v) = f.repository_id {
-        qb.push(" AND d.repository_id = ").push_bind(Id(v));
+    if let Some(ids) = &f.repository_ids {
+        if ids.is_empty() {
+            qb.push(" AND 1 = 0");
+        } else {
+            qb.push(" AND d.repository_id IN (");
+            let mut list = qb.separated(", ");
+            for v in ids {
+                list.push_bind(Id(*v));
+            }
+            qb.push(")");
+        }
     }
 }
 

@@ -674,4 +674,54 @@ impl TaskStore for Backend {
             .await?;
         Ok(())
     }
+
+    async fn app_heartbeat(&self, app_type: &str, name: &str, ttl: Duration) -> DbResult<()> {
+        let cutoff = Time(shared::heartbeat_cutoff(ttl)?);
+        sqlx::query("DELETE FROM app_statuses WHERE app_type = $1 AND last_heartbeat < $2")
+            .bind(app_type)
+            .bind(cutoff)
+            .execute(self.writer())
+            .await?;
+        sqlx::query(
+            "INSERT INTO app_statuses (app_type, name, last_heartbeat, started_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (app_type, name) \
+             DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
+        )
+        .bind(app_type)
+        .bind(name)
+        .bind(Time(shared::now()))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn online_apps(&self, app_type: &str, ttl: Duration) -> DbResult<Vec<WorkerStatus>> {
+        let cutoff = Time(shared::heartbeat_cutoff(ttl)?);
+        let rows = sqlx::query(
+            "SELECT name, last_heartbeat, started_at FROM app_statuses \
+             WHERE app_type = $1 AND last_heartbeat >= $2 ORDER BY name",
+        )
+        .bind(app_type)
+        .bind(cutoff)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(WorkerStatus {
+                name: row.try_get("name")?,
+                last_heartbeat: row.try_get::<Time, _>("last_heartbeat")?.0,
+                started_at: row.try_get::<Time, _>("started_at")?.0,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn remove_app(&self, app_type: &str, name: &str) -> DbResult<()> {
+        sqlx::query("DELETE FROM app_statuses WHERE app_type = $1 AND name = $2")
+            .bind(app_type)
+            .bind(name)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
 }
