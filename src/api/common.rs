@@ -40,6 +40,78 @@ pub(crate) fn plugin(state: &AppState, name: &str) -> ApiResult<Arc<dyn Plugin>>
         .ok_or_else(|| ApiError::Internal(format!("plugin {name} not loaded")))
 }
 
+/// The fields remotes may be ordered by.
+pub(crate) const REMOTE_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "name",
+    "url",
+    "policy",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+    "download_concurrency",
+    "max_retries",
+    "tls_validation",
+];
+
+/// The fields repositories may be ordered by.
+pub(crate) const REPOSITORY_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "name",
+    "description",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+    "retain_repo_versions",
+];
+
+/// The fields distributions may be ordered by.
+pub(crate) const DISTRIBUTION_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "name",
+    "base_path",
+    "hidden",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+];
+
+/// The fields publications may be ordered by.
+pub(crate) const PUBLICATION_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+    "complete",
+    "pass_through",
+];
+
+/// The fields content may be ordered by.
+pub(crate) const CONTENT_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "pulp_created",
+    "pulp_type",
+    "timestamp_of_interest",
+];
+
+/// The fields tasks may be ordered by.
+pub(crate) const TASK_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "pulp_created",
+    "pulp_last_updated",
+    "name",
+    "state",
+    "logging_cid",
+    "started_at",
+    "finished_at",
+];
+
 /// The name filters of pulpcore's named models.
 pub(crate) const NAME_FILTERS: &[&str] = &[
     "name",
@@ -183,9 +255,15 @@ pub(crate) fn name_matches(
     true
 }
 
-/// One page of `items` as pulpcore lists it.
-pub(crate) fn page_of(q: &Query, items: Vec<Value>) -> ApiResult<Json<Value>> {
+/// One page of `items` as pulpcore lists it, ordered by `ordering` (fields of `allowed`) when
+/// the request gives one.
+pub(crate) fn page_of(
+    q: &Query,
+    mut items: Vec<Value>,
+    allowed: &[&'static str],
+) -> ApiResult<Json<Value>> {
     let (limit, offset) = q.page()?;
+    super::list::sort_json(&mut items, &q.ordering(allowed)?);
     let count = items.len() as u64;
     let page: Vec<Value> = items
         .into_iter()

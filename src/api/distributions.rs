@@ -45,6 +45,7 @@ const FILTERS: &[&str] = &[
     "base_path__icontains",
     "repository",
     "repository__in",
+    "ordering",
 ];
 
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
@@ -369,6 +370,7 @@ async fn list(
         repository_ids,
         limit,
         offset,
+        order: q.ordering(common::DISTRIBUTION_ORDERING)?,
     };
     let (count, rows) = state.store.list_distributions(&f).await?;
     let mut out = Vec::with_capacity(rows.len());

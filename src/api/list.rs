@@ -9,6 +9,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use crate::models::SortKey;
 
 /// The page size when a request gives no `limit`.
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -212,13 +213,39 @@ impl Query {
     /// Rejects parameters outside `known` (pagination and field selection are always known),
     /// so a misspelt filter is a 400 rather than silently ignored.
     pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
-        const ALWAYS: &[&str] = &["limit", "offset", "fields", "exclude_fields", "ordering"];
+        const ALWAYS: &[&str] = &["limit", "offset", "fields", "exclude_fields"];
         for (k, _) in &self.pairs {
             if !ALWAYS.contains(&k.as_str()) && !known.contains(&k.as_str()) {
                 return Err(ApiError::field(k, "Unknown filter."));
             }
         }
         Ok(())
+    }
+
+    /// `ordering`: fields of `allowed` (a list's declared ones), comma-separated or repeated,
+    /// each descending when prefixed with `-`; any other is a 400. Lists that honour it name
+    /// `ordering` among their known parameters ([`Query::only`] refuses it elsewhere).
+    pub fn ordering(&self, allowed: &[&'static str]) -> Result<Vec<SortKey>, ApiError> {
+        let mut out = Vec::new();
+        for term in self.list("ordering") {
+            let (descending, name) = match term.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, term.as_str()),
+            };
+            match allowed.iter().find(|a| **a == name) {
+                Some(field) => out.push(SortKey { field, descending }),
+                None => {
+                    return Err(ApiError::field(
+                        "ordering",
+                        format!(
+                            "Select a valid choice. {} is not one of the available choices.",
+                            crate::plugins::excerpt(&term)
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Applies `fields` / `exclude_fields` to one object.
@@ -247,6 +274,44 @@ impl Query {
         let results: Vec<Value> = results.into_iter().map(|v| self.select(v)).collect();
         Ok(json!({"count": count, "next": next, "previous": previous, "results": results}))
     }
+}
+
+/// Sorts objects by `keys`, stably: each key compares the objects' values of its field
+/// (numbers as numbers, strings, booleans; null or missing first); `pk` and `pulp_id` compare
+/// the `pulp_href`s, which carry time-ordered (v7) ids.
+pub fn sort_json(items: &mut [Value], keys: &[SortKey]) {
+    use std::cmp::Ordering;
+    fn cmp(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+        match (a.filter(|v| !v.is_null()), b.filter(|v| !v.is_null())) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (Some(Value::Number(x)), Some(Value::Number(y))) => x
+                .as_f64()
+                .partial_cmp(&y.as_f64())
+                .unwrap_or(Ordering::Equal),
+            (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+            (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+            (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+        }
+    }
+    if keys.is_empty() {
+        return;
+    }
+    items.sort_by(|a, b| {
+        for k in keys {
+            let field = match k.field {
+                "pk" | "pulp_id" => "pulp_href",
+                f => f,
+            };
+            let o = cmp(a.get(field), b.get(field));
+            let o = if k.descending { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
 }
 
 /// Keeps only `fields` (when given), then drops `exclude`.

@@ -142,7 +142,7 @@ async fn check_unique(state: &AppState, name: &str, except: Option<Uuid>) -> Api
 
 // ---- repositories -----------------------------------------------------------------------------
 
-const REPO_FILTERS: &[&str] = &["remote"];
+const REPO_FILTERS: &[&str] = &["remote", "ordering"];
 
 async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
     let mut known = NAME_FILTERS.to_vec();
@@ -174,12 +174,12 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
         }
         items.push(repository_json(&state, plugin.as_ref(), &r).await?);
     }
-    page_of(&q, items)
+    page_of(&q, items, common::REPOSITORY_ORDERING)
 }
 
 async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
     let mut known = NAME_FILTERS.to_vec();
-    known.push("pulp_type");
+    known.extend(["pulp_type", "ordering"]);
     q.only(&known)?;
     check_name_filters(&q)?;
     let pulp_type = pulp_type_filter(&state, &q)?;
@@ -196,7 +196,7 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
         v["pulp_type"] = json!(r.pulp_type);
         items.push(v);
     }
-    page_of(&q, items)
+    page_of(&q, items, common::REPOSITORY_ORDERING)
 }
 
 async fn create(
@@ -478,6 +478,7 @@ async fn modify(
 // ---- versions ---------------------------------------------------------------------------------
 
 const VERSION_FILTERS: &[&str] = &[
+    "ordering",
     "number",
     "number__gt",
     "number__gte",
@@ -543,15 +544,13 @@ async fn versions_list(
         }
         versions = keep;
     }
-    match q.get("ordering") {
-        Some("number") | Some("pulp_created") => {}
-        _ => versions.reverse(),
-    }
+    // Newest first unless `ordering` says otherwise.
+    versions.reverse();
     let items = versions
         .iter()
         .map(|v| version_json(plugin.as_ref(), v))
         .collect();
-    page_of(&q, items)
+    page_of(&q, items, &["number", "pulp_created"])
 }
 
 async fn find_version(

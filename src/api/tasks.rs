@@ -94,6 +94,7 @@ fn any_of(q: &Query, name: &str) -> Option<Vec<String>> {
 }
 
 const FILTERS: &[&str] = &[
+    "ordering",
     "state",
     "state__in",
     "name",
@@ -121,6 +122,7 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
     let mut filter = TaskFilter {
         limit: Some(limit),
         offset,
+        order: q.ordering(common::TASK_ORDERING)?,
         ..TaskFilter::default()
     };
     if let Some(s) = q.value("state") {
@@ -357,8 +359,13 @@ pub fn register(b: &mut ApiBuilder) {
             description: format!("Filter results where {name}"),
         });
     }
-    doc.field_selection()
-        .response(200, Some("PaginatedTaskResponseList"));
+    doc.query(
+        "ordering",
+        "array",
+        "Which field to use when ordering the results.",
+    )
+    .field_selection()
+    .response(200, Some("PaginatedTaskResponseList"));
 
     let detail = "/pulp/api/v3/tasks/{id}/";
     b.route(

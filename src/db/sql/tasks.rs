@@ -41,6 +41,19 @@ use crate::models::{NewTask, ProgressReport, Task, TaskFilter, TaskState, Worker
 /// A connection of this backend.
 type DbConn = <Db as sqlx::Database>::Connection;
 
+/// Columns of the fields a task list may be ordered by.
+const TASK_ORDER: &[(&str, &str)] = &[
+    ("pk", "id"),
+    ("pulp_id", "id"),
+    ("pulp_created", "pulp_created"),
+    ("pulp_last_updated", "pulp_last_updated"),
+    ("name", "name"),
+    ("state", "state"),
+    ("logging_cid", "logging_cid"),
+    ("started_at", "started_at"),
+    ("finished_at", "finished_at"),
+];
+
 const TASK_COLS: &str = "id, name, state, args, logging_cid, pulp_created, started_at, \
      finished_at, error, progress_reports, created_resources, exclusive_resources, \
      shared_resources, worker, pulp_last_updated, unblocked_at";
@@ -355,7 +368,12 @@ impl TaskStore for Backend {
         };
         let mut qb = QueryBuilder::<Db>::new(format!("SELECT {TASK_COLS}"));
         push_filter(&mut qb, filter);
-        qb.push(" ORDER BY pulp_created DESC, id DESC LIMIT ")
+        qb.push(super::order_by(
+            &filter.order,
+            TASK_ORDER,
+            "pulp_created DESC, id DESC",
+        ))
+        .push(" LIMIT ")
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(shared::to_i64(filter.offset, "offset")?);
