@@ -444,7 +444,10 @@ pub fn apply_remote(
             }
         };
     }
-    for (name, slot) in [("ca_cert", &mut r.ca_cert), ("client_cert", &mut r.client_cert)] {
+    for (name, slot) in [
+        ("ca_cert", &mut r.ca_cert),
+        ("client_cert", &mut r.client_cert),
+    ] {
         if let Some(v) = nullable_string(&mut f, name) {
             match v.as_deref().map(clean_certificates).transpose() {
                 Ok(cleaned) => *slot = cleaned,

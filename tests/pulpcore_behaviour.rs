@@ -61,9 +61,17 @@ async fn get_text(url: &str, range: Option<&str>) -> (u16, reqwest::header::Head
 }
 
 /// Creates a remote and a repository through the API; returns their JSON.
-async fn remote_and_repo(app: &TestApp, name: &str, url: &str, repo_extra: Value) -> (Value, Value) {
+async fn remote_and_repo(
+    app: &TestApp,
+    name: &str,
+    url: &str,
+    repo_extra: Value,
+) -> (Value, Value) {
     let (s, remote) = app
-        .post(REMOTES, json!({"name": name, "url": url, "policy": "on_demand"}))
+        .post(
+            REMOTES,
+            json!({"name": name, "url": url, "policy": "on_demand"}),
+        )
         .await;
     assert_eq!(s, 201, "{remote}");
     let mut body = json!({"name": name, "remote": remote["pulp_href"]});
@@ -273,7 +281,10 @@ async fn range_on_content_not_yet_downloaded() {
         let surl = format!("{}/pulp/content/st/s.bin", app.content);
         let (s, h, body) = get_text(&surl, Some("bytes=0-9")).await;
         assert_eq!(s, 206, "{backend}");
-        assert_eq!(h["content-range"], format!("bytes 0-9/{}", f.len()).as_str());
+        assert_eq!(
+            h["content-range"],
+            format!("bytes 0-9/{}", f.len()).as_str()
+        );
         assert!(body.as_slice() == &f[..10]);
         let (s, _, body) = get_text(&surl, Some("bytes=199990-300000")).await;
         assert_eq!(s, 206);
@@ -332,7 +343,8 @@ async fn remote_certificates_are_cleaned_or_refused() {
     for backend in backends().await {
         let app = TestApp::start(backend, 1).await;
         let lib = support::lib(&app).await;
-        let noisy = format!("# issued by the test CA\nsubject=pulp-rs-test\n{TEST_CERT}trailing words\n");
+        let noisy =
+            format!("# issued by the test CA\nsubject=pulp-rs-test\n{TEST_CERT}trailing words\n");
         let (s, r) = app
             .post(
                 REMOTES,
@@ -348,7 +360,10 @@ async fn remote_certificates_are_cleaned_or_refused() {
         for (field, value) in [
             ("ca_cert", "not a certificate"),
             ("ca_cert", bad_block),
-            ("client_cert", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            (
+                "client_cert",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            ),
             ("client_cert", "secret-looking text"),
         ] {
             let (s, body) = app
@@ -390,7 +405,10 @@ async fn date_time_filters_take_every_form() {
             ("/pulp/api/v3/tasks/".to_string(), "started_at__gte"),
         ];
         for (path, filter) in &lists {
-            for (when, past) in [("2000-01-02T03:04:05", true), ("2999-01-02T03:04:05", false)] {
+            for (when, past) in [
+                ("2000-01-02T03:04:05", true),
+                ("2999-01-02T03:04:05", false),
+            ] {
                 let mut counts = Vec::new();
                 for zone in ["Z", "+00:00", "+0000", "", ".000000Z", "+00"] {
                     let q = format!("{filter}={}", enc(&format!("{when}{zone}")));
@@ -398,12 +416,18 @@ async fn date_time_filters_take_every_form() {
                     assert_eq!(s, 200, "{backend}: {path}?{q}: {list}");
                     counts.push(list["count"].as_u64().unwrap());
                 }
-                assert!(counts.windows(2).all(|w| w[0] == w[1]), "{path}: {counts:?}");
+                assert!(
+                    counts.windows(2).all(|w| w[0] == w[1]),
+                    "{path}: {counts:?}"
+                );
                 assert_eq!(counts[0] > 0, past, "{path} {when}: {counts:?}");
             }
             // A zone moves the instant: 01:00+01:00 is midnight UTC.
             let (_, a) = app
-                .get(&format!("{path}?{filter}={}", enc("2000-01-01T01:00:00+0100")))
+                .get(&format!(
+                    "{path}?{filter}={}",
+                    enc("2000-01-01T01:00:00+0100")
+                ))
                 .await;
             let (_, b) = app
                 .get(&format!("{path}?{filter}={}", enc("2000-01-01T00:00:00Z")))
@@ -437,7 +461,10 @@ async fn filters_naming_nothing_are_400s_and_distributions_filter_by_repository(
             for (q, want) in [
                 (format!("repository={}", enc(&h1)), vec!["d1"]),
                 (format!("repository={}", enc(&h2)), vec!["d2", "d3"]),
-                (format!("repository__in={},{}", enc(&h1), enc(&h2)), vec!["d1", "d2", "d3"]),
+                (
+                    format!("repository__in={},{}", enc(&h1), enc(&h2)),
+                    vec!["d1", "d2", "d3"],
+                ),
                 (
                     format!("repository={}&repository__in={}", enc(&h1), enc(&h2)),
                     vec![],
@@ -459,7 +486,11 @@ async fn filters_naming_nothing_are_400s_and_distributions_filter_by_repository(
         let ghost_repo = format!("{REPOS}{}/", Uuid::now_v7());
         let ghost_remote = format!("{REMOTES}{}/", Uuid::now_v7());
         for (path, q, field) in [
-            (DISTS, format!("repository={}", enc(&ghost_repo)), "repository"),
+            (
+                DISTS,
+                format!("repository={}", enc(&ghost_repo)),
+                "repository",
+            ),
             (
                 DISTS,
                 format!("repository__in={},{}", enc(&h1), enc(&ghost_repo)),
@@ -470,17 +501,27 @@ async fn filters_naming_nothing_are_400s_and_distributions_filter_by_repository(
                 format!("repository={}", enc(&ghost_repo)),
                 "repository",
             ),
-            (PUBS, format!("repository={}", enc(&ghost_repo)), "repository"),
+            (
+                PUBS,
+                format!("repository={}", enc(&ghost_repo)),
+                "repository",
+            ),
             (REPOS, format!("remote={}", enc(&ghost_remote)), "remote"),
             (
                 "/pulp/api/v3/tasks/",
-                format!("worker={}", enc(&format!("/pulp/api/v3/workers/{}/", Uuid::now_v7()))),
+                format!(
+                    "worker={}",
+                    enc(&format!("/pulp/api/v3/workers/{}/", Uuid::now_v7()))
+                ),
                 "worker",
             ),
             ("/pulp/api/v3/tasks/", "worker=nobody".to_string(), "worker"),
             (
                 "/pulp/api/v3/tasks/",
-                format!("parent_task={}", enc(&format!("/pulp/api/v3/tasks/{}/", Uuid::now_v7()))),
+                format!(
+                    "parent_task={}",
+                    enc(&format!("/pulp/api/v3/tasks/{}/", Uuid::now_v7()))
+                ),
                 "parent_task",
             ),
         ] {
@@ -564,8 +605,20 @@ async fn ordering_is_honoured() {
             assert!(body["ordering"][0].is_string(), "{body}");
         }
         // Tasks: oldest or newest first.
-        let newest = column(&app, "/pulp/api/v3/tasks/", "ordering=-pulp_created", "pulp_href").await;
-        let oldest = column(&app, "/pulp/api/v3/tasks/", "ordering=pulp_created", "pulp_href").await;
+        let newest = column(
+            &app,
+            "/pulp/api/v3/tasks/",
+            "ordering=-pulp_created",
+            "pulp_href",
+        )
+        .await;
+        let oldest = column(
+            &app,
+            "/pulp/api/v3/tasks/",
+            "ordering=pulp_created",
+            "pulp_href",
+        )
+        .await;
         assert!(newest.len() >= 3, "{newest:?}");
         let mut reversed = oldest.clone();
         reversed.reverse();
@@ -627,7 +680,9 @@ async fn status_lists_online_api_and_content_apps() {
         let s = status(&app).await;
         let content = names(&s, "online_content_apps");
         assert_eq!(content.len(), 2, "{backend}: {s}");
-        assert!(content.iter().any(|n| n.ends_with(&format!(":{other_port}"))));
+        assert!(content
+            .iter()
+            .any(|n| n.ends_with(&format!(":{other_port}"))));
         assert_eq!(names(&s, "online_api_apps").len(), 1);
         other.stop().await;
         let s = status(&app).await;

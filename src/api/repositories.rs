@@ -17,8 +17,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
-use super::common::{self, 
-    accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
+use super::common::{
+    self, accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
     pulp_type_filter, title, ts, NAME_FILTERS,
 };
 use super::list::Query;
@@ -142,11 +142,12 @@ async fn check_unique(state: &AppState, name: &str, except: Option<Uuid>) -> Api
 
 // ---- repositories -----------------------------------------------------------------------------
 
-const REPO_FILTERS: &[&str] = &["remote", "ordering"];
+const REPO_FILTERS: &[&str] = &["remote"];
 
 async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
     let mut known = NAME_FILTERS.to_vec();
     known.extend_from_slice(REPO_FILTERS);
+    known.push("ordering");
     q.only(&known)?;
     check_name_filters(&q)?;
     let plugin = plugin(&state, p)?;
@@ -478,7 +479,6 @@ async fn modify(
 // ---- versions ---------------------------------------------------------------------------------
 
 const VERSION_FILTERS: &[&str] = &[
-    "ordering",
     "number",
     "number__gt",
     "number__gte",
@@ -496,7 +496,9 @@ async fn versions_list(
     id: String,
     q: Query,
 ) -> ApiResult<Json<Value>> {
-    q.only(VERSION_FILTERS)?;
+    let mut known = VERSION_FILTERS.to_vec();
+    known.push("ordering");
+    q.only(&known)?;
     let plugin = plugin(&state, p)?;
     let repo = find(&state, plugin.as_ref(), &id).await?;
     let mut versions = state.store.list_versions(repo.id).await?;

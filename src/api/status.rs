@@ -117,10 +117,7 @@ async fn online_apps(
     app_type: &str,
     versions: &Map<String, Value>,
 ) -> Result<Vec<Value>, crate::db::DbError> {
-    let apps = state
-        .store
-        .online_apps(app_type, app_ttl(app_type))
-        .await?;
+    let apps = state.store.online_apps(app_type, app_ttl(app_type)).await?;
     Ok(apps
         .iter()
         .map(|a| {

@@ -207,8 +207,8 @@ mod tests {
             .with_timezone(&Utc);
         let entries = [e("0.iso", Some(date), Some(4 * 1024 * 1024))];
         let resp = page("/pulp/content/x/", &entries, false);
-        let body = futures::executor::block_on(axum::body::to_bytes(resp.into_body(), 1 << 20))
-            .unwrap();
+        let body =
+            futures::executor::block_on(axum::body::to_bytes(resp.into_body(), 1 << 20)).unwrap();
         let html = String::from_utf8(body.to_vec()).unwrap();
         let line = format!(
             "<a href=\"0.iso\">0.iso</a>{:>64}{:>19}\n",

@@ -123,7 +123,13 @@ pub async fn serve(
         let etag = format!("\"{}\"", ra.sha256.as_deref().unwrap_or_default());
         match serve::requested_range(headers, size, &etag) {
             Range::Full => {}
-            Range::Bytes(s, e) => range = Some(Slice { start: s, end: e, size }),
+            Range::Bytes(s, e) => {
+                range = Some(Slice {
+                    start: s,
+                    end: e,
+                    size,
+                })
+            }
             Range::Unsatisfiable => return serve::unsatisfiable(hdrs, size),
         }
     }

@@ -374,9 +374,9 @@ impl TaskStore for Backend {
             "pulp_created DESC, id DESC",
         ))
         .push(" LIMIT ")
-            .push_bind(limit)
-            .push(" OFFSET ")
-            .push_bind(shared::to_i64(filter.offset, "offset")?);
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(shared::to_i64(filter.offset, "offset")?);
         let rows = qb.build().fetch_all(self.reader()).await?;
         tasks_from(&rows)
     }
