@@ -549,7 +549,12 @@ async fn ordering_is_honoured() {
     for backend in backends().await {
         let app = TestApp::start(backend, 1).await;
         let lib = support::lib(&app).await;
-        let up = support::upstream(&[("a.txt", data(10, 9))]).await;
+        let up = support::upstream(&[
+            ("a.txt", data(10, 9)),
+            ("b.txt", data(11, 9)),
+            ("c.txt", data(12, 9)),
+        ])
+        .await;
         let url = up.server.url("PULP_MANIFEST");
         // Created in an order that is neither alphabetical nor its reverse.
         for name in ["b", "c", "a"] {
@@ -603,6 +608,20 @@ async fn ordering_is_honoured() {
             let (s, body) = app.get(&format!("{path}?ordering=nonsense")).await;
             assert_eq!(s, 400, "{path}: {body}");
             assert!(body["ordering"][0].is_string(), "{body}");
+        }
+        // Content, typed and generic: by id, both ways.
+        let (_, repos) = app.get(&format!("{REPOS}?name=a")).await;
+        let a_href = repos["results"][0]["pulp_href"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        support::post_task(&app, &lib, &format!("{a_href}sync/"), json!({})).await;
+        for path in ["/pulp/api/v3/content/file/files/", "/pulp/api/v3/content/"] {
+            let asc = column(&app, path, "ordering=pk", "pulp_href").await;
+            let mut desc = column(&app, path, "ordering=-pk", "pulp_href").await;
+            desc.reverse();
+            assert_eq!(asc.len(), 3, "{path}");
+            assert_eq!(asc, desc, "{backend}: {path}");
         }
         // Tasks: oldest or newest first.
         let newest = column(
