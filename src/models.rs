@@ -423,6 +423,15 @@ pub struct Task {
     pub unblocked_at: Option<DateTime<Utc>>,
 }
 
+/// One key of a list's `ordering`: a field name among those the list declares (a `'static`
+/// name from the API's own list, never request text) and its direction. The store maps each to
+/// a column of its own; a list orders by its keys first and its default order after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub field: &'static str,
+    pub descending: bool,
+}
+
 /// Which tasks to list (newest first). Every condition given must hold; bounds are inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskFilter {
@@ -450,6 +459,8 @@ pub struct TaskFilter {
     pub started_before: Option<DateTime<Utc>>,
     pub finished_after: Option<DateTime<Utc>>,
     pub finished_before: Option<DateTime<Utc>>,
+    /// Ordered by these first (then newest first).
+    pub order: Vec<SortKey>,
 }
 
 /// A worker's liveness row.
@@ -543,9 +554,12 @@ pub struct DistributionFilter {
     pub base_path: Option<String>,
     pub base_path_contains: Option<String>,
     pub base_path_icontains: Option<String>,
-    pub repository_id: Option<Uuid>,
+    /// Distributions on any of these repositories (`None`: no filter).
+    pub repository_ids: Option<Vec<Uuid>>,
     pub limit: u64,
     pub offset: u64,
+    /// Ordered by these first (then by base path).
+    pub order: Vec<SortKey>,
 }
 
 /// Which complete publications to list (newest first).
@@ -558,6 +572,8 @@ pub struct PublicationFilter {
     pub created_lte: Option<DateTime<Utc>>,
     pub limit: u64,
     pub offset: u64,
+    /// Ordered by these first (then newest first).
+    pub order: Vec<SortKey>,
 }
 
 /// A file a version or a publication serves at a relative path.
@@ -605,6 +621,8 @@ pub struct ContentQuery {
     pub data_equals: Vec<(String, String)>,
     pub limit: u64,
     pub offset: u64,
+    /// Ordered by these first (then oldest first).
+    pub order: Vec<SortKey>,
 }
 
 /// Which artifacts to list: every digest given must match.

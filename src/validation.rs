@@ -375,6 +375,35 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The PEM certificates of `text` alone (pulpcore keeps only the `CERTIFICATE` blocks of a
+/// remote's `ca_cert` / `client_cert`, dropping comments and other text around them), each
+/// re-encoded in the canonical 64-column form. No certificate, or a block that is not valid
+/// base64 of a DER structure, is an error (its message names no part of the input).
+pub fn clean_certificates(text: &str) -> Result<String, String> {
+    use base64::Engine;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut out = String::new();
+    for cert in CertificateDer::pem_slice_iter(text.as_bytes()) {
+        let der = cert.map_err(|_| "Invalid PEM certificate.".to_string())?;
+        // A DER certificate is a SEQUENCE.
+        if der.first() != Some(&0x30) {
+            return Err("Invalid PEM certificate.".into());
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    if out.is_empty() {
+        return Err("No valid PEM certificate found.".into());
+    }
+    Ok(out)
+}
+
 /// `current` with the fields of `body` applied. `partial` (PATCH) keeps what the body does not
 /// name; otherwise (POST, PUT) `name` and `url` are required and the rest get their defaults.
 pub fn apply_remote(
@@ -415,8 +444,17 @@ pub fn apply_remote(
             }
         };
     }
-    opt_str!(ca_cert);
-    opt_str!(client_cert);
+    for (name, slot) in [
+        ("ca_cert", &mut r.ca_cert),
+        ("client_cert", &mut r.client_cert),
+    ] {
+        if let Some(v) = nullable_string(&mut f, name) {
+            match v.as_deref().map(clean_certificates).transpose() {
+                Ok(cleaned) => *slot = cleaned,
+                Err(e) => f.error(name, e),
+            }
+        }
+    }
     opt_str!(client_key);
     if let Some(v) = nullable_string(&mut f, "proxy_url") {
         // An empty proxy URL is no proxy (the downloader reads it so).

@@ -837,14 +837,6 @@ async fn catalog_filters_refuse_malformed_values() {
             url::form_urlencoded::byte_serialize(href(&remote).as_bytes()).collect();
         for (path, query, count) in [
             (REPOS, format!("remote={remote_href}"), 1),
-            (
-                REPOS,
-                format!(
-                    "remote=%2Fpulp%2Fapi%2Fv3%2Fremotes%2Ffile%2Ffile%2F{}%2F",
-                    Uuid::now_v7()
-                ),
-                0,
-            ),
             (REPOS, "remote=".to_string(), 3),
             (REPOS, "name__in=false".to_string(), 0),
             (REPOS, "pulp_label_select=env,!team,k~v".to_string(), 0),

@@ -144,7 +144,17 @@ async fn metrics_parse_and_count_what_happened() {
         0.0
     );
 
-    // A content request moves the content app's counters.
+    // A content request moves the content app's counters (a file distribution on a
+    // repository serves its latest publication).
+    let (s, p) = app
+        .post(
+            "/pulp/api/v3/publications/file/file/",
+            json!({"repository": repo["pulp_href"]}),
+        )
+        .await;
+    assert_eq!(s, 202, "{p}");
+    app.wait_task(p["task"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
     let (s, d) = app
         .post(
             "/pulp/api/v3/distributions/file/file/",

@@ -88,6 +88,7 @@ async fn version_files_head_range_conditional_and_listings() {
         let b = data(10, 4);
         let up = support::upstream(&[("a.txt", a.clone()), ("dir/sub/b.bin", b.clone())]).await;
         let (repo, _) = support::synced_repo(&lib, &up, "ver", Policy::Immediate).await;
+        support::publish(&app, &lib, &repo, 1).await;
         support::distribution(
             &app,
             &lib,
@@ -241,6 +242,7 @@ async fn on_demand_is_fetched_once_and_saved() {
             .await
             .unwrap()
             .is_empty());
+        support::publish(&app, &lib, &repo, 1).await;
         support::distribution(
             &app,
             &lib,
@@ -300,6 +302,7 @@ async fn streamed_is_never_saved() {
         let f = data(200_000, 6);
         let up = support::upstream(&[("s.bin", f.clone())]).await;
         let (repo, _) = support::synced_repo(&lib, &up, "st", Policy::Streamed).await;
+        support::publish(&app, &lib, &repo, 1).await;
         support::distribution(
             &app,
             &lib,
@@ -339,6 +342,7 @@ async fn bad_digest_or_failing_remote_stores_nothing() {
         let g = data(1000, 8);
         let up = support::upstream(&[("bad.bin", f.clone()), ("gone.bin", g.clone())]).await;
         let (repo, _) = support::synced_repo(&lib, &up, "bad", Policy::OnDemand).await;
+        support::publish(&app, &lib, &repo, 1).await;
         support::distribution(
             &app,
             &lib,

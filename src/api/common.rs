@@ -40,6 +40,78 @@ pub(crate) fn plugin(state: &AppState, name: &str) -> ApiResult<Arc<dyn Plugin>>
         .ok_or_else(|| ApiError::Internal(format!("plugin {name} not loaded")))
 }
 
+/// The fields remotes may be ordered by.
+pub(crate) const REMOTE_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "name",
+    "url",
+    "policy",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+    "download_concurrency",
+    "max_retries",
+    "tls_validation",
+];
+
+/// The fields repositories may be ordered by.
+pub(crate) const REPOSITORY_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "name",
+    "description",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+    "retain_repo_versions",
+];
+
+/// The fields distributions may be ordered by.
+pub(crate) const DISTRIBUTION_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "name",
+    "base_path",
+    "hidden",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+];
+
+/// The fields publications may be ordered by.
+pub(crate) const PUBLICATION_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "pulp_created",
+    "pulp_last_updated",
+    "pulp_type",
+    "complete",
+    "pass_through",
+];
+
+/// The fields content may be ordered by.
+pub(crate) const CONTENT_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "pulp_created",
+    "pulp_type",
+    "timestamp_of_interest",
+];
+
+/// The fields tasks may be ordered by.
+pub(crate) const TASK_ORDERING: &[&str] = &[
+    "pk",
+    "pulp_id",
+    "pulp_created",
+    "pulp_last_updated",
+    "name",
+    "state",
+    "logging_cid",
+    "started_at",
+    "finished_at",
+];
+
 /// The name filters of pulpcore's named models.
 pub(crate) const NAME_FILTERS: &[&str] = &[
     "name",
@@ -183,9 +255,15 @@ pub(crate) fn name_matches(
     true
 }
 
-/// One page of `items` as pulpcore lists it.
-pub(crate) fn page_of(q: &Query, items: Vec<Value>) -> ApiResult<Json<Value>> {
+/// One page of `items` as pulpcore lists it, ordered by `ordering` (fields of `allowed`) when
+/// the request gives one.
+pub(crate) fn page_of(
+    q: &Query,
+    mut items: Vec<Value>,
+    allowed: &[&'static str],
+) -> ApiResult<Json<Value>> {
     let (limit, offset) = q.page()?;
+    super::list::sort_json(&mut items, &q.ordering(allowed)?);
     let count = items.len() as u64;
     let page: Vec<Value> = items
         .into_iter()
@@ -231,4 +309,35 @@ pub(crate) async fn version_of(
         .await?
         .ok_or_else(bad)?;
     Ok((repo, number, v.id))
+}
+
+/// The message of a filter naming an object that does not exist (or not of the right kind).
+pub(crate) const NO_OBJECT: &str = "Invalid hyperlink - Object does not exist.";
+
+/// The repository an href filter names, for filter `field`: a repository href (of `plugin`'s
+/// repositories when given, of any compiled-in plugin's otherwise) naming a repository that
+/// exists; anything else is a 400 on `field`, never a filter that silently matches nothing.
+pub(crate) async fn repository_of(
+    state: &AppState,
+    plugin: Option<&dyn Plugin>,
+    field: &str,
+    h: &str,
+) -> ApiResult<Uuid> {
+    let bad = || ApiError::field(field, NO_OBJECT);
+    let parsed = href::parse(h)
+        .filter(|p| p.rest.is_empty() && p.collection.first() == Some(&"repositories"))
+        .ok_or_else(bad)?;
+    let repo = match state.store.get_repository(parsed.id).await {
+        Ok(r) => r,
+        Err(crate::db::DbError::NotFound(_)) => return Err(bad()),
+        Err(e) => return Err(e.into()),
+    };
+    let owner = match plugin {
+        Some(p) => (p.repository_type() == repo.pulp_type).then_some(p.api_names()),
+        None => validation::plugin_for(&state.plugins, &repo.pulp_type).map(|p| p.api_names()),
+    };
+    match owner {
+        Some(n) if parsed.collection == ["repositories", n.app_label, n.kind] => Ok(repo.id),
+        _ => Err(bad()),
+    }
 }

@@ -65,6 +65,7 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     let plugin = plugin(&state, p)?;
     let filters = plugin.content_filters();
     let mut known: Vec<&str> = CORE_FILTERS.to_vec();
+    known.push("ordering");
     known.extend(filters.iter().map(|(name, _)| *name));
     q.only(&known)?;
     let (limit, offset) = q.page()?;
@@ -72,6 +73,7 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
         pulp_type: Some(plugin.content_type().to_string()),
         limit,
         offset,
+        order: q.ordering(common::CONTENT_ORDERING)?,
         ..ContentQuery::default()
     };
     if let Some(h) = q.value("repository_version") {

@@ -160,12 +160,13 @@ fn check_file_url(state: &AppState, url: &str) -> ApiResult<()> {
 // ---- content/ -----------------------------------------------------------------------------
 
 async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
-    q.only(&["pulp_type", "repository_version"])?;
+    q.only(&["pulp_type", "repository_version", "ordering"])?;
     let (limit, offset) = q.page()?;
     let mut query = ContentQuery {
         pulp_type: common::pulp_type_filter(&state, &q)?.map(str::to_string),
         limit,
         offset,
+        order: q.ordering(common::CONTENT_ORDERING)?,
         ..ContentQuery::default()
     };
     if let Some(h) = q.value("repository_version") {
@@ -235,6 +236,11 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         "repository_version",
         "string",
         "Repository Version referenced by HREF",
+    )
+    .query(
+        "ordering",
+        "array",
+        "Which field to use when ordering the results.",
     )
     .paging()
     .field_selection()

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
-use super::common::{accepted, title, ts};
+use super::common::{self, accepted, title, ts};
 use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
@@ -44,6 +44,8 @@ const FILTERS: &[&str] = &[
     "base_path__contains",
     "base_path__icontains",
     "repository",
+    "repository__in",
+    "ordering",
 ];
 
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
@@ -203,6 +205,11 @@ fn list_params(doc: &mut super::routes::OpDoc) -> &mut super::routes::OpDoc {
             "string",
             "Filter results where repository matches value",
         )
+        .query(
+            "repository__in",
+            "array",
+            "Filter results where repository is in a list of values",
+        )
         .field_selection()
 }
 
@@ -329,15 +336,28 @@ async fn list(
         ),
         None => None,
     };
-    let repository_id = match q.value("repository") {
-        Some(h) => match href::parse(h) {
-            Some(p) if p.collection.first() == Some(&"repositories") && p.rest.is_empty() => {
-                Some(p.id)
-            }
-            _ => return Err(ApiError::field("repository", "Invalid repository href.")),
-        },
+    // Repositories named by `repository` and `repository__in` (both given: both must hold);
+    // each must exist.
+    let owner = match plugin {
+        Some(name) => state.plugin(name).cloned(),
         None => None,
     };
+    let mut repository_ids: Option<Vec<Uuid>> = None;
+    if let Some(h) = q.value("repository") {
+        let id = common::repository_of(&state, owner.as_deref(), "repository", h).await?;
+        repository_ids = Some(vec![id]);
+    }
+    let listed = q.list("repository__in");
+    if !listed.is_empty() {
+        let mut ids = Vec::with_capacity(listed.len());
+        for h in &listed {
+            ids.push(common::repository_of(&state, owner.as_deref(), "repository__in", h).await?);
+        }
+        repository_ids = Some(match repository_ids {
+            Some(one) => one.into_iter().filter(|id| ids.contains(id)).collect(),
+            None => ids,
+        });
+    }
     let f = DistributionFilter {
         pulp_type,
         name: q.value("name").map(str::to_string),
@@ -347,9 +367,10 @@ async fn list(
         base_path: q.value("base_path").map(str::to_string),
         base_path_contains: q.value("base_path__contains").map(str::to_string),
         base_path_icontains: q.value("base_path__icontains").map(str::to_string),
-        repository_id,
+        repository_ids,
         limit,
         offset,
+        order: q.ordering(common::DISTRIBUTION_ORDERING)?,
     };
     let (count, rows) = state.store.list_distributions(&f).await?;
     let mut out = Vec::with_capacity(rows.len());

@@ -9,6 +9,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use crate::models::SortKey;
 
 /// The page size when a request gives no `limit`.
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -45,12 +46,18 @@ fn parse_count(v: &str) -> Option<Count> {
     Some(digits.parse::<u64>().map_or(Count::Huge, Count::Fits))
 }
 
-/// A date-time filter value as Django's `DateTimeField` takes it: ISO 8601 / RFC 3339 with
-/// an offset, or a date-time or date without one (taken as UTC), years 1 to 9999. Anything
-/// else is a 400 naming `field`.
+/// A date-time filter value as Django's `DateTimeField` takes it: ISO 8601 with a zone (`Z`,
+/// `+00:00`, `+0000`, `+00`), or a date-time or date without one (taken as UTC), years 1 to
+/// 9999. Anything else is a 400 naming `field`.
 pub fn parse_date_time(field: &str, s: &str) -> Result<DateTime<Utc>, ApiError> {
     let invalid = || ApiError::field(field, "Enter a valid date/time.");
-    let parsed = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+    let with_zone = DateTime::parse_from_rfc3339(s).ok().or_else(|| {
+        // `%#z` reads `+00:00`, `+0000` and `+00`.
+        ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z"]
+            .iter()
+            .find_map(|fmt| DateTime::parse_from_str(s, fmt).ok())
+    });
+    let parsed = if let Some(t) = with_zone {
         Some(t.with_timezone(&Utc))
     } else {
         [
@@ -206,13 +213,39 @@ impl Query {
     /// Rejects parameters outside `known` (pagination and field selection are always known),
     /// so a misspelt filter is a 400 rather than silently ignored.
     pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
-        const ALWAYS: &[&str] = &["limit", "offset", "fields", "exclude_fields", "ordering"];
+        const ALWAYS: &[&str] = &["limit", "offset", "fields", "exclude_fields"];
         for (k, _) in &self.pairs {
             if !ALWAYS.contains(&k.as_str()) && !known.contains(&k.as_str()) {
                 return Err(ApiError::field(k, "Unknown filter."));
             }
         }
         Ok(())
+    }
+
+    /// `ordering`: fields of `allowed` (a list's declared ones), comma-separated or repeated,
+    /// each descending when prefixed with `-`; any other is a 400. Lists that honour it name
+    /// `ordering` among their known parameters ([`Query::only`] refuses it elsewhere).
+    pub fn ordering(&self, allowed: &[&'static str]) -> Result<Vec<SortKey>, ApiError> {
+        let mut out = Vec::new();
+        for term in self.list("ordering") {
+            let (descending, name) = match term.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, term.as_str()),
+            };
+            match allowed.iter().find(|a| **a == name) {
+                Some(field) => out.push(SortKey { field, descending }),
+                None => {
+                    return Err(ApiError::field(
+                        "ordering",
+                        format!(
+                            "Select a valid choice. {} is not one of the available choices.",
+                            crate::plugins::excerpt(&term)
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Applies `fields` / `exclude_fields` to one object.
@@ -241,6 +274,44 @@ impl Query {
         let results: Vec<Value> = results.into_iter().map(|v| self.select(v)).collect();
         Ok(json!({"count": count, "next": next, "previous": previous, "results": results}))
     }
+}
+
+/// Sorts objects by `keys`, stably: each key compares the objects' values of its field
+/// (numbers as numbers, strings, booleans; null or missing first); `pk` and `pulp_id` compare
+/// the `pulp_href`s, which carry time-ordered (v7) ids.
+pub fn sort_json(items: &mut [Value], keys: &[SortKey]) {
+    use std::cmp::Ordering;
+    fn cmp(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+        match (a.filter(|v| !v.is_null()), b.filter(|v| !v.is_null())) {
+            (None, None) => Ordering::Equal,
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (Some(Value::Number(x)), Some(Value::Number(y))) => x
+                .as_f64()
+                .partial_cmp(&y.as_f64())
+                .unwrap_or(Ordering::Equal),
+            (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+            (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+            (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+        }
+    }
+    if keys.is_empty() {
+        return;
+    }
+    items.sort_by(|a, b| {
+        for k in keys {
+            let field = match k.field {
+                "pk" | "pulp_id" => "pulp_href",
+                f => f,
+            };
+            let o = cmp(a.get(field), b.get(field));
+            let o = if k.descending { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
 }
 
 /// Keeps only `fields` (when given), then drops `exclude`.
@@ -303,6 +374,18 @@ mod tests {
 
     #[test]
     fn date_times_as_django_reads_them() {
+        let utc = parse_date_time("f", "2024-05-06T07:08:09").unwrap();
+        for same in [
+            "2024-05-06T07:08:09Z",
+            "2024-05-06T07:08:09+00:00",
+            "2024-05-06T07:08:09+0000",
+            "2024-05-06T07:08:09+00",
+            "2024-05-06T09:08:09+0200",
+            "2024-05-06T07:08:09.000000Z",
+            "2024-05-06 07:08:09+00:00",
+        ] {
+            assert_eq!(parse_date_time("f", same).unwrap(), utc, "{same}");
+        }
         for ok in [
             "2024-05-06T07:08:09Z",
             "2024-05-06T07:08:09.123456+02:00",

@@ -43,7 +43,7 @@ mod orphans;
 mod publications;
 mod remotes;
 mod repositories;
-mod status;
+pub mod status;
 mod tasks;
 mod uploads;
 mod workers;

@@ -29,6 +29,7 @@ const FILTERS: &[&str] = &[
     "pulp_created",
     "pulp_created__gte",
     "pulp_created__lte",
+    "ordering",
 ];
 
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
@@ -61,6 +62,11 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             "Repository Version referenced by HREF",
         )
         .query("repository", "string", "Repository referenced by HREF")
+        .query(
+            "ordering",
+            "array",
+            "Which field to use when ordering the results.",
+        )
         .field_selection()
         .response(200, Some(&page));
         if let Some(doc) = b.routes.last_mut().map(|r| &mut r.doc) {
@@ -201,6 +207,7 @@ async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResul
         pulp_type: Some(p.repository_type().to_string()),
         limit,
         offset,
+        order: q.ordering(common::PUBLICATION_ORDERING)?,
         ..PublicationFilter::default()
     };
     // A version or repository href of another plugin or that names nothing is a 400, as in
@@ -211,10 +218,8 @@ async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResul
         f.version_id = Some(version);
     }
     if let Some(h) = q.value("repository") {
-        let parsed = href::parse(h)
-            .filter(|p| p.collection == ["repositories", n.app_label, n.kind] && p.rest.is_empty())
-            .ok_or_else(|| ApiError::field("repository", "Invalid hyperlink - No URL match."))?;
-        f.repository_id = Some(parsed.id);
+        f.repository_id =
+            Some(common::repository_of(&state, Some(p.as_ref()), "repository", h).await?);
     }
     if let Some(t) = q.date_time("pulp_created")? {
         f.created_gte = Some(t);

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::body::JsonObject;
 use super::common::{
     accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
-    pulp_type_filter, title, ts, NAME_FILTERS,
+    pulp_type_filter, title, ts, NAME_FILTERS, REMOTE_ORDERING,
 };
 use super::list::Query;
 use super::openapi::{paginated, schema_ref, ASYNC_OPERATION};
@@ -96,7 +96,9 @@ pub(super) fn remote_json(plugin: &dyn Plugin, r: &Remote) -> Value {
 // ---- handlers ---------------------------------------------------------------------------------
 
 async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
-    q.only(NAME_FILTERS)?;
+    let mut known = NAME_FILTERS.to_vec();
+    known.push("ordering");
+    q.only(&known)?;
     check_name_filters(&q)?;
     let plugin = plugin(&state, p)?;
     let remotes = state
@@ -108,12 +110,12 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
         .filter(|r| name_matches(&q, &r.name, &r.pulp_labels))
         .map(|r| remote_json(plugin.as_ref(), r))
         .collect();
-    page_of(&q, items)
+    page_of(&q, items, REMOTE_ORDERING)
 }
 
 async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
     let mut known = NAME_FILTERS.to_vec();
-    known.push("pulp_type");
+    known.extend(["pulp_type", "ordering"]);
     q.only(&known)?;
     check_name_filters(&q)?;
     let remotes = state
@@ -130,7 +132,7 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
             Some(v)
         })
         .collect();
-    page_of(&q, items)
+    page_of(&q, items, REMOTE_ORDERING)
 }
 
 async fn create(

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
 use super::common::{
-    accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
+    self, accepted, check_name_filters, collection, name_matches, page_of, path_id, plugin,
     pulp_type_filter, title, ts, NAME_FILTERS,
 };
 use super::list::Query;
@@ -147,22 +147,23 @@ const REPO_FILTERS: &[&str] = &["remote"];
 async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
     let mut known = NAME_FILTERS.to_vec();
     known.extend_from_slice(REPO_FILTERS);
+    known.push("ordering");
     q.only(&known)?;
     check_name_filters(&q)?;
     let plugin = plugin(&state, p)?;
-    // A remote href of this plugin (one that names nothing matches nothing); anything else is
-    // a 400, not a filter that silently matches the repositories without a remote.
+    // A remote href of this plugin naming a remote that exists; anything else is a 400, not a
+    // filter that silently matches nothing.
     let remote_filter = match q.value("remote") {
         None => None,
-        Some(h) => match validation::parse_remote_href(plugin.as_ref(), h) {
-            Some(id) => Some(id),
-            None => {
-                return Err(ApiError::field(
-                    "remote",
-                    "Invalid hyperlink - No URL match.",
-                ))
+        Some(h) => {
+            let bad = || ApiError::field("remote", common::NO_OBJECT);
+            let id = validation::parse_remote_href(plugin.as_ref(), h).ok_or_else(bad)?;
+            match state.store.get_remote(id).await {
+                Ok(r) if r.pulp_type == plugin.repository_type() => Some(id),
+                Ok(_) | Err(DbError::NotFound(_)) => return Err(bad()),
+                Err(e) => return Err(e.into()),
             }
-        },
+        }
     };
     let mut items = Vec::new();
     for r in state.store.list_repositories().await? {
@@ -174,12 +175,12 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
         }
         items.push(repository_json(&state, plugin.as_ref(), &r).await?);
     }
-    page_of(&q, items)
+    page_of(&q, items, common::REPOSITORY_ORDERING)
 }
 
 async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
     let mut known = NAME_FILTERS.to_vec();
-    known.push("pulp_type");
+    known.extend(["pulp_type", "ordering"]);
     q.only(&known)?;
     check_name_filters(&q)?;
     let pulp_type = pulp_type_filter(&state, &q)?;
@@ -196,7 +197,7 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
         v["pulp_type"] = json!(r.pulp_type);
         items.push(v);
     }
-    page_of(&q, items)
+    page_of(&q, items, common::REPOSITORY_ORDERING)
 }
 
 async fn create(
@@ -334,6 +335,11 @@ async fn sync(
         None => None,
     };
     f.finish()?;
+    if mirror && plugin.autopublish(&repo.plugin_data).is_some() {
+        return Err(ApiError::invalid(
+            "Cannot use mirror mode with autopublished repository.",
+        ));
+    }
     let remote = match remote.or(repo.remote_id) {
         Some(r) => r,
         None => {
@@ -490,7 +496,9 @@ async fn versions_list(
     id: String,
     q: Query,
 ) -> ApiResult<Json<Value>> {
-    q.only(VERSION_FILTERS)?;
+    let mut known = VERSION_FILTERS.to_vec();
+    known.push("ordering");
+    q.only(&known)?;
     let plugin = plugin(&state, p)?;
     let repo = find(&state, plugin.as_ref(), &id).await?;
     let mut versions = state.store.list_versions(repo.id).await?;
@@ -538,15 +546,13 @@ async fn versions_list(
         }
         versions = keep;
     }
-    match q.get("ordering") {
-        Some("number") | Some("pulp_created") => {}
-        _ => versions.reverse(),
-    }
+    // Newest first unless `ordering` says otherwise.
+    versions.reverse();
     let items = versions
         .iter()
         .map(|v| version_json(plugin.as_ref(), v))
         .collect();
-    page_of(&q, items)
+    page_of(&q, items, &["number", "pulp_created"])
 }
 
 async fn find_version(

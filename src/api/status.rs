@@ -1,8 +1,10 @@
-//! `status/` (public): the versions pulp-cli checks, the workers the database knows, this API
-//! process, database reachability, storage space and content-app settings, in pulpcore's
+//! `status/` (public): the versions pulp-cli checks, the workers the database knows, the API
+//! and content app processes online (from the heartbeats each writes into the database, see
+//! [`API_APP_TTL`] / [`CONTENT_APP_TTL`]), database reachability, storage space and content-app settings, in pulpcore's
 //! `StatusResponse` shape.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::Method;
@@ -76,14 +78,56 @@ fn storage_space(path: &std::path::Path) -> Option<(u64, u64, u64)> {
     Some((total, used, free))
 }
 
-/// `<pid>@<host>`, the name this API process reports itself under.
-fn process_name() -> String {
+/// The `app_type` of API processes' heartbeats.
+pub const API_APP: &str = "api";
+/// The `app_type` of content app processes' heartbeats.
+pub const CONTENT_APP: &str = "content";
+/// How long an API process stays online after its last heartbeat (pulpcore's `API_APP_TTL`).
+pub const API_APP_TTL: Duration = Duration::from_secs(120);
+/// How long a content app stays online after its last heartbeat (`CONTENT_APP_TTL`).
+pub const CONTENT_APP_TTL: Duration = Duration::from_secs(30);
+
+/// The TTL of an `app_type`'s heartbeats.
+pub fn app_ttl(app_type: &str) -> Duration {
+    if app_type == API_APP {
+        API_APP_TTL
+    } else {
+        CONTENT_APP_TTL
+    }
+}
+
+/// `<pid>@<host>`, pulpcore's name of a process; `listening` (the bound address) is added
+/// after a colon, since one process may run an API and a content app, or several of each in
+/// tests, and each heartbeats under its own name.
+pub fn process_name(listening: Option<std::net::SocketAddr>) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_string());
-    format!("{}@{host}", std::process::id())
+    match listening {
+        Some(addr) => format!("{}@{host}:{}", std::process::id(), addr.port()),
+        None => format!("{}@{host}", std::process::id()),
+    }
+}
+
+/// The online processes of `app_type`, from their heartbeats in the database.
+async fn online_apps(
+    state: &AppState,
+    app_type: &str,
+    versions: &Map<String, Value>,
+) -> Result<Vec<Value>, crate::db::DbError> {
+    let apps = state.store.online_apps(app_type, app_ttl(app_type)).await?;
+    Ok(apps
+        .iter()
+        .map(|a| {
+            json!({
+                "name": a.name,
+                "last_heartbeat": super::tasks::time(a.last_heartbeat),
+                "versions": versions,
+            })
+        })
+        .collect())
 }
 
 async fn status(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
@@ -108,6 +152,19 @@ async fn status(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value
             (false, Vec::new())
         }
     };
+    // Every API and content process heartbeats into the database; when it does not answer,
+    // this process (which does) is the one API app known to be online.
+    let api_apps = match online_apps(&state, API_APP, &app_versions).await {
+        Ok(apps) => apps,
+        Err(_) => vec![json!({
+            "name": process_name(None),
+            "last_heartbeat": super::tasks::time(Utc::now()),
+            "versions": app_versions,
+        })],
+    };
+    let content_apps = online_apps(&state, CONTENT_APP, &app_versions)
+        .await
+        .unwrap_or_default();
     let storage = match storage_space(state.storage.root()) {
         Some((total, used, free)) => json!({"total": total, "used": used, "free": free}),
         None => json!({"total": null, "used": null, "free": null}),
@@ -115,14 +172,8 @@ async fn status(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value
     let body = json!({
         "versions": versions(&state.plugins),
         "online_workers": online_workers,
-        // This process answers, so this API app is online; other processes are not recorded.
-        "online_api_apps": [{
-            "name": process_name(),
-            "last_heartbeat": super::tasks::time(Utc::now()),
-            "versions": app_versions,
-        }],
-        // Content apps do not record themselves anywhere this process can see.
-        "online_content_apps": [],
+        "online_api_apps": api_apps,
+        "online_content_apps": content_apps,
         "database_connection": {"connected": connected},
         "redis_connection": {"connected": false},
         "storage": storage,

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::body::{Fields, JsonObject};
+use super::common;
 use super::list::Query;
 use super::openapi::{paginated, schema_ref};
 use super::{href, workers, ApiBuilder, ApiError, ApiResult, AppState};
@@ -93,6 +94,7 @@ fn any_of(q: &Query, name: &str) -> Option<Vec<String>> {
 }
 
 const FILTERS: &[&str] = &[
+    "ordering",
     "state",
     "state__in",
     "name",
@@ -120,6 +122,7 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
     let mut filter = TaskFilter {
         limit: Some(limit),
         offset,
+        order: q.ordering(common::TASK_ORDERING)?,
         ..TaskFilter::default()
     };
     if let Some(s) = q.value("state") {
@@ -147,12 +150,21 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
     ] {
         *slot = q.date_time(name)?;
     }
-    // No task has a parent or a group (tasks do not spawn tasks here), but a value that is
-    // not such an href is an error, not an empty answer.
+    // No task has a parent or a group (tasks do not spawn tasks here, and there are no task
+    // groups): a parent that exists matches nothing; a value that names nothing is a 400, as
+    // any filter naming an object that does not exist.
     let parent = href_filter(&q, "parent_task", &["tasks"])?;
-    let group = href_filter(&q, "task_group", &["task-groups"])?;
-    if parent.is_some() || group.is_some() {
-        return Ok(Json(q.paginate(0, Vec::new())?));
+    if href_filter(&q, "task_group", &["task-groups"])?.is_some() {
+        return Err(ApiError::field("task_group", common::NO_OBJECT));
+    }
+    if let Some(id) = parent {
+        match state.store.get_task(id).await {
+            Ok(_) => return Ok(Json(q.paginate(0, Vec::new())?)),
+            Err(DbError::NotFound(_)) => {
+                return Err(ApiError::field("parent_task", common::NO_OBJECT))
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     if let Some(w) = q.value("worker") {
         // A worker is named by its href or its name; what looks like an href must be one.
@@ -161,8 +173,7 @@ async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>>
         }
         match workers::find(&state, w).await? {
             Some(found) => filter.worker = Some(found.name),
-            // No worker by that href or name: no task ran on it.
-            None => return Ok(Json(q.paginate(0, Vec::new())?)),
+            None => return Err(ApiError::field("worker", common::NO_OBJECT)),
         }
     }
     let count = state.store.count_tasks(&filter).await?;
@@ -348,8 +359,13 @@ pub fn register(b: &mut ApiBuilder) {
             description: format!("Filter results where {name}"),
         });
     }
-    doc.field_selection()
-        .response(200, Some("PaginatedTaskResponseList"));
+    doc.query(
+        "ordering",
+        "array",
+        "Which field to use when ordering the results.",
+    )
+    .field_selection()
+    .response(200, Some("PaginatedTaskResponseList"));
 
     let detail = "/pulp/api/v3/tasks/{id}/";
     b.route(

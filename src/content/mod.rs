@@ -9,12 +9,11 @@
 //!   - `publication`: its published (metadata) files, then, when pass-through, the content of
 //!     its version;
 //!   - `repository_version`: for plugins serving publications (file) the newest publication of
-//!     that version when there is one, else the version's content directly;
+//!     that version, and nothing (404) while it has none; for other plugins the version's
+//!     content directly;
 //!   - `repository`: for plugins serving publications the newest publication of the repository
 //!     (highest version number, as pulpcore: newer unpublished versions are not served), and
-//!     when the repository has no publication at all its latest version (pulpcore serves
-//!     nothing then; we chose to serve the version so a distribution is useful before a
-//!     publish); for other plugins the latest version.
+//!     nothing (404) until one exists; for other plugins the latest version.
 //! - [`serve`]: a stored artifact with `Content-Length`, `Content-Type` by extension, `ETag`
 //!   (the sha256), `Last-Modified`, conditional GET and single byte ranges (206 / 416).
 //! - [`ondemand`]: content artifacts without an artifact are fetched from their remote while
@@ -129,6 +128,8 @@ fn db_error(e: DbError) -> Response {
 enum Target {
     Publication(Publication),
     Version(Uuid),
+    /// A repository or version of a plugin serving publications, not published yet.
+    Nothing,
 }
 
 async fn resolve(cs: &ContentState, d: &Distribution) -> Result<Option<Target>, DbError> {
@@ -145,17 +146,15 @@ async fn resolve(cs: &ContentState, d: &Distribution) -> Result<Option<Target>, 
     }
     if let Some(v) = d.repository_version {
         if serves_pubs {
-            if let Some(p) = store.latest_publication(None, Some(v.id)).await? {
-                return Ok(Some(Target::Publication(p)));
-            }
+            let p = store.latest_publication(None, Some(v.id)).await?;
+            return Ok(Some(p.map_or(Target::Nothing, Target::Publication)));
         }
         return Ok(Some(Target::Version(v.id)));
     }
     if let Some(repo) = d.repository_id {
         if serves_pubs {
-            if let Some(p) = store.latest_publication(Some(repo), None).await? {
-                return Ok(Some(Target::Publication(p)));
-            }
+            let p = store.latest_publication(Some(repo), None).await?;
+            return Ok(Some(p.map_or(Target::Nothing, Target::Publication)));
         }
         let v = store.latest_version(repo).await?;
         return Ok(Some(Target::Version(v.id)));
@@ -181,6 +180,7 @@ async fn find_file(
             Ok(None)
         }
         Target::Version(v) => store.version_file(*v, rel).await,
+        Target::Nothing => Ok(None),
     }
 }
 
@@ -200,6 +200,7 @@ async fn files_under(
             Ok(out)
         }
         Target::Version(v) => store.version_files(*v, prefix).await,
+        Target::Nothing => Ok(Vec::new()),
     }
 }
 
@@ -254,6 +255,9 @@ async fn handle(
         }
         Err(e) => return db_error(e),
     };
+    if matches!(target, Target::Nothing) {
+        return not_found();
+    }
     if !rel.is_empty() && !request.trailing_slash {
         match find_file(&cs, &target, &rel).await {
             Ok(Some(f)) => return serve_file(&cs, f, &rel, &headers, head).await,

@@ -16,8 +16,13 @@
 //!   ends with an error, which breaks the connection: the last chunk is held back until the
 //!   download is validated, so the client never sees the full announced length of bad bytes.
 //!   Nothing is stored either way.
-//! - HEAD answers from the remote artifact's recorded size without fetching. Range requests on
-//!   content not yet downloaded get the whole file (200), which HTTP allows.
+//! - HEAD answers from the remote artifact's recorded size without fetching.
+//! - A `Range` on content not yet downloaded is read against the recorded size: past the end
+//!   (or malformed) is a 416 at once, without fetching; otherwise the whole file is fetched (and
+//!   saved, on_demand) as for a plain GET while the 206 answer carries only the requested bytes
+//!   as they stream by. The last of them is held back until the download is validated, so a
+//!   range answer completes only once its bytes are known good. Followers of a download wait
+//!   for the saved artifact and get their range from storage.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,7 +33,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use super::serve::{self, file_headers};
+use super::serve::{self, file_headers, Range};
 use super::{empty, not_found, text, ContentState};
 use crate::api::AppState;
 use crate::downloader::{DownloadSettings, DownloaderFactory, Tee};
@@ -111,8 +116,25 @@ pub async fn serve(
         }
         return (StatusCode::OK, hdrs, empty()).into_response();
     }
+    // Ranges are read against the recorded size; without one the whole file is sent.
+    let mut range = None;
+    if let Some(size) = size {
+        hdrs.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        let etag = format!("\"{}\"", ra.sha256.as_deref().unwrap_or_default());
+        match serve::requested_range(headers, size, &etag) {
+            Range::Full => {}
+            Range::Bytes(s, e) => {
+                range = Some(Slice {
+                    start: s,
+                    end: e,
+                    size,
+                })
+            }
+            Range::Unsatisfiable => return serve::unsatisfiable(hdrs, size),
+        }
+    }
     if remote.policy == Policy::Streamed {
-        return stream(cs.app.clone(), ra, remote, hdrs, None).await;
+        return stream(cs.app.clone(), ra, remote, hdrs, range, None).await;
     }
     // One download per content artifact in this process.
     let (leader, mut waiter) = {
@@ -132,7 +154,15 @@ pub async fn serve(
                 map: cs.inflight.clone(),
                 key: ca_id,
             };
-            stream(cs.app.clone(), ra, remote, hdrs, Some((ca_id, tx, entry))).await
+            stream(
+                cs.app.clone(),
+                ra,
+                remote,
+                hdrs,
+                range,
+                Some((ca_id, tx, entry)),
+            )
+            .await
         }
         None => {
             let outcome = match waiter.wait_for(Option::is_some).await {
@@ -163,15 +193,56 @@ type Leader = (
     InflightEntry,
 );
 
-/// Starts the download in its own task and answers with its bytes as they come.
+/// Bytes `start..=end` of a file of `size` bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    start: u64,
+    end: u64,
+    size: u64,
+}
+
+/// What the response body is made of: the download's chunks, cut to the requested slice.
+struct Pieces {
+    rx: mpsc::Receiver<Bytes>,
+    /// Bytes of the file received so far.
+    pos: u64,
+    range: Option<Slice>,
+}
+
+impl Pieces {
+    /// The next piece of the requested bytes, or `None` once the download's channel closed;
+    /// chunks outside the slice are read and dropped (the download goes on to the end).
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            let chunk = self.rx.recv().await?;
+            let at = self.pos;
+            self.pos += chunk.len() as u64;
+            let Some(r) = self.range else {
+                return Some(chunk);
+            };
+            let lo = r.start.max(at);
+            let hi = r.end.saturating_add(1).min(self.pos);
+            if lo < hi {
+                // Both bounds lie within this chunk, so the offsets fit in usize.
+                let from = usize::try_from(lo - at).unwrap_or(usize::MAX);
+                let to = usize::try_from(hi - at).unwrap_or(usize::MAX);
+                return Some(chunk.slice(from..to));
+            }
+        }
+    }
+}
+
+/// Starts the download in its own task and answers with its bytes (those of `range` only,
+/// with a 206, when given) as they come.
 async fn stream(
     app: AppState,
     ra: RemoteArtifact,
     remote: Remote,
     mut hdrs: HeaderMap,
+    range: Option<Slice>,
     leader: Option<Leader>,
 ) -> Response {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
     let (done_tx, done_rx) = oneshot::channel::<Result<(), String>>();
     let saving = leader.is_some();
     let size = ra.size;
@@ -205,7 +276,8 @@ async fn stream(
         let _ = done_tx.send(result.map(|_| ()));
     });
     let guard = (!saving).then(|| AbortOnDrop(handle));
-    let first = rx.recv().await;
+    let mut pieces = Pieces { rx, pos: 0, range };
+    let first = pieces.next().await;
     let Some(first) = first else {
         return match done_rx.await {
             Ok(Ok(())) => {
@@ -216,27 +288,44 @@ async fn stream(
             Err(_) => bad_gateway("the download stopped"),
         };
     };
-    if let Some(size) = size {
-        hdrs.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    }
-    // The latest chunk is held back until the next one arrives or the download is known
+    let status = match range {
+        Some(r) => {
+            hdrs.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start, r.end, r.size))
+                    .unwrap_or_else(|_| HeaderValue::from_static("")),
+            );
+            hdrs.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(r.end - r.start + 1),
+            );
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => {
+            if let Some(size) = size {
+                hdrs.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            }
+            StatusCode::OK
+        }
+    };
+    // The latest piece is held back until the next one arrives or the download is known
     // good (validated, and saved when saving): a client never receives the whole announced
     // length of a download that turns out corrupt, so its connection breaks short of it.
     struct St {
         pending: Option<Bytes>,
-        rx: mpsc::Receiver<Bytes>,
+        pieces: Pieces,
         done: Option<oneshot::Receiver<Result<(), String>>>,
         _guard: Option<AbortOnDrop>,
     }
     let st = St {
         pending: Some(first),
-        rx,
+        pieces,
         done: Some(done_rx),
         _guard: guard,
     };
     let body = futures::stream::unfold(st, |mut st| async move {
         let held = st.pending.take()?;
-        match st.rx.recv().await {
+        match st.pieces.next().await {
             Some(next) => {
                 st.pending = Some(next);
                 Some((Ok(held), st))
@@ -253,7 +342,7 @@ async fn stream(
             }
         }
     });
-    (StatusCode::OK, hdrs, Body::from_stream(body)).into_response()
+    (status, hdrs, Body::from_stream(body)).into_response()
 }
 
 /// Downloads the remote artifact through `tee`; with `save`, stores the file and links it to

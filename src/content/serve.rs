@@ -27,44 +27,75 @@ pub enum Range {
     Unsatisfiable,
 }
 
-/// Parses a `Range` header against a file of `size` bytes.
+/// Parses a `Range` header against a file of `size` bytes, as aiohttp's `FileResponse` (which
+/// pulpcore serves files with) reads it: a range that is not `bytes=<digits>-<digits>` with one
+/// side at least, or whose end is before its start, is malformed and answered 416 like one past
+/// the end; a unit other than `bytes` is ignored (RFC 9110) and so are several ranges (the whole
+/// file, which HTTP allows).
 pub fn parse_range(value: Option<&str>, size: u64) -> Range {
     let Some(v) = value else { return Range::Full };
-    let Some(spec) = v.trim().strip_prefix("bytes=") else {
-        return Range::Full;
+    let v = v.trim();
+    let Some(spec) = v.strip_prefix("bytes=") else {
+        // Another unit; `bytes` misspelt or without `=` is malformed.
+        return if v.get(..5).is_some_and(|u| u.eq_ignore_ascii_case("bytes")) {
+            Range::Unsatisfiable
+        } else {
+            Range::Full
+        };
     };
     if spec.contains(',') {
         return Range::Full;
     }
     let Some((a, b)) = spec.trim().split_once('-') else {
-        return Range::Full;
+        return Range::Unsatisfiable;
     };
     let (a, b) = (a.trim(), b.trim());
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if (a.is_empty() && b.is_empty())
+        || (!a.is_empty() && !digits(a))
+        || (!b.is_empty() && !digits(b))
+    {
+        return Range::Unsatisfiable;
+    }
     if a.is_empty() {
         // Suffix: the last n bytes.
-        let Ok(n) = b.parse::<u64>() else {
-            return Range::Full;
-        };
+        let n = b.parse::<u64>().unwrap_or(u64::MAX);
         if n == 0 || size == 0 {
             return Range::Unsatisfiable;
         }
         return Range::Bytes(size.saturating_sub(n), size - 1);
     }
-    let Ok(start) = a.parse::<u64>() else {
-        return Range::Full;
-    };
+    let start = a.parse::<u64>().unwrap_or(u64::MAX);
     let end = if b.is_empty() {
         None
     } else {
         match b.parse::<u64>() {
             Ok(e) if e >= start => Some(e),
-            _ => return Range::Full,
+            Ok(_) => return Range::Unsatisfiable,
+            Err(_) => Some(u64::MAX),
         }
     };
     if start >= size {
         return Range::Unsatisfiable;
     }
     Range::Bytes(start, end.unwrap_or(size - 1).min(size - 1))
+}
+
+/// The range a request asks of a file of `size` bytes whose entity tag is `etag`: an
+/// `If-Range` that does not match asks for the whole file.
+pub fn requested_range(req: &HeaderMap, size: u64, etag: &str) -> Range {
+    let range = parse_range(req.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
+    match req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        Some(if_range) if if_range.trim() != etag => Range::Full,
+        _ => range,
+    }
+}
+
+/// The 416 answer for a file of `size` bytes.
+pub fn unsatisfiable(mut headers: HeaderMap, size: u64) -> Response {
+    headers.insert(header::CONTENT_RANGE, hv(&format!("bytes */{size}")));
+    headers.remove(header::CONTENT_LENGTH);
+    (StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response()
 }
 
 /// `Content-Type` for a requested path.
@@ -143,22 +174,13 @@ pub async fn artifact(
     if not_modified(req, &etag, SystemTime::from(modified)) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    let mut range = parse_range(req.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
-    if let Some(if_range) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
-        if if_range.trim() != etag {
-            range = Range::Full;
-        }
-    }
-    let (status, start, len) = match range {
+    let (status, start, len) = match requested_range(req, size, &etag) {
         Range::Full => (StatusCode::OK, 0, size),
         Range::Bytes(s, e) => {
             headers.insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{size}")));
             (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
         }
-        Range::Unsatisfiable => {
-            headers.insert(header::CONTENT_RANGE, hv(&format!("bytes */{size}")));
-            return (StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response();
-        }
+        Range::Unsatisfiable => return unsatisfiable(headers, size),
     };
     headers.insert(header::CONTENT_LENGTH, hv(&len.to_string()));
     if head {
@@ -203,5 +225,22 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), Range::Full);
         assert_eq!(parse_range(Some("items=0-1"), 10), Range::Full);
         assert_eq!(parse_range(Some("bytes=-0"), 10), Range::Unsatisfiable);
+        // Malformed: 416, as aiohttp answers.
+        for bad in [
+            "bytes=-1-11",
+            "bytes=5-3",
+            "bytes=-",
+            "bytes=a-3",
+            "bytes=3-b",
+            "bytes=3",
+            "bytes 0-3",
+            "bytes=+1-2",
+        ] {
+            assert_eq!(parse_range(Some(bad), 10), Range::Unsatisfiable, "{bad}");
+        }
+        assert_eq!(
+            parse_range(Some("bytes=3-99999999999999999999999"), 10),
+            Range::Bytes(3, 9)
+        );
     }
 }

@@ -291,6 +291,17 @@ pub trait TaskStore: Send + Sync + 'static {
     /// until `stop` fires; reconnects by itself when its connection drops. Returns at once where
     /// the backend has no such channel (see [`TaskStore::hears_wakeups`]).
     async fn forward_wakeups(&self, wake: Arc<dyn Fn() + Send + Sync>, stop: CancellationToken);
+
+    /// Records that the `app_type` process (`api` or `content`) called `name` is alive now
+    /// (inserting its row when missing), and deletes the rows of `app_type` whose last
+    /// heartbeat is older than `ttl` (processes gone without a clean stop). Workers heartbeat
+    /// through [`TaskStore::heartbeat`].
+    async fn app_heartbeat(&self, app_type: &str, name: &str, ttl: Duration) -> DbResult<()>;
+    /// The `app_type` processes whose last heartbeat is within `ttl`, by name (what
+    /// `status/` lists as online).
+    async fn online_apps(&self, app_type: &str, ttl: Duration) -> DbResult<Vec<WorkerStatus>>;
+    /// Deletes the row of an `app_type` process (clean shutdown).
+    async fn remove_app(&self, app_type: &str, name: &str) -> DbResult<()>;
 }
 
 /// The error description of a task whose worker stopped heartbeating.

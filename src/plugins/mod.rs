@@ -150,6 +150,14 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// The publication fields of the publication a `mirror` sync makes of the version it
+    /// creates, in the same task (pulp_file publishes every mirrored version, its manifest named
+    /// as the remote's); `None`: a mirror sync publishes nothing.
+    fn mirror_publication(&self, remote: &crate::models::Remote) -> Option<serde_json::Value> {
+        let _ = remote;
+        None
+    }
+
     /// Whether a repository with these plugin fields publishes each new version by itself,
     /// and with which publication fields (`None`: it does not).
     fn autopublish(&self, repository_data: &serde_json::Value) -> Option<serde_json::Value> {

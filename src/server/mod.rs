@@ -337,14 +337,18 @@ impl Server {
 
         let mut api_addr = None;
         if let Some(listener) = api_listener {
-            api_addr = Some(listener.local_addr()?);
+            let addr = listener.local_addr()?;
+            api_addr = Some(addr);
+            heartbeat(&tracker, &store, api::status::API_APP, addr, &shutdown).await;
             let app = api::router(state.clone());
             tracker.spawn(serve(listener, app, shutdown.clone()));
         }
         let mut content_addr = None;
         if let Some(listener) = content_listener {
-            content_addr = Some(listener.local_addr()?);
+            let addr = listener.local_addr()?;
+            content_addr = Some(addr);
             crate::content::storage_check::warn_if_missing(&store, &storage).await;
+            heartbeat(&tracker, &store, api::status::CONTENT_APP, addr, &shutdown).await;
             let app = crate::content::router(state.clone());
             tracker.spawn(serve(listener, app, shutdown.clone()));
         }
@@ -388,6 +392,39 @@ impl Server {
         self.shutdown.cancel();
         self.wait().await;
     }
+}
+
+/// Records the `app_type` process listening at `addr` in the database now, then every quarter
+/// of its TTL until `shutdown`, when its row is deleted (`status/` lists the processes whose
+/// heartbeat is recent). A failed heartbeat is logged; the next one may succeed.
+async fn heartbeat(
+    tracker: &TaskTracker,
+    store: &DynStore,
+    app_type: &'static str,
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+) {
+    let name = api::status::process_name(Some(addr));
+    let ttl = api::status::app_ttl(app_type);
+    let beat = move |store: DynStore, name: String| async move {
+        if let Err(e) = store.app_heartbeat(app_type, &name, ttl).await {
+            tracing::warn!(app_type, error = %e, "cannot record the heartbeat");
+        }
+    };
+    beat(store.clone(), name.clone()).await;
+    let (store, shutdown) = (store.clone(), shutdown.clone());
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(ttl / 4) => {}
+            }
+            beat(store.clone(), name.clone()).await;
+        }
+        if let Err(e) = store.remove_app(app_type, &name).await {
+            tracing::warn!(app_type, error = %e, "cannot remove the heartbeat row");
+        }
+    });
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {

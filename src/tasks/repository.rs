@@ -242,7 +242,25 @@ pub(super) async fn autopublish(
     repository: &Repository,
     version_id: Uuid,
 ) -> Result<(), TaskError> {
-    match plugin.autopublish(&repository.plugin_data) {
+    publish_with(
+        ctx,
+        env,
+        plugin,
+        version_id,
+        plugin.autopublish(&repository.plugin_data),
+    )
+    .await
+}
+
+/// Publishes `version_id` with the publication fields `data`, if any.
+async fn publish_with(
+    ctx: &TaskCtx,
+    env: &TaskEnv,
+    plugin: &dyn Plugin,
+    version_id: Uuid,
+    data: Option<serde_json::Value>,
+) -> Result<(), TaskError> {
+    match data {
         Some(data) => super::publish::publish_version(ctx, env, plugin, version_id, &data).await,
         None => Ok(()),
     }
@@ -369,7 +387,19 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
                 let names = plugin.api_names();
                 ctx.created_resource(&href::version(&names, repository.id, v.number))
                     .await?;
-                autopublish(&ctx, &env, plugin.as_ref(), &repository, v.id).await?;
+                // A mirror sync publishes what it mirrored (for plugins that say so, as
+                // pulp_file does); the API refuses mirror on an autopublished repository.
+                let mirrored = if mirror {
+                    plugin.mirror_publication(&remote)
+                } else {
+                    None
+                };
+                match mirrored {
+                    Some(data) => {
+                        publish_with(&ctx, &env, plugin.as_ref(), v.id, Some(data)).await?
+                    }
+                    None => autopublish(&ctx, &env, plugin.as_ref(), &repository, v.id).await?,
+                }
                 apply_retention(&store, repository.id).await?;
             }
             Ok(())

@@ -156,3 +156,16 @@ pub fn count_files(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+/// Publishes version `number` of `repo` without a manifest file (so listings show only the
+/// version's files): a file distribution serves a repository or version only once published.
+pub async fn publish(app: &TestApp, lib: &Lib, repo: &Repository, number: i64) -> String {
+    let created = post_task(
+        app,
+        lib,
+        "/pulp/api/v3/publications/file/file/",
+        serde_json::json!({"repository_version": version_href(repo, number), "manifest": null}),
+    )
+    .await;
+    created.into_iter().next().expect("publication href")
+}

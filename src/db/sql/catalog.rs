@@ -16,6 +16,15 @@ use crate::db::{DbError, DbResult};
 use crate::models::ContentQuery;
 use crate::models::{Content, Remote, Repository};
 
+/// Columns of the fields a content list may be ordered by.
+const CONTENT_ORDER: &[(&str, &str)] = &[
+    ("pk", "c.id"),
+    ("pulp_id", "c.id"),
+    ("pulp_created", "c.pulp_created"),
+    ("pulp_type", "c.pulp_type"),
+    ("timestamp_of_interest", "c.timestamp_of_interest"),
+];
+
 /// Pushes ` WHERE ...` with every condition of `q` (all but limit and offset).
 fn push_content_where(qb: &mut QueryBuilder<Db>, q: &ContentQuery) {
     qb.push(" WHERE 1 = 1");
@@ -153,7 +162,12 @@ impl CatalogStore for Backend {
         let mut list_q = QueryBuilder::<Db>::new(format!("SELECT {CONTENT_COLS} FROM content c"));
         push_content_where(&mut list_q, q);
         list_q
-            .push(" ORDER BY c.pulp_created, c.id LIMIT ")
+            .push(super::order_by(
+                &q.order,
+                CONTENT_ORDER,
+                "c.pulp_created, c.id",
+            ))
+            .push(" LIMIT ")
             .push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
             .push(" OFFSET ")
             .push_bind(i64::try_from(q.offset).unwrap_or(i64::MAX));

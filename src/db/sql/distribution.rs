@@ -23,6 +23,29 @@ const PUB_COLS: &str = "p.id, p.pulp_type, p.repository_version_id, v.repository
 const PUB_FROM: &str =
     "FROM publications p JOIN repository_versions v ON v.id = p.repository_version_id";
 
+/// Columns of the fields a publication list may be ordered by.
+const PUB_ORDER: &[(&str, &str)] = &[
+    ("pk", "p.id"),
+    ("pulp_id", "p.id"),
+    ("pulp_created", "p.pulp_created"),
+    ("pulp_last_updated", "p.pulp_last_updated"),
+    ("pulp_type", "p.pulp_type"),
+    ("complete", "p.complete"),
+    ("pass_through", "p.pass_through"),
+];
+
+/// Columns of the fields a distribution list may be ordered by.
+const DIST_ORDER: &[(&str, &str)] = &[
+    ("pk", "d.id"),
+    ("pulp_id", "d.id"),
+    ("name", "d.name"),
+    ("base_path", "d.base_path"),
+    ("hidden", "d.hidden"),
+    ("pulp_created", "d.pulp_created"),
+    ("pulp_last_updated", "d.pulp_last_updated"),
+    ("pulp_type", "d.pulp_type"),
+];
+
 const DIST_COLS: &str = "d.id, d.pulp_type, d.name, d.base_path, d.repository_id, \
      d.repository_version_id, v.repository_id AS version_repository_id, \
      v.number AS version_number, d.publication_id, d.hidden, d.pulp_labels, d.pulp_created, \
@@ -207,8 +230,17 @@ fn push_distribution_where(qb: &mut QueryBuilder<Db>, f: &DistributionFilter) {
             .push_bind(format!("%{}%", like_escape(v)))
             .push(") ESCAPE '\\'");
     }
-    if let Some(v) = f.repository_id {
-        qb.push(" AND d.repository_id = ").push_bind(Id(v));
+    if let Some(ids) = &f.repository_ids {
+        if ids.is_empty() {
+            qb.push(" AND 1 = 0");
+        } else {
+            qb.push(" AND d.repository_id IN (");
+            let mut list = qb.separated(", ");
+            for v in ids {
+                list.push_bind(Id(*v));
+            }
+            qb.push(")");
+        }
     }
 }
 
@@ -331,7 +363,12 @@ impl DistributionStore for Backend {
         let mut list_q = QueryBuilder::<Db>::new(format!("SELECT {PUB_COLS} {PUB_FROM}"));
         push_publication_where(&mut list_q, f);
         list_q
-            .push(" ORDER BY p.pulp_created DESC, p.id DESC LIMIT ")
+            .push(super::order_by(
+                &f.order,
+                PUB_ORDER,
+                "p.pulp_created DESC, p.id DESC",
+            ))
+            .push(" LIMIT ")
             .push_bind(shared::to_i64(f.limit, "limit")?)
             .push(" OFFSET ")
             .push_bind(shared::to_i64(f.offset, "offset")?);
@@ -468,7 +505,8 @@ impl DistributionStore for Backend {
         let mut list_q = QueryBuilder::<Db>::new(format!("SELECT {DIST_COLS} {DIST_FROM}"));
         push_distribution_where(&mut list_q, f);
         list_q
-            .push(" ORDER BY d.base_path LIMIT ")
+            .push(super::order_by(&f.order, DIST_ORDER, "d.base_path"))
+            .push(" LIMIT ")
             .push_bind(shared::to_i64(f.limit, "limit")?)
             .push(" OFFSET ")
             .push_bind(shared::to_i64(f.offset, "offset")?);

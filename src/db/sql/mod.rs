@@ -41,6 +41,30 @@ pub(crate) type Conn = <Db as sqlx::Database>::Connection;
 /// A row of this backend.
 pub(crate) type DbRow = <Db as sqlx::Database>::Row;
 
+/// ` ORDER BY ...` of a list: `order`'s fields mapped to columns by `columns` (`(field,
+/// column)`, both ours: a field comes from the API's declared list, never from request text;
+/// one without a column is skipped), NULLs first ascending and last descending on both
+/// backends, then `default`, which also breaks ties.
+pub(crate) fn order_by(
+    order: &[crate::models::SortKey],
+    columns: &[(&str, &str)],
+    default: &str,
+) -> String {
+    let mut out = String::from(" ORDER BY ");
+    for key in order {
+        if let Some((_, col)) = columns.iter().find(|(f, _)| *f == key.field) {
+            out.push_str(col);
+            out.push_str(if key.descending {
+                " DESC NULLS LAST, "
+            } else {
+                " ASC NULLS FIRST, "
+            });
+        }
+    }
+    out.push_str(default);
+    out
+}
+
 /// Deletes row `id` of `table` (one of ours, never input); [`crate::db::DbError::NotFound`]
 /// naming `what` when there was none.
 pub(crate) async fn delete_by_id(

@@ -41,6 +41,19 @@ use crate::models::{NewTask, ProgressReport, Task, TaskFilter, TaskState, Worker
 /// A connection of this backend.
 type DbConn = <Db as sqlx::Database>::Connection;
 
+/// Columns of the fields a task list may be ordered by.
+const TASK_ORDER: &[(&str, &str)] = &[
+    ("pk", "id"),
+    ("pulp_id", "id"),
+    ("pulp_created", "pulp_created"),
+    ("pulp_last_updated", "pulp_last_updated"),
+    ("name", "name"),
+    ("state", "state"),
+    ("logging_cid", "logging_cid"),
+    ("started_at", "started_at"),
+    ("finished_at", "finished_at"),
+];
+
 const TASK_COLS: &str = "id, name, state, args, logging_cid, pulp_created, started_at, \
      finished_at, error, progress_reports, created_resources, exclusive_resources, \
      shared_resources, worker, pulp_last_updated, unblocked_at";
@@ -375,10 +388,15 @@ impl TaskStore for Backend {
         };
         let mut qb = QueryBuilder::<Db>::new(format!("SELECT {TASK_COLS}"));
         push_filter(&mut qb, filter);
-        qb.push(" ORDER BY pulp_created DESC, id DESC LIMIT ")
-            .push_bind(limit)
-            .push(" OFFSET ")
-            .push_bind(shared::to_i64(filter.offset, "offset")?);
+        qb.push(super::order_by(
+            &filter.order,
+            TASK_ORDER,
+            "pulp_created DESC, id DESC",
+        ))
+        .push(" LIMIT ")
+        .push_bind(limit)
+        .push(" OFFSET ")
+        .push_bind(shared::to_i64(filter.offset, "offset")?);
         let rows = qb.build().fetch_all(self.reader()).await?;
         tasks_from(&rows)
     }
@@ -705,6 +723,56 @@ impl TaskStore for Backend {
     async fn remove_worker(&self, worker: &str) -> DbResult<()> {
         sqlx::query("DELETE FROM workers WHERE name = $1")
             .bind(worker)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    async fn app_heartbeat(&self, app_type: &str, name: &str, ttl: Duration) -> DbResult<()> {
+        let cutoff = Time(shared::heartbeat_cutoff(ttl)?);
+        sqlx::query("DELETE FROM app_statuses WHERE app_type = $1 AND last_heartbeat < $2")
+            .bind(app_type)
+            .bind(cutoff)
+            .execute(self.writer())
+            .await?;
+        sqlx::query(
+            "INSERT INTO app_statuses (app_type, name, last_heartbeat, started_at) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (app_type, name) \
+             DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
+        )
+        .bind(app_type)
+        .bind(name)
+        .bind(Time(shared::now()))
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn online_apps(&self, app_type: &str, ttl: Duration) -> DbResult<Vec<WorkerStatus>> {
+        let cutoff = Time(shared::heartbeat_cutoff(ttl)?);
+        let rows = sqlx::query(
+            "SELECT name, last_heartbeat, started_at FROM app_statuses \
+             WHERE app_type = $1 AND last_heartbeat >= $2 ORDER BY name",
+        )
+        .bind(app_type)
+        .bind(cutoff)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(WorkerStatus {
+                name: row.try_get("name")?,
+                last_heartbeat: row.try_get::<Time, _>("last_heartbeat")?.0,
+                started_at: row.try_get::<Time, _>("started_at")?.0,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn remove_app(&self, app_type: &str, name: &str) -> DbResult<()> {
+        sqlx::query("DELETE FROM app_statuses WHERE app_type = $1 AND name = $2")
+            .bind(app_type)
+            .bind(name)
             .execute(self.writer())
             .await?;
         Ok(())

@@ -129,6 +129,10 @@ impl Plugin for FilePlugin {
         true
     }
 
+    fn mirror_publication(&self, remote: &crate::models::Remote) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "manifest": publish::mirror_manifest_name(&remote.url) }))
+    }
+
     fn autopublish(&self, repository_data: &serde_json::Value) -> Option<serde_json::Value> {
         if repository_data.get("autopublish") != Some(&serde_json::Value::Bool(true)) {
             return None;

@@ -25,6 +25,29 @@ pub fn options(body: &mut Map<String, Value>) -> Result<Value, (String, String)>
     Ok(json!({ "manifest": manifest }))
 }
 
+/// The manifest name of a mirror sync's publication: the last segment of the remote's URL, as
+/// pulp_file names it (the manifest the remote serves), or [`DEFAULT_MANIFEST`] when that is
+/// not a plain file name.
+pub fn mirror_manifest_name(remote_url: &str) -> String {
+    let name = url::Url::parse(remote_url)
+        .ok()
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next_back().map(str::to_string))
+        })
+        .map(|s| {
+            percent_encoding::percent_decode_str(&s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    if name.is_empty() || name.contains('/') || check_relative_path(&name).is_err() {
+        DEFAULT_MANIFEST.to_string()
+    } else {
+        name
+    }
+}
+
 /// The OpenAPI properties of a file publication's own fields.
 pub fn schema() -> Value {
     json!({"manifest": {
@@ -59,4 +82,21 @@ pub fn metadata(
         out.extend_from_slice(format!("{},{sha256},{size}\n", f.relative_path).as_bytes());
     }
     Ok(vec![(name.to_string(), out)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_manifest_names() {
+        assert_eq!(
+            mirror_manifest_name("http://h/repo/PULP_MANIFEST"),
+            "PULP_MANIFEST"
+        );
+        assert_eq!(mirror_manifest_name("file:///srv/r/LIST%20A?x"), "LIST A");
+        assert_eq!(mirror_manifest_name("http://h/repo/"), DEFAULT_MANIFEST);
+        assert_eq!(mirror_manifest_name("http://h/a/%2E%2E"), DEFAULT_MANIFEST);
+        assert_eq!(mirror_manifest_name("not a url"), DEFAULT_MANIFEST);
+    }
 }

@@ -1,0 +1,10 @@
+-- The API and content app processes' heartbeats (pulpcore's AppStatus for app_type api and
+-- content; workers keep their own table, which tasking reaps): `status/` lists those whose last
+-- heartbeat is within their kind's TTL. A process deletes its row when it stops cleanly.
+CREATE TABLE app_statuses (
+    app_type       TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    last_heartbeat INTEGER NOT NULL,
+    started_at     INTEGER NOT NULL,
+    PRIMARY KEY (app_type, name)
+);
