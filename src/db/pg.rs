@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::shared;
 use super::types::Column;
-use super::{DbError, DbResult, DynStore};
+use super::{DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("postgres": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
@@ -144,7 +144,7 @@ impl PgStore {
     }
 
     /// Dialect hook: a write transaction. PostgreSQL locks rows as statements touch them (and
-    /// [`lock_repository`] takes the repository row up front where order matters).
+    /// `LOCK_REPOSITORY` takes the repository row up front where order matters).
     pub(super) async fn begin_write(&self) -> DbResult<Transaction<'static, Postgres>> {
         self.begin().await
     }
@@ -231,15 +231,10 @@ pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Postgres>, column: &s
 
 // ---- row decoding ----------------------------------------------------------------------------
 
-/// Dialect hook: locks the repository row for the rest of the transaction (`FOR NO KEY
-/// UPDATE`: concurrent writers of one repository queue here) and returns its `next_version`.
-pub(super) async fn lock_repository(conn: &mut PgConnection, id: Uuid) -> DbResult<i64> {
-    sqlx::query_scalar("SELECT next_version FROM repositories WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("repository {id}")))
-}
+/// Dialect hook: the clause that locks the repository row a version-changing transaction reads
+/// (`FOR NO KEY UPDATE`: concurrent writers of one repository queue there; a reference to the row
+/// is not blocked).
+pub(super) const LOCK_REPOSITORY: &str = " FOR NO KEY UPDATE";
 
 /// Whether other processes' wakeups reach this process ([`TaskStore::hears_wakeups`]).
 pub(super) const HEARS_WAKEUPS: bool = true;
@@ -250,9 +245,9 @@ pub(super) const BACKEND: &str = "postgres";
 // ---- dialect hook: the batched writes of the sync pipeline ----------------------------------
 
 /// Dialect hook: runs `sql`, a statement that reads the rows of `cols` as the table
-/// `u(<names>)`, and returns the rows it affected (errors unmapped, for the caller to name). PostgreSQL gets them as a `WITH u(...) AS
-/// (SELECT * FROM UNNEST($1, $2, ...))` prefix, one array parameter per column: one statement
-/// whatever the batch's size.
+/// `u(<names>)`, and returns the rows it affected (errors unmapped, for the caller to name).
+/// PostgreSQL gets them as a `WITH u(...) AS (SELECT * FROM UNNEST($1, $2, ...))` prefix, one
+/// array parameter per column: one statement whatever the batch's size.
 pub(super) async fn with_rows(
     conn: &mut PgConnection,
     names: &str,

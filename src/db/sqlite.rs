@@ -19,8 +19,8 @@ use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::shared;
-use super::types::{Column, Id};
-use super::{DbError, DbResult, DynStore};
+use super::types::Column;
+use super::{DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("sqlite": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
@@ -190,16 +190,9 @@ pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Sqlite>, column: &str
         .push(")");
 }
 
-/// Dialect hook: locks the repository row for the rest of the write transaction and returns
-/// its `next_version`. SQLite's write transaction (`BEGIN IMMEDIATE`) already holds the one
-/// write lock, so this only reads.
-pub(super) async fn lock_repository(conn: &mut SqliteConnection, id: Uuid) -> DbResult<i64> {
-    sqlx::query_scalar("SELECT next_version FROM repositories WHERE id = $1")
-        .bind(Id(id))
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| DbError::NotFound(format!("repository {id}")))
-}
+/// Dialect hook: the clause that locks the repository row a version-changing transaction reads.
+/// None on SQLite: its write transaction (`BEGIN IMMEDIATE`) already holds the one write lock.
+pub(super) const LOCK_REPOSITORY: &str = "";
 
 /// Whether other processes' wakeups reach this process ([`TaskStore::hears_wakeups`]).
 pub(super) const HEARS_WAKEUPS: bool = false;
@@ -210,8 +203,9 @@ pub(super) const BACKEND: &str = "sqlite";
 // ---- dialect hook: the batched writes of the sync pipeline ----------------------------------
 
 /// Dialect hook: runs `sql`, a statement that reads the rows of `cols` as the table
-/// `u(<names>)`, and returns the rows it affected (errors unmapped, for the caller to name). SQLite gets them as a `WITH u(...) AS
-/// (VALUES (...), ...)` prefix, [`CHUNK`] rows (one statement) at a time.
+/// `u(<names>)`, and returns the rows it affected (errors unmapped, for the caller to name).
+/// SQLite gets them as a `WITH u(...) AS (VALUES (...), ...)` prefix, [`CHUNK`] rows (one
+/// statement) at a time.
 pub(super) async fn with_rows(
     conn: &mut SqliteConnection,
     names: &str,

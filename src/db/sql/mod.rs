@@ -8,7 +8,7 @@
 //!   transaction with row locks on PostgreSQL);
 //! - `in_list_param` / `ids_param` / `strs_param`: a list bound as one parameter (a JSON array
 //!   read with `json_each` on SQLite, an array with `= ANY` on PostgreSQL);
-//! - `lock_repository` / `FOR_UPDATE`: row locks of version-changing transactions (`FOR NO KEY
+//! - `LOCK_REPOSITORY` / `FOR_UPDATE`: row locks of version-changing transactions (`FOR NO KEY
 //!   UPDATE` / `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction already
 //!   holds the one write lock);
 //! - `with_rows`: a batch of rows read as the table `u` by one statement of `batch.rs` (one
@@ -19,7 +19,12 @@
 //!   SQLite; an advisory lock and `FOR UPDATE SKIP LOCKED` on PostgreSQL);
 //! - `push_contains`, `push_json_has_any`, `json_array_append`: substring and JSON-array
 //!   operations (`instr` / `json_each` / `json_insert` on SQLite, `strpos` / `?|` / `||` on
-//!   PostgreSQL).
+//!   PostgreSQL);
+//! - `notify_workers`, `Backend::forward_wakeups`, `HEARS_WAKEUPS`: telling other processes'
+//!   workers a task may start (`NOTIFY` / `LISTEN` on PostgreSQL; nothing on SQLite, whose
+//!   workers poll);
+//! - `Backend::beater`: the pool heartbeats go through (a connection of their own on
+//!   PostgreSQL, the one writer on SQLite).
 //!
 //! Placeholders are `$N` on both (sqlx's SQLite driver takes them); rows are decoded by column
 //! name; ids, times and JSON go through the newtypes of [`crate::db::types`].

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::super::{ids_param, in_list_param, lock_repository, strs_param};
+use super::super::{ids_param, in_list_param, strs_param, LOCK_REPOSITORY};
 use super::rows::{
     artifact_cols, artifact_from, content_from, remote_artifact_from, remote_from, repo_from,
     version_from, CONTENT_COLS, REMOTE_ARTIFACT_COLS, REMOTE_COLS, REPO_COLS, VERSION_COLS,
@@ -48,7 +48,18 @@ pub(crate) async fn version_head(conn: &mut Conn, id: Uuid) -> DbResult<Option<V
     .transpose()
 }
 
-/// Locks the version's repository (see the backend's `lock_repository`), then returns the
+/// Locks the repository row for the rest of the write transaction (see the backend's
+/// `LOCK_REPOSITORY`) and returns its `next_version`.
+pub(crate) async fn lock_repository(conn: &mut Conn, id: Uuid) -> DbResult<i64> {
+    let sql = format!("SELECT next_version FROM repositories WHERE id = $1{LOCK_REPOSITORY}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(Id(id))
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| DbError::NotFound(format!("repository {id}")))
+}
+
+/// Locks the version's repository (see [`lock_repository`]), then returns the
 /// version's head if it still exists.
 async fn locked_head(conn: &mut Conn, id: Uuid) -> DbResult<Option<VersionHead>> {
     let Some(head) = version_head(conn, id).await? else {
