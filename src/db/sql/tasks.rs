@@ -29,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::super::{
-    for_update_skip_locked, json_array_append, notify_workers, push_contains, push_json_has_any,
+    for_update_skip_locked, ids_param, in_list_param, json_array_append, notify_workers,
+    push_contains, push_json_has_any,
 };
 use super::{row_by_id, Backend, Db, DbRow};
 use crate::db::reservations::{self, Reservation};
@@ -294,13 +295,13 @@ async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
         // including the first exclusive one: everything behind it waits for it.
         let mut after: Option<(Time, Id)> = None;
         'queue: loop {
+            // The resource's rows in queue order (its index, whatever the planner knows of
+            // the tables), then which of those tasks are waiting and blocked (by id).
             let sql = format!(
-                "SELECT o.task_id, o.exclusive, o.pulp_created FROM task_resources o \
-                 JOIN tasks t ON t.id = o.task_id \
-                 WHERE o.resource = $1 AND t.state = 'waiting' AND t.unblocked_at IS NULL{} \
-                 ORDER BY o.pulp_created, o.task_id LIMIT 50",
+                "SELECT task_id, exclusive, pulp_created FROM task_resources \
+                 WHERE resource = $1{} ORDER BY pulp_created, task_id LIMIT 50",
                 if after.is_some() {
-                    " AND (o.pulp_created, o.task_id) > ($2, $3)"
+                    " AND (pulp_created, task_id) > ($2, $3)"
                 } else {
                     ""
                 }
@@ -310,15 +311,30 @@ async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
                 q = q.bind(t).bind(i);
             }
             let page = q.fetch_all(&mut *conn).await?;
+            let ids = page
+                .iter()
+                .map(|r| Ok(r.try_get::<Id, _>("task_id")?.0))
+                .collect::<DbResult<Vec<Uuid>>>()?;
+            let sql = format!(
+                "SELECT id FROM tasks WHERE id {} AND state = 'waiting' AND unblocked_at IS NULL",
+                in_list_param(1)
+            );
+            let blocked: Vec<Id> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(ids_param(&ids))
+                .fetch_all(&mut *conn)
+                .await?;
             for row in &page {
                 let task: Id = row.try_get("task_id")?;
+                after = Some((row.try_get("pulp_created")?, task));
+                if !blocked.contains(&task) {
+                    continue;
+                }
                 if unblock_if_free(conn, task).await? {
                     unblocked += 1;
                 }
                 if row.try_get::<bool, _>("exclusive")? {
                     break 'queue;
                 }
-                after = Some((row.try_get("pulp_created")?, task));
             }
             if page.len() < 50 {
                 break;
