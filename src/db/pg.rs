@@ -229,8 +229,6 @@ pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Postgres>, column: &s
     qb.push(format!("{column} ->> ")).push_bind(key.to_string());
 }
 
-// ---- row decoding ----------------------------------------------------------------------------
-
 /// Dialect hook: the clause that locks the repository row a version-changing transaction reads
 /// (`FOR NO KEY UPDATE`: concurrent writers of one repository queue there; a reference to the row
 /// is not blocked).
