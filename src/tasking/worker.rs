@@ -16,8 +16,8 @@
 //!
 //! Shutdown is explicit: when the shutdown token fires the worker stops claiming and lets its
 //! running task finish for up to `shutdown_grace`; then (or at once when the hard-stop token
-//! fires) it cancels the task, which ends `failed` ("Aborted during worker shutdown."), and
-//! deletes its worker row.
+//! fires) it cancels the task, which ends `failed` ("Aborted during worker shutdown."); the
+//! workers' rows go once the last of them has stopped.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,8 +121,8 @@ impl Worker {
         &self.name
     }
 
-    /// Runs until `shutdown` fires (and its running task, if any, has ended), then deletes the
-    /// worker row.
+    /// Runs until `shutdown` fires and its running task, if any, has ended (its row goes with
+    /// the process's [`duties`]).
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(worker = %self.name, "worker started");
         let poll = match self.store.hears_wakeups() {
@@ -173,9 +173,6 @@ impl Worker {
                     }
                 }
             }
-        }
-        if let Err(e) = self.store.remove_worker(&self.name).await {
-            tracing::warn!(worker = %self.name, error = %e, "removing the worker row failed");
         }
         tracing::info!(worker = %self.name, "worker stopped");
     }
@@ -311,7 +308,8 @@ impl Worker {
 /// The duties of a process for its workers `names`, until `done` fires (after the last of them
 /// stopped): heartbeats every `heartbeat_interval` in one statement, and every `reap_interval`
 /// declaring missing the workers silent past `ttl` (their running tasks fail, their
-/// reservations go), then running `on_reap` to clean up what they left.
+/// reservations go), then running `on_reap` to clean up what they left. At the end it deletes
+/// the workers' rows (a clean shutdown).
 pub async fn duties(
     store: DynStore,
     names: Vec<String>,
@@ -326,7 +324,7 @@ pub async fn duties(
     let mut beating = true;
     loop {
         tokio::select! {
-            _ = done.cancelled() => return,
+            _ = done.cancelled() => break,
             _ = beat.tick() => match store.heartbeat(&names).await {
                 Ok(()) if !beating => {
                     tracing::info!("heartbeats written again");
@@ -355,6 +353,12 @@ pub async fn duties(
                 }
                 Err(e) => tracing::debug!(error = %e, "reaping dead workers failed"),
             },
+        }
+    }
+    // Here, not in each worker: no heartbeat of this loop can bring a row back afterwards.
+    for name in &names {
+        if let Err(e) = store.remove_worker(name).await {
+            tracing::warn!(worker = %name, error = %e, "removing the worker row failed");
         }
     }
 }
