@@ -4,7 +4,10 @@
 //!   backslash, NUL, control characters or absolute components); nothing from it is ever joined
 //!   onto a directory: files are found through the database, stored under content-addressed
 //!   names.
-//! - Lookup: the distribution whose base path is the longest path-component prefix of the
+//! - [`cache`]: what a request path resolved to (a stored file, a 404) is kept per process and
+//!   answered without SQL; a change made by any process is seen within the documented bound
+//!   (the database's content generation, bumped by triggers, checked every `ttl / 4`).
+//! - Lookup (on a cache miss): the distribution whose base path is the longest path-component prefix of the
 //!   request (one indexed query over every prefix), then what it serves:
 //!   - `publication`: its published (metadata) files, then, when pass-through, the content of
 //!     its version;
@@ -14,16 +17,19 @@
 //!   - `repository`: for plugins serving publications the newest publication of the repository
 //!     (highest version number, as pulpcore: newer unpublished versions are not served), and
 //!     nothing (404) until one exists; for other plugins the latest version.
-//! - [`serve`]: a stored artifact with `Content-Length`, `Content-Type` by extension, `ETag`
+//! - [`serve`]: a stored artifact, memory-mapped once and shared by its requests (zero copy,
+//!   no thread hop, memory flat in the number of downloads), with `Content-Length`, `Content-Type` by extension, `ETag`
 //!   (the sha256), `Last-Modified`, conditional GET and single byte ranges (206 / 416).
 //! - [`ondemand`]: content artifacts without an artifact are fetched from their remote while
-//!   streaming to the client; `on_demand` saves them once (concurrent requests share one
-//!   download in this process), `streamed` never does.
+//!   streaming to the client; `on_demand` saves them once (one upstream fetch across every
+//!   content process: a lease in the database; the other requests wait for the saved file),
+//!   `streamed` never does.
 //! - Directory paths answer a 301 to add the slash, then an HTML listing; `/pulp/content/`
 //!   lists the (visible) distributions.
 //! - [`storage_check`]: at start, a sample of the artifacts the database names is looked for
 //!   in the storage, and a warning says so when files are missing.
 
+pub mod cache;
 mod listing;
 mod ondemand;
 pub mod path;
@@ -32,6 +38,7 @@ pub mod storage_check;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -48,19 +55,61 @@ use crate::models::{Distribution, Publication, ServedFile};
 /// The content app's path prefix.
 pub const CONTENT_PREFIX: &str = "/pulp/content/";
 
-/// The content app's state: the API's, plus the downloads in flight in this process.
+/// The content app's settings.
+#[derive(Debug, Clone)]
+pub struct ContentSettings {
+    /// The resolution cache's coherence bound ([`cache`]); zero disables the cache.
+    pub cache_ttl: Duration,
+}
+
+impl Default for ContentSettings {
+    fn default() -> ContentSettings {
+        ContentSettings {
+            cache_ttl: cache::DEFAULT_TTL,
+        }
+    }
+}
+
+/// The content app's state: the API's, the resolution cache, the mapped files and the
+/// downloads in flight in this process.
 #[derive(Clone)]
 pub struct ContentState {
     pub app: AppState,
+    cache: Arc<cache::ResolutionCache>,
+    files: Arc<serve::MappedFiles>,
     inflight: Arc<Mutex<HashMap<Uuid, ondemand::Waiter>>>,
+    /// This process's name on on-demand fetch leases.
+    holder: Arc<str>,
+}
+
+/// The content app's router with the default settings.
+pub fn router(state: AppState) -> Router {
+    router_with(state, ContentSettings::default())
 }
 
 /// The content app's router, inside the shell ([`crate::api::shell::content`]: request id,
-/// tracing span, a panic as a 500; no time limit, bodies stream as long as they need).
-pub fn router(state: AppState) -> Router {
+/// tracing span, a panic as a 500; no time limit, bodies stream as long as they need). Starts
+/// the cache's generation checks (they stop when the router is dropped).
+pub fn router_with(state: AppState, settings: ContentSettings) -> Router {
+    let files = Arc::new(serve::MappedFiles::default());
+    let on_change = {
+        let files = files.clone();
+        Box::new(move || files.clear()) as Box<dyn Fn() + Send + Sync>
+    };
+    let cache = Arc::new(cache::ResolutionCache::new(settings.cache_ttl, on_change));
+    cache.spawn_checker(state.store.clone());
     let cs = ContentState {
         app: state,
+        cache,
+        files,
         inflight: Arc::new(Mutex::new(HashMap::new())),
+        holder: format!(
+            "{}:{}:{}",
+            hostname(),
+            std::process::id(),
+            Uuid::now_v7().simple()
+        )
+        .into(),
     };
     let metrics = Router::new()
         .route("/metrics", crate::api::metrics::route(&cs.app))
@@ -75,9 +124,18 @@ pub fn router(state: AppState) -> Router {
     crate::api::shell::content(router)
 }
 
+/// This machine's name, for lease holders (`unknown` when unreadable).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// Counts every content response by status, and the body bytes it announces (a GET's
 /// `Content-Length` or exact body size; a body cut short by a failed on-demand fetch counts as announced).
+/// Also times each request to its response head (`content_request_duration_seconds`).
 async fn count_response(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
     let is_head = req.method() == axum::http::Method::HEAD;
     let resp = next.run(req).await;
     let bytes = if is_head {
@@ -90,7 +148,11 @@ async fn count_response(req: axum::extract::Request, next: axum::middleware::Nex
             .or_else(|| axum::body::HttpBody::size_hint(resp.body()).exact())
             .unwrap_or(0)
     };
-    crate::telemetry::global().record_content_response(resp.status().as_u16(), bytes);
+    crate::telemetry::global().record_content_response(
+        resp.status().as_u16(),
+        bytes,
+        started.elapsed(),
+    );
     resp
 }
 
@@ -104,8 +166,12 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
         .into_response()
 }
 
+const NOT_FOUND: &str = "404: Not Found\n";
+const NOT_POINTING: &str = "404: Distribution is not pointing to a publication, repository, \
+     repository version, or remote.\n";
+
 fn not_found() -> Response {
-    text(StatusCode::NOT_FOUND, "404: Not Found\n")
+    text(StatusCode::NOT_FOUND, NOT_FOUND)
 }
 
 fn redirect(to: &str) -> Response {
@@ -222,6 +288,16 @@ async fn handle(
             Err(e) => db_error(e),
         };
     }
+    let ticket = match cs.cache.lookup(raw, &cs.app.store).await {
+        cache::Lookup::Hit(c) => return answer(&cs, &c, &headers, head),
+        cache::Lookup::Miss(t) => Some(t),
+        cache::Lookup::Bypass => None,
+    };
+    let remember = |value: cache::Cached| {
+        if let Some(t) = ticket {
+            cs.cache.insert(t, raw, value);
+        }
+    };
     let candidates = path::prefixes(&request.segments);
     let dist = match cs.app.store.distribution_for_paths(&candidates).await {
         Ok(d) => d,
@@ -235,6 +311,7 @@ async fn handle(
             Err(e) => return db_error(e),
         };
         if under.is_empty() {
+            remember(cache::Cached::NotFound(NOT_FOUND));
             return not_found();
         }
         if !request.trailing_slash {
@@ -247,11 +324,8 @@ async fn handle(
     let target = match resolve(&cs, &dist).await {
         Ok(Some(t)) => t,
         Ok(None) => {
-            return text(
-                StatusCode::NOT_FOUND,
-                "404: Distribution is not pointing to a publication, repository, repository \
-                 version, or remote.\n",
-            )
+            remember(cache::Cached::NotFound(NOT_POINTING));
+            return text(StatusCode::NOT_FOUND, NOT_POINTING);
         }
         Err(e) => return db_error(e),
     };
@@ -260,7 +334,16 @@ async fn handle(
     }
     if !rel.is_empty() && !request.trailing_slash {
         match find_file(&cs, &target, &rel).await {
-            Ok(Some(f)) => return serve_file(&cs, f, &rel, &headers, head).await,
+            Ok(Some(f)) => {
+                if let Some(a) = &f.artifact {
+                    let prepared = serve::Prepared::new(a, &rel, f.pulp_created);
+                    let resp =
+                        serve::respond(&cs.files, &cs.app.storage, &prepared, &headers, head);
+                    remember(cache::Cached::File(prepared));
+                    return resp;
+                }
+                return ondemand::serve(&cs, &f, &rel, &headers, head).await;
+            }
             Ok(None) => {}
             Err(e) => return db_error(e),
         }
@@ -276,6 +359,7 @@ async fn handle(
         Err(e) => return db_error(e),
     };
     if files.is_empty() && !rel.is_empty() {
+        remember(cache::Cached::NotFound(NOT_FOUND));
         return not_found();
     }
     if !request.trailing_slash {
@@ -284,16 +368,11 @@ async fn handle(
     listing::files(raw, &prefix, &files, head)
 }
 
-async fn serve_file(
-    cs: &ContentState,
-    f: ServedFile,
-    rel: &str,
-    headers: &HeaderMap,
-    head: bool,
-) -> Response {
-    match &f.artifact {
-        Some(a) => serve::artifact(&cs.app.storage, a, rel, f.pulp_created, headers, head).await,
-        None => ondemand::serve(cs, &f, rel, headers, head).await,
+/// Answers from a cache entry.
+fn answer(cs: &ContentState, c: &cache::Cached, headers: &HeaderMap, head: bool) -> Response {
+    match c {
+        cache::Cached::File(p) => serve::respond(&cs.files, &cs.app.storage, p, headers, head),
+        cache::Cached::NotFound(body) => text(StatusCode::NOT_FOUND, *body),
     }
 }
 

@@ -7,8 +7,14 @@
 //!   content artifact linked; only then does the client get the last chunk. The download runs in its
 //!   own task, so a client leaving does not stop the save. Concurrent requests for the same
 //!   content artifact in this process share one download: the first streams, the others wait
-//!   for the saved artifact and serve it from storage. Two processes may both fetch it; the
-//!   artifact insert tolerates that (same sha256, one row) and the link is idempotent.
+//!   for the saved artifact and serve it from storage. Across processes, the fetch needs the
+//!   content artifact's lease in the database (`content_fetch_leases`, [`LEASE_TTL`], renewed
+//!   every third of it while the fetch runs): a process that cannot take it waits (polling
+//!   with backoff up to 200 ms) until the holder linked the artifact, then serves it from
+//!   storage, or until the lease is gone (freed at once when a fetch fails, or expired when its
+//!   holder died) and takes it. Should two fetches still happen (a lease lost to a stall
+//!   longer than its TTL), the artifact insert tolerates it (same sha256, one row) and the
+//!   link is idempotent.
 //! - `streamed`: every request downloads; nothing is saved; a client leaving aborts the
 //!   download (its temp file is deleted).
 //! - A failure before any byte reached the client (remote down, 404, a size announced wrong)
@@ -25,6 +31,7 @@
 //!   for the saved artifact and get their range from storage.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -136,62 +143,179 @@ pub async fn serve(
     if remote.policy == Policy::Streamed {
         return stream(cs.app.clone(), ra, remote, hdrs, range, None).await;
     }
-    // One download per content artifact in this process.
-    let (leader, mut waiter) = {
-        let mut map = cs.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get(&ca_id) {
-            Some(w) => (None, w.clone()),
-            None => {
-                let (tx, rx) = watch::channel(None);
-                map.insert(ca_id, rx.clone());
-                (Some(tx), rx)
+    // One download per content artifact in this process (the others follow it), and across
+    // processes through the database lease.
+    loop {
+        let (leader, mut waiter) = {
+            let mut map = cs.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+            match map.get(&ca_id) {
+                Some(w) => (None, w.clone()),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    map.insert(ca_id, rx.clone());
+                    (Some(tx), rx)
+                }
             }
-        }
-    };
-    match leader {
-        Some(tx) => {
+        };
+        if let Some(tx) = leader {
             let entry = InflightEntry {
                 map: cs.inflight.clone(),
                 key: ca_id,
             };
-            stream(
-                cs.app.clone(),
-                ra,
-                remote,
-                hdrs,
-                range,
-                Some((ca_id, tx, entry)),
+            return lead(
+                cs,
+                f,
+                rel,
+                headers,
+                (ra, remote, hdrs, range),
+                (ca_id, tx, entry),
             )
-            .await
+            .await;
         }
-        None => {
-            let outcome = match waiter.wait_for(Option::is_some).await {
-                Ok(v) => v.clone().unwrap_or_else(|| Err("download vanished".into())),
-                Err(_) => Err("the download stopped".into()),
-            };
-            match outcome {
-                Ok(artifact) => {
-                    serve::artifact(
-                        &cs.app.storage,
-                        &artifact,
-                        rel,
-                        f.pulp_created,
-                        headers,
-                        head,
-                    )
-                    .await
-                }
-                Err(e) => bad_gateway(&e),
-            }
+        let outcome = match waiter.wait_for(Option::is_some).await {
+            Ok(v) => v.clone(),
+            // The request leading in this process went away before an outcome: take over.
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Ok(artifact)) => return from_storage(cs, &artifact, f, rel, headers, head),
+            Some(Err(e)) => return bad_gateway(&e),
+            None => continue,
         }
     }
 }
 
-type Leader = (
-    Uuid,
-    watch::Sender<Option<Result<Artifact, String>>>,
-    InflightEntry,
-);
+/// Serves a saved artifact.
+fn from_storage(
+    cs: &ContentState,
+    artifact: &Artifact,
+    f: &ServedFile,
+    rel: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let prepared = serve::Prepared::new(artifact, rel, f.pulp_created);
+    serve::respond(&cs.files, &cs.app.storage, &prepared, headers, head)
+}
+
+/// How long a fetch lease lasts unless renewed (a crashed holder's lease frees itself then).
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a request waiting for another process's fetch sleeps at most between looks.
+const WAIT_STEP_MAX: Duration = Duration::from_millis(200);
+
+/// Leads this process's requests for the content artifact: serves the artifact if another
+/// process saved it meanwhile, else takes the lease and fetches, else waits for the holder.
+async fn lead(
+    cs: &ContentState,
+    f: &ServedFile,
+    rel: &str,
+    headers: &HeaderMap,
+    (ra, remote, hdrs, range): (RemoteArtifact, Remote, HeaderMap, Option<Slice>),
+    (ca_id, tx, entry): (Uuid, Outcome, InflightEntry),
+) -> Response {
+    let store = &cs.app.store;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match store.linked_artifact(ca_id).await {
+            Ok(Some(a)) => {
+                drop(entry);
+                let _ = tx.send(Some(Ok(a.clone())));
+                return from_storage(cs, &a, f, rel, headers, false);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                drop(entry);
+                let _ = tx.send(Some(Err(e.to_string())));
+                return super::db_error(e);
+            }
+        }
+        match store
+            .acquire_fetch_lease(ca_id, &cs.holder, LEASE_TTL)
+            .await
+        {
+            Ok(true) => {
+                let lease = Lease {
+                    store: store.clone(),
+                    ca: ca_id,
+                    holder: cs.holder.clone(),
+                    held: true,
+                };
+                return stream(
+                    cs.app.clone(),
+                    ra,
+                    remote,
+                    hdrs,
+                    range,
+                    Some((ca_id, tx, entry, lease)),
+                )
+                .await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                drop(entry);
+                let _ = tx.send(Some(Err(e.to_string())));
+                return super::db_error(e);
+            }
+        }
+        // Another process fetches it: wait for its link (or for its lease to go).
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(WAIT_STEP_MAX);
+    }
+}
+
+/// A fetch lease held by this process; released (in the background) if dropped still held.
+struct Lease {
+    store: crate::db::DynStore,
+    ca: Uuid,
+    holder: Arc<str>,
+    held: bool,
+}
+
+impl Lease {
+    /// Renews the lease every third of its life, forever (raced against the fetch).
+    async fn keep(&self) {
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            match self
+                .store
+                .renew_fetch_lease(self.ca, &self.holder, LEASE_TTL)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(content_artifact = %self.ca, "on-demand fetch lease lost")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew an on-demand fetch lease"),
+            }
+        }
+    }
+
+    /// Frees the lease now.
+    async fn release(mut self) {
+        if let Err(e) = self.store.release_fetch_lease(self.ca, &self.holder).await {
+            tracing::warn!(error = %e, "cannot free an on-demand fetch lease");
+        }
+        self.held = false;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let (store, ca, holder) = (self.store.clone(), self.ca, self.holder.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = store.release_fetch_lease(ca, &holder).await;
+            });
+        }
+    }
+}
+
+type Outcome = watch::Sender<Option<Result<Artifact, String>>>;
+
+type Leader = (Uuid, Outcome, InflightEntry, Lease);
 
 /// Bytes `start..=end` of a file of `size` bytes.
 #[derive(Debug, Clone, Copy)]
@@ -248,9 +372,17 @@ async fn stream(
     let size = ra.size;
     let handle = tokio::spawn(async move {
         let tee = Tee::new(tx);
-        let save_ca = leader.as_ref().map(|(ca, _, _)| *ca);
+        let save_ca = leader.as_ref().map(|(ca, _, _, _)| *ca);
         let started = std::time::Instant::now();
-        let result = fetch(&app, &ra, &remote, &tee, save_ca).await;
+        let result = match &leader {
+            Some((_, _, _, lease)) => {
+                tokio::select! {
+                    r = fetch(&app, &ra, &remote, &tee, save_ca) => r,
+                    () = lease.keep() => unreachable!("keeping a lease never ends"),
+                }
+            }
+            None => fetch(&app, &ra, &remote, &tee, save_ca).await,
+        };
         drop(tee);
         crate::telemetry::global().record_on_demand(
             match &result {
@@ -263,13 +395,15 @@ async fn stream(
         if let Err(e) = &result {
             tracing::warn!(url = %ra.url, error = %e, "on-demand fetch failed");
         }
-        if let Some((_, wtx, entry)) = leader {
+        if let Some((_, wtx, entry, lease)) = leader {
             let shared = match &result {
                 Ok(Some(a)) => Ok(a.clone()),
                 Ok(None) => Err("nothing saved".to_string()),
                 Err(e) => Err(e.clone()),
             };
-            // Linked in the database first, then out of the map, then followers woken.
+            // Linked in the database first (saved), then the lease freed (at once on a
+            // failure too), then out of the map, then followers woken.
+            lease.release().await;
             drop(entry);
             let _ = wtx.send(Some(shared));
         }

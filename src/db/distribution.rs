@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::DbResult;
 use crate::models::{
-    Distribution, DistributionFields, DistributionFilter, Publication, PublicationFilter,
+    Artifact, Distribution, DistributionFields, DistributionFilter, Publication, PublicationFilter,
     ServedFile,
 };
 
@@ -104,4 +104,31 @@ pub trait DistributionStore: Send + Sync + 'static {
     ) -> DbResult<Vec<ServedFile>>;
     /// Links an artifact fetched on demand to its content artifact (if still unlinked).
     async fn link_artifact(&self, content_artifact_id: Uuid, artifact_id: Uuid) -> DbResult<()>;
+    /// The artifact linked to a content artifact, if any (read from the writer: a process
+    /// waiting for another one's fetch must see its link as soon as it committed).
+    async fn linked_artifact(&self, content_artifact_id: Uuid) -> DbResult<Option<Artifact>>;
+
+    // ---- content app coherence and on-demand leases -----------------------------------------
+
+    /// The content generation: bumped (by triggers, in the writer's transaction) by every
+    /// write that can change what a content path resolves to (see the `content_cache`
+    /// migration).
+    async fn content_generation(&self) -> DbResult<i64>;
+    /// Takes the fetch lease of a content artifact for `holder` until `ttl` from now, if nobody
+    /// holds it or its holder let it expire. True when taken.
+    async fn acquire_fetch_lease(
+        &self,
+        content_artifact_id: Uuid,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> DbResult<bool>;
+    /// Extends `holder`'s lease to `ttl` from now; false when it no longer holds it.
+    async fn renew_fetch_lease(
+        &self,
+        content_artifact_id: Uuid,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> DbResult<bool>;
+    /// Frees `holder`'s lease (nothing when it does not hold it).
+    async fn release_fetch_lease(&self, content_artifact_id: Uuid, holder: &str) -> DbResult<()>;
 }

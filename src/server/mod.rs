@@ -77,6 +77,15 @@ pub struct Settings {
     /// not limited).
     #[serde(default = "default_api_request_timeout")]
     pub api_request_timeout: f64,
+    /// Seconds within which the content app sees a change of a distribution, publication or
+    /// repository version made by any process (its resolution cache's bound); 0 disables the
+    /// cache.
+    #[serde(default = "default_content_cache_ttl")]
+    pub content_cache_ttl: f64,
+}
+
+fn default_content_cache_ttl() -> f64 {
+    crate::content::cache::DEFAULT_TTL.as_secs_f64()
 }
 
 fn default_shutdown_grace() -> f64 {
@@ -113,6 +122,7 @@ impl std::fmt::Debug for Settings {
             .field("allowed_import_paths", &self.allowed_import_paths)
             .field("max_metadata_size", &self.max_metadata_size)
             .field("api_request_timeout", &self.api_request_timeout)
+            .field("content_cache_ttl", &self.content_cache_ttl)
             .finish()
     }
 }
@@ -133,6 +143,7 @@ impl Default for Settings {
             allowed_import_paths: Vec::new(),
             max_metadata_size: default_max_metadata_size(),
             api_request_timeout: default_api_request_timeout(),
+            content_cache_ttl: default_content_cache_ttl(),
         }
     }
 }
@@ -349,7 +360,11 @@ impl Server {
             content_addr = Some(addr);
             crate::content::storage_check::warn_if_missing(&store, &storage).await;
             heartbeat(&tracker, &store, api::status::CONTENT_APP, addr, &shutdown).await;
-            let app = crate::content::router(state.clone());
+            let content = crate::content::ContentSettings {
+                cache_ttl: std::time::Duration::try_from_secs_f64(settings.content_cache_ttl)
+                    .map_err(|e| ServerError::Settings(format!("content_cache_ttl: {e}")))?,
+            };
+            let app = crate::content::router_with(state.clone(), content);
             tracker.spawn(serve(listener, app, shutdown.clone()));
         }
         let workers = (parts.workers > 0).then(|| tasking.spawn_workers(parts.workers, &shutdown));

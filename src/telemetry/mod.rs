@@ -109,6 +109,7 @@ pub struct Telemetry {
     pub task_duration: Family<TaskNameLabels, Histogram, fn() -> Histogram>,
     pub content_requests: Family<StatusLabels, Counter>,
     pub content_bytes: Counter,
+    pub content_latency: Histogram,
     pub on_demand_fetches: Family<OutcomeLabels, Counter>,
     pub on_demand_seconds: Histogram,
 }
@@ -137,6 +138,8 @@ impl Telemetry {
             task_duration: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             content_requests: Family::default(),
             content_bytes: Counter::default(),
+            // 50 us .. ~52 s.
+            content_latency: Histogram::new(exponential_buckets(0.00005, 2.0, 21)),
             on_demand_fetches: Family::default(),
             on_demand_seconds: seconds_histogram(),
             registry: Registry::default(),
@@ -205,6 +208,12 @@ impl Telemetry {
             "content_requests",
             "Content app responses by status",
             t.content_requests.clone(),
+        );
+        registry.register(
+            "content_request_duration_seconds",
+            "Content app requests: time from the request to its response head (a body then \
+             streams as fast as the client reads)",
+            t.content_latency.clone(),
         );
         registry.register(
             "content_bytes_served",
@@ -281,7 +290,8 @@ impl Telemetry {
     }
 
     /// A content app response.
-    pub fn record_content_response(&self, status: u16, body_bytes: u64) {
+    pub fn record_content_response(&self, status: u16, body_bytes: u64, took: Duration) {
+        self.content_latency.observe(took.as_secs_f64());
         self.content_requests
             .get_or_create(&StatusLabels {
                 status: status.to_string(),

@@ -14,7 +14,7 @@ use crate::db::shared::{self, labels_to_json, like_escape};
 use crate::db::types::{opt_id, Id, Json, Time};
 use crate::db::{DbError, DbResult};
 use crate::models::{
-    Distribution, DistributionFields, DistributionFilter, Publication, PublicationFilter,
+    Artifact, Distribution, DistributionFields, DistributionFilter, Publication, PublicationFilter,
     ServedFile, VersionRef,
 };
 
@@ -668,4 +668,88 @@ impl DistributionStore for Backend {
         .await?;
         Ok(())
     }
+
+    async fn linked_artifact(&self, content_artifact_id: Uuid) -> DbResult<Option<Artifact>> {
+        let sql = format!(
+            "SELECT {} FROM content_artifacts ca JOIN artifacts a ON a.id = ca.artifact_id \
+             WHERE ca.id = $1",
+            artifact_cols("a", "a_")
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(content_artifact_id))
+            .fetch_optional(self.writer())
+            .await?
+            .map(|r| artifact_from(&r, "a_"))
+            .transpose()
+    }
+
+    async fn content_generation(&self) -> DbResult<i64> {
+        let n: i64 = sqlx::query_scalar("SELECT generation FROM content_generation WHERE id = 1")
+            .fetch_one(self.reader())
+            .await?;
+        Ok(n)
+    }
+
+    async fn acquire_fetch_lease(
+        &self,
+        content_artifact_id: Uuid,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> DbResult<bool> {
+        let now = shared::now();
+        let until = lease_end(now, ttl)?;
+        let row = sqlx::query(
+            "INSERT INTO content_fetch_leases (content_artifact_id, holder, expires_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (content_artifact_id) DO UPDATE \
+             SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE content_fetch_leases.expires_at < $4 RETURNING holder",
+        )
+        .bind(Id(content_artifact_id))
+        .bind(holder)
+        .bind(Time(until))
+        .bind(Time(now))
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn renew_fetch_lease(
+        &self,
+        content_artifact_id: Uuid,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> DbResult<bool> {
+        let until = lease_end(shared::now(), ttl)?;
+        let done = sqlx::query(
+            "UPDATE content_fetch_leases SET expires_at = $1 \
+             WHERE content_artifact_id = $2 AND holder = $3",
+        )
+        .bind(Time(until))
+        .bind(Id(content_artifact_id))
+        .bind(holder)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_fetch_lease(&self, content_artifact_id: Uuid, holder: &str) -> DbResult<()> {
+        sqlx::query(
+            "DELETE FROM content_fetch_leases WHERE content_artifact_id = $1 AND holder = $2",
+        )
+        .bind(Id(content_artifact_id))
+        .bind(holder)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+}
+
+/// When a lease taken at `now` for `ttl` ends.
+fn lease_end(
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: std::time::Duration,
+) -> DbResult<chrono::DateTime<chrono::Utc>> {
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|_| DbError::Corrupt(format!("lease ttl {ttl:?} out of range")))?;
+    Ok(now + ttl)
 }
