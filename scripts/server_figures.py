@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release", "pulp-rs")
 PASSWORD = "figures-password"
+CONTENT_LABELS = ("4KiB", "256KiB")
 
 
 def free_port():
@@ -267,12 +268,12 @@ def backend_figures(args, work, nginx, paths, backend):
     try:
         if "content" in only or "404" in only or "large" in only:
             repos = {}
-            for label in paths:
+            for label in CONTENT_LABELS:
                 repo, _ = sync_repo(pulp, nginx.url("fixtures/%s/PULP_MANIFEST" % label), "c" + label)
                 distribute(pulp, label, "bench/" + label, repo)
                 repos[label] = repo
         if "content" in only:
-            for label in paths:
+            for label in CONTENT_LABELS:
                 urls = write_urls(work, label, paths[label])
                 for conns in (16, 256):
                     row = compare(args.runs, args.seconds, [

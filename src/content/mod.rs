@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -70,10 +70,12 @@ impl Default for ContentSettings {
     }
 }
 
-/// The content app's state: the API's, the resolution cache, the mapped files and the
-/// downloads in flight in this process.
-#[derive(Clone)]
-pub struct ContentState {
+/// The content app's state, shared by its requests (one `Arc` clone per request).
+pub type ContentState = Arc<ContentApp>;
+
+/// The content app: the API's state, the resolution cache, the mapped files and the downloads
+/// in flight in this process.
+pub struct ContentApp {
     pub app: AppState,
     cache: Arc<cache::ResolutionCache>,
     files: Arc<serve::MappedFiles>,
@@ -98,7 +100,7 @@ pub fn router_with(state: AppState, settings: ContentSettings) -> Router {
     };
     let cache = Arc::new(cache::ResolutionCache::new(settings.cache_ttl, on_change));
     cache.spawn_checker(state.store.clone());
-    let cs = ContentState {
+    let cs = Arc::new(ContentApp {
         app: state,
         cache,
         files,
@@ -110,7 +112,7 @@ pub fn router_with(state: AppState, settings: ContentSettings) -> Router {
             Uuid::now_v7().simple()
         )
         .into(),
-    };
+    });
     let metrics = Router::new()
         .route("/metrics", crate::api::metrics::route(&cs.app))
         .with_state(cs.app.clone());
@@ -270,14 +272,17 @@ async fn files_under(
     }
 }
 
-async fn handle(
-    State(cs): State<ContentState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let head = method == Method::HEAD;
-    let raw = uri.path();
+async fn handle(State(cs): State<ContentState>, req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let head = parts.method == Method::HEAD;
+    let headers = &parts.headers;
+    let raw = parts.uri.path();
+    // Only paths that were checked and resolved are ever cached: a hit needs no parsing.
+    let ticket = match cs.cache.lookup(raw, &cs.app.store).await {
+        cache::Lookup::Hit(c) => return answer(&cs, &c, headers, head),
+        cache::Lookup::Miss(t) => Some(t),
+        cache::Lookup::Bypass => None,
+    };
     let request = match path::parse(raw) {
         Ok(r) => r,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("400: {e}\n")),
@@ -288,11 +293,6 @@ async fn handle(
             Err(e) => db_error(e),
         };
     }
-    let ticket = match cs.cache.lookup(raw, &cs.app.store).await {
-        cache::Lookup::Hit(c) => return answer(&cs, &c, &headers, head),
-        cache::Lookup::Miss(t) => Some(t),
-        cache::Lookup::Bypass => None,
-    };
     let remember = |value: cache::Cached| {
         if let Some(t) = ticket {
             cs.cache.insert(t, raw, value);
@@ -342,7 +342,7 @@ async fn handle(
                     remember(cache::Cached::File(prepared));
                     return resp;
                 }
-                return ondemand::serve(&cs, &f, &rel, &headers, head).await;
+                return ondemand::serve(&cs, &f, &rel, headers, head).await;
             }
             Ok(None) => {}
             Err(e) => return db_error(e),
