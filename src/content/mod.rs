@@ -337,8 +337,7 @@ async fn handle(State(cs): State<ContentState>, req: axum::extract::Request) -> 
             Ok(Some(f)) => {
                 if let Some(a) = &f.artifact {
                     let prepared = serve::Prepared::new(a, &rel, f.pulp_created);
-                    let resp =
-                        serve::respond(&cs.files, &cs.app.storage, &prepared, &headers, head);
+                    let resp = serve::respond(&cs.files, &cs.app.storage, &prepared, headers, head);
                     remember(cache::Cached::File(prepared));
                     return resp;
                 }
