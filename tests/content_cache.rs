@@ -78,21 +78,22 @@ async fn another_process_sees_changes_within_the_bound() {
             assert_eq!(status(&file(base)).await, 404, "{backend}");
             assert_eq!(status(&manifest(base)).await, 404, "{backend}");
         }
-        // A distribution on the repository (no publication yet: its latest version).
+        // A distribution on the repository: nothing served until it is published.
         let dist = support::distribution(
             &app,
             &lib,
             json!({"name": "coh", "base_path": "coh", "repository": support::repo_href(&repo)}),
         )
         .await;
-        assert_eq!(status(&file(&long_url)).await, 404, "{backend}: cached 404");
         past_bound(TTL).await;
-        let r = reqwest::get(file(&short_url)).await.unwrap();
-        assert_eq!(r.status(), 200, "{backend}: a cached 404 became a 200");
-        assert_eq!(r.bytes().await.unwrap().as_ref(), a.as_slice());
-        assert_eq!(status(&manifest(&short_url)).await, 404, "{backend}");
+        assert_eq!(
+            status(&file(&short_url)).await,
+            404,
+            "{backend}: unpublished"
+        );
 
-        // A publication made through the API process: served by the other process.
+        // A publication made through the API process: served by the other process, and its
+        // cached 404s become 200s.
         support::post_task(
             &app,
             &lib,
@@ -105,7 +106,11 @@ async fn another_process_sees_changes_within_the_bound() {
         assert_eq!(r.status(), 200, "{backend}: the new publication is served");
         let text = r.text().await.unwrap();
         assert!(text.contains(&sha256_hex(&a)), "{text}");
+        let r = reqwest::get(file(&short_url)).await.unwrap();
+        assert_eq!(r.status(), 200, "{backend}: a cached 404 became a 200");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), a.as_slice());
         assert_eq!(status(&manifest(&long_url)).await, 404, "{backend}: cached");
+        assert_eq!(status(&file(&long_url)).await, 404, "{backend}: cached");
 
         // A deleted distribution is no longer served.
         let (code, answer) = app.delete(&dist).await;
@@ -137,6 +142,7 @@ async fn two_content_processes_make_one_upstream_request() {
         let small = data(5000, 3);
         let up = support::upstream(&[("big.bin", big.clone()), ("fail.bin", small.clone())]).await;
         let (repo, _) = support::synced_repo(&lib, &up, "two", Policy::OnDemand).await;
+        support::publish(&app, &lib, &repo, 1).await;
         support::distribution(
             &app,
             &lib,
@@ -198,6 +204,7 @@ async fn mapped_files_and_ranges_give_the_right_bytes() {
         ])
         .await;
         let (repo, _) = support::synced_repo(&lib, &up, "map", Policy::Immediate).await;
+        support::publish(&app, &lib, &repo, 1).await;
         support::distribution(
             &app,
             &lib,
