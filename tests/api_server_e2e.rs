@@ -233,20 +233,9 @@ async fn cancelling_a_running_sync_leaves_no_version_and_no_temp_files() {
     }
 }
 
-/// A `pulp-rs worker` process on the test app's database and data directory.
+/// A `pulp-rs worker` process with one worker on the test app's database and data directory.
 fn worker_process(app: &TestApp, ttl_secs: f64) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulp-rs"));
-    cmd.arg("--data-dir")
-        .arg(&app.settings.data_dir)
-        .args(["worker", "--workers", "1"])
-        .env("PULP_WORKER_TTL", ttl_secs.to_string())
-        .env_remove("PULP_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(url) = &app.settings.database_url {
-        cmd.arg("--database-url").arg(url);
-    }
-    cmd.spawn().expect("start pulp-rs worker")
+    worker_processes(app, 1, &[("PULP_WORKER_TTL", ttl_secs)])
 }
 
 #[tokio::test]
@@ -383,16 +372,19 @@ async fn an_autopublish_repository_publishes_each_new_version_in_the_same_task()
     }
 }
 
-/// A `pulp-rs worker` process with `n` workers and a shutdown grace, its log kept in `log`.
-fn worker_processes(app: &TestApp, n: usize, grace_secs: f64) -> Child {
+/// A `pulp-rs worker` process with `n` workers on the test app's database and data directory,
+/// with these settings (`PULP_*` variables, in seconds).
+fn worker_processes(app: &TestApp, n: usize, settings: &[(&str, f64)]) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulp-rs"));
     cmd.arg("--data-dir")
         .arg(&app.settings.data_dir)
         .args(["worker", "--workers", &n.to_string()])
-        .env("PULP_SHUTDOWN_GRACE", grace_secs.to_string())
         .env_remove("PULP_DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    for (key, value) in settings {
+        cmd.env(key, value.to_string());
+    }
     if let Some(url) = &app.settings.database_url {
         cmd.arg("--database-url").arg(url);
     }
@@ -407,7 +399,9 @@ async fn worker_processes_share_the_queue_and_keep_reservations() {
         let (_dir, upstream) = fixture(3).await;
         upstream.set_delay_all(Some(Duration::from_millis(150)));
         let mut app = TestApp::start(backend, 0).await;
-        let mut workers: Vec<Child> = (0..3).map(|_| worker_processes(&app, 1, 5.0)).collect();
+        let mut workers: Vec<Child> = (0..3)
+            .map(|_| worker_processes(&app, 1, &[("PULP_SHUTDOWN_GRACE", 5.0)]))
+            .collect();
         let remote = create_remote(&app, "shared", &upstream.url("/PULP_MANIFEST")).await;
         let mut repos = Vec::new();
         for i in 0..10 {
@@ -469,7 +463,7 @@ async fn sigterm_lets_the_running_sync_finish_and_exits_cleanly() {
         let remote = create_remote(&app, "slow", &upstream.url("/PULP_MANIFEST")).await;
         let first = create_repo(&app, "first", &remote).await;
         let second = create_repo(&app, "second", &remote).await;
-        let mut worker = worker_processes(&app, 1, 60.0);
+        let mut worker = worker_processes(&app, 1, &[("PULP_SHUTDOWN_GRACE", 60.0)]);
         let task = sync(&app, &first).await;
         wait_running(&app, &task).await;
         let queued = sync(&app, &second).await;

@@ -92,6 +92,15 @@ fn task_from(row: &DbRow) -> DbResult<Task> {
     })
 }
 
+/// A worker's or an app's heartbeat row (`name, last_heartbeat, started_at`).
+fn status_from(row: &DbRow) -> DbResult<WorkerStatus> {
+    Ok(WorkerStatus {
+        name: row.try_get("name")?,
+        last_heartbeat: row.try_get::<Time, _>("last_heartbeat")?.0,
+        started_at: row.try_get::<Time, _>("started_at")?.0,
+    })
+}
+
 fn tasks_from(rows: &[DbRow]) -> DbResult<Vec<Task>> {
     rows.iter().map(task_from).collect()
 }
@@ -621,15 +630,7 @@ impl TaskStore for Backend {
             sqlx::query("SELECT name, last_heartbeat, started_at FROM workers ORDER BY name")
                 .fetch_all(self.reader())
                 .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(WorkerStatus {
-                name: row.try_get("name")?,
-                last_heartbeat: row.try_get::<Time, _>("last_heartbeat")?.0,
-                started_at: row.try_get::<Time, _>("started_at")?.0,
-            });
-        }
-        Ok(out)
+        rows.iter().map(status_from).collect()
     }
 
     async fn reap_dead_workers(&self, ttl: Duration) -> DbResult<Vec<Task>> {
@@ -774,15 +775,7 @@ impl TaskStore for Backend {
         .bind(cutoff)
         .fetch_all(self.reader())
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(WorkerStatus {
-                name: row.try_get("name")?,
-                last_heartbeat: row.try_get::<Time, _>("last_heartbeat")?.0,
-                started_at: row.try_get::<Time, _>("started_at")?.0,
-            });
-        }
-        Ok(out)
+        rows.iter().map(status_from).collect()
     }
 
     async fn remove_app(&self, app_type: &str, name: &str) -> DbResult<()> {
