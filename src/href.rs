@@ -48,6 +48,11 @@ pub fn artifact(id: Uuid) -> String {
     format!("{API_ROOT}artifacts/{id}/")
 }
 
+/// `/pulp/api/v3/signing-services/<id>/`.
+pub fn signing_service(id: Uuid) -> String {
+    format!("{API_ROOT}signing-services/{id}/")
+}
+
 /// `/pulp/api/v3/tasks/<id>/`.
 pub fn task(id: Uuid) -> String {
     format!("{API_ROOT}tasks/{id}/")

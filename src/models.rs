@@ -193,6 +193,9 @@ pub struct Remote {
     pub pulp_labels: BTreeMap<String, String>,
     /// Seconds to connect a socket (pulpcore's `sock_connect_timeout`).
     pub sock_connect_timeout: Option<f64>,
+    /// The plugin's own remote fields (a JSON object), as the plugin declares them
+    /// ([`crate::plugins::Plugin::remote_fields`]).
+    pub plugin_data: serde_json::Value,
 }
 
 impl Remote {
@@ -225,6 +228,7 @@ impl Remote {
             pulp_last_updated: now,
             pulp_labels: Default::default(),
             sock_connect_timeout: None,
+            plugin_data: serde_json::json!({}),
         }
     }
 
@@ -520,6 +524,8 @@ pub struct Distribution {
     pub repository_id: Option<Uuid>,
     pub repository_version: Option<VersionRef>,
     pub publication_id: Option<Uuid>,
+    /// The `pulp_type` of the publication, when there is one.
+    pub publication_type: Option<String>,
     pub hidden: bool,
     pub pulp_labels: BTreeMap<String, String>,
     pub pulp_created: DateTime<Utc>,
@@ -591,6 +597,15 @@ pub struct ServedFile {
     pub pulp_created: DateTime<Utc>,
 }
 
+/// A file of a publication: a metadata artifact, or a content artifact of the published version
+/// at a path of the plugin's choosing (exactly one of the two).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedFile {
+    pub relative_path: String,
+    pub artifact_id: Option<Uuid>,
+    pub content_artifact_id: Option<Uuid>,
+}
+
 impl ServedFile {
     pub fn size(&self) -> Option<u64> {
         self.artifact.as_ref().map(|a| a.size).or(self.remote_size)
@@ -641,6 +656,23 @@ pub struct OrphanCleanup {
     pub content_removed: u64,
     /// `(id, sha256, file)` of every deleted artifact.
     pub artifacts: Vec<(Uuid, String, String)>,
+}
+
+/// A signing service: a script an administrator registered (`pulp-rs add-signing-service`),
+/// called with the path of a file to sign; it prints JSON naming the signature files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SigningService {
+    pub id: Uuid,
+    /// What the script signs: `core.signing` for any file, `deb.apt-release` for an APT
+    /// `Release` (inline and detached signatures)...
+    pub pulp_type: String,
+    pub name: String,
+    /// Absolute path of the script.
+    pub script: String,
+    pub pubkey_fingerprint: String,
+    /// ASCII-armored public key.
+    pub public_key: String,
+    pub pulp_created: DateTime<Utc>,
 }
 
 // ---- uploads -----------------------------------------------------------------------------------

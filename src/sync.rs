@@ -63,6 +63,24 @@ impl SyncContext {
     }
 }
 
+/// How to sync: `mirror`, and the plugin's own options ([`Plugin::sync_options`], e.g.
+/// deb's `optimize`) as a JSON object with the plugin's defaults filled in. A plain `bool`
+/// converts into a mirror flag with no plugin options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncOptions {
+    pub mirror: bool,
+    pub plugin: serde_json::Value,
+}
+
+impl From<bool> for SyncOptions {
+    fn from(mirror: bool) -> SyncOptions {
+        SyncOptions {
+            mirror,
+            plugin: serde_json::json!({}),
+        }
+    }
+}
+
 /// What a finished sync did.
 #[derive(Debug)]
 pub struct SyncOutcome {
@@ -90,8 +108,12 @@ pub async fn prepare(
     plugin: &dyn Plugin,
     repository: &Repository,
     remote: &Remote,
-    mirror: bool,
+    options: impl Into<SyncOptions>,
 ) -> Result<PreparedSync, SyncError> {
+    let SyncOptions {
+        mirror,
+        plugin: options,
+    } = options.into();
     // One directory per repository: syncs of a repository never run at once (its exclusive
     // reservation, and the incomplete version they share), so whatever is here was left by a
     // sync that died (a killed worker) and is removed before starting.
@@ -131,6 +153,7 @@ pub async fn prepare(
             version_id: version.id,
             max_concurrent_content: ctx.max_concurrent_content,
         },
+        options,
     };
     let first = plugin.first_stage(&env);
     let rest = plugin.stages(&env, mirror);
@@ -219,10 +242,10 @@ pub async fn sync(
     plugin: &dyn Plugin,
     repository: &Repository,
     remote: &Remote,
-    mirror: bool,
+    options: impl Into<SyncOptions>,
     cancel: CancellationToken,
 ) -> Result<SyncOutcome, SyncError> {
-    prepare(ctx, plugin, repository, remote, mirror)
+    prepare(ctx, plugin, repository, remote, options)
         .await?
         .run(cancel)
         .await

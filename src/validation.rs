@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::href;
 use crate::models::{Policy, Remote, Repository};
-use crate::plugins::Plugin;
+use crate::plugins::{Plugin, PluginField};
 
 /// Errors of a body, by field (`non_field_errors` for the body as a whole). The REST API answers
 /// them as a 400 with this map as the body.
@@ -50,12 +50,63 @@ impl std::fmt::Display for FieldErrors {
 
 impl std::error::Error for FieldErrors {}
 
-/// The plugin whose repositories / remotes have this `pulp_type`.
+/// The plugin whose repositories, remotes, distributions, publications or content have this
+/// `pulp_type`.
 pub fn plugin_for(plugins: &[Arc<dyn Plugin>], pulp_type: &str) -> Option<Arc<dyn Plugin>> {
-    plugins
-        .iter()
-        .find(|p| p.repository_type() == pulp_type)
-        .cloned()
+    plugins.iter().find(|p| p.owns_type(pulp_type)).cloned()
+}
+
+/// Applies the plugin `fields` found in `f` onto `data` (a JSON object; a field missing from
+/// it gets its default), checking each value against the field's schema `type` (`string`,
+/// `boolean`, `integer`, `array` of strings, `object`) and `nullable`.
+/// Unless `partial`, a required field must be given.
+pub fn apply_plugin_fields(
+    f: &mut Fields,
+    fields: &[PluginField],
+    data: &Value,
+    partial: bool,
+) -> Value {
+    let mut data = match data {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    for field in fields {
+        let name = field.name;
+        if !data.contains_key(name) {
+            data.insert(name.to_string(), field.default.clone());
+        }
+        if !f.has(name) {
+            if field.required && !partial {
+                f.error(name, "This field is required.");
+            }
+            continue;
+        }
+        let v = f.value(name).unwrap_or(Value::Null);
+        let nullable = field.schema["nullable"].as_bool().unwrap_or(false);
+        let ok = match (&v, field.schema["type"].as_str()) {
+            (Value::Null, _) => nullable,
+            (Value::String(_), Some("string")) => true,
+            (Value::Bool(_), Some("boolean")) => true,
+            (Value::Number(n), Some("integer")) => n.as_i64().is_some(),
+            (Value::Array(items), Some("array")) => items.iter().all(Value::is_string),
+            (Value::Object(_), Some("object")) => true,
+            _ => false,
+        };
+        if ok {
+            data.insert(name.to_string(), v);
+        } else {
+            let msg = match field.schema["type"].as_str() {
+                _ if v.is_null() => "This field may not be null.",
+                Some("boolean") => "Must be a valid boolean.",
+                Some("integer") => "A valid integer is required.",
+                Some("array") => "Expected a list of strings.",
+                Some("object") => "Expected a dictionary of items.",
+                _ => "Not a valid string.",
+            };
+            f.error(name, msg);
+        }
+    }
+    Value::Object(data)
 }
 
 /// Takes typed fields out of a body, collecting one error list per field.
@@ -407,6 +458,7 @@ pub fn clean_certificates(text: &str) -> Result<String, String> {
 /// `current` with the fields of `body` applied. `partial` (PATCH) keeps what the body does not
 /// name; otherwise (POST, PUT) `name` and `url` are required and the rest get their defaults.
 pub fn apply_remote(
+    plugin: &dyn Plugin,
     current: &Remote,
     body: Map<String, Value>,
     partial: bool,
@@ -542,6 +594,11 @@ pub fn apply_remote(
             None => {}
         }
     }
+    let remote_fields = plugin.remote_fields();
+    if !partial {
+        r.plugin_data = json!({});
+    }
+    r.plugin_data = apply_plugin_fields(&mut f, &remote_fields, &r.plugin_data, partial);
     f.finish()?;
     Ok(r)
 }
@@ -594,40 +651,8 @@ pub fn apply_repository(
             },
         }
     }
-    let mut data = match &r.plugin_data {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
-    };
-    for field in plugin.repository_fields() {
-        let name = field.name;
-        if !data.contains_key(name) {
-            data.insert(name.to_string(), field.default.clone());
-        }
-        if !f.has(name) {
-            continue;
-        }
-        let v = f.value(name).unwrap_or(Value::Null);
-        let nullable = field.schema["nullable"].as_bool().unwrap_or(false);
-        let ok = match (&v, field.schema["type"].as_str()) {
-            (Value::Null, _) => nullable,
-            (Value::String(_), Some("string")) => true,
-            (Value::Bool(_), Some("boolean")) => true,
-            (Value::Number(n), Some("integer")) => n.as_i64().is_some(),
-            _ => false,
-        };
-        if ok {
-            data.insert(name.to_string(), v);
-        } else {
-            let msg = match field.schema["type"].as_str() {
-                _ if v.is_null() => "This field may not be null.",
-                Some("boolean") => "Must be a valid boolean.",
-                Some("integer") => "A valid integer is required.",
-                _ => "Not a valid string.",
-            };
-            f.error(name, msg);
-        }
-    }
-    r.plugin_data = Value::Object(data);
+    r.plugin_data =
+        apply_plugin_fields(&mut f, &plugin.repository_fields(), &r.plugin_data, partial);
     f.finish()?;
     Ok(r)
 }

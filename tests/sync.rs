@@ -751,6 +751,18 @@ impl Plugin for IndexPlugin {
             content_kind: "units",
         }
     }
+
+    fn model_names(&self) -> pulp_rs::plugins::ModelNames {
+        pulp_rs::plugins::ModelNames {
+            remote: "IndexRemote",
+            repository: "IndexRepository",
+            distribution: "IndexDistribution",
+        }
+    }
+
+    fn content_types(&self) -> Vec<std::sync::Arc<dyn pulp_rs::plugins::ContentType>> {
+        vec![std::sync::Arc::new(pulp_rs::plugins::file::FileContentType)]
+    }
 }
 
 struct IndexFirstStage {

@@ -1,5 +1,7 @@
-//! `content/<app>/<content_kind>/` for every plugin: list (filtered by repository version,
-//! version added / removed, `pulp_href__in` and the plugin's own data filters) and read.
+//! `content/<app>/<content_kind>/` for every content type of every plugin: list (filtered by
+//! repository version, version added / removed, `pulp_href__in` and the type's own data
+//! filters) and read. A type with several artifacts per unit shows `artifacts` (relative path
+//! -> artifact href), one with one artifact `artifact`, as pulpcore does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,22 +19,24 @@ use super::openapi::paginated;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState};
 use crate::models::Content;
 use crate::models::ContentQuery;
-use crate::plugins::Plugin;
+use crate::plugins::{ContentType, Plugin};
 
-/// Units as pulpcore answers them, in input order.
+/// Units of one content type as pulpcore answers them, in input order.
 async fn content_json(
     state: &AppState,
     plugin: &dyn Plugin,
+    ct: &dyn ContentType,
     units: &[Content],
 ) -> ApiResult<Vec<Value>> {
-    let names = plugin.api_names();
-    let model = plugin.model_names().content.to_lowercase();
+    let names = plugin.content_names(ct);
+    let model = ct.model().to_lowercase();
     let ids: Vec<Uuid> = units.iter().map(|c| c.id).collect();
-    let mut artifact: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut artifacts: HashMap<Uuid, serde_json::Map<String, Value>> = HashMap::new();
     for (ca, a) in state.store.content_artifacts(&ids).await? {
-        if let Some(a) = a {
-            artifact.entry(ca.content_id).or_insert(a.id);
-        }
+        artifacts.entry(ca.content_id).or_default().insert(
+            ca.relative_path,
+            a.map_or(Value::Null, |a| Value::String(href::artifact(a.id))),
+        );
     }
     Ok(units
         .iter()
@@ -43,14 +47,32 @@ async fn content_json(
                 "pulp_created": ts(c.pulp_created),
                 "pulp_last_updated": ts(c.pulp_created),
                 "pulp_labels": {},
-                "artifact": artifact.get(&c.id).map(|a| href::artifact(*a)),
             });
-            for (k, x) in plugin.content_fields(c) {
+            let files = artifacts.remove(&c.id).unwrap_or_default();
+            if ct.multiple_artifacts() {
+                v["artifacts"] = Value::Object(files);
+            } else {
+                v["artifact"] = files.into_iter().next().map_or(Value::Null, |(_, a)| a);
+            }
+            for (k, x) in ct.fields(c) {
                 v[k] = x;
             }
             v
         })
         .collect())
+}
+
+/// The plugin `p` and its content type `t` (both registered: routes are made from them).
+fn type_of(
+    state: &AppState,
+    p: &str,
+    t: &str,
+) -> ApiResult<(Arc<dyn Plugin>, Arc<dyn ContentType>)> {
+    let plugin = plugin(state, p)?;
+    let ct = plugin
+        .content_type(t)
+        .ok_or_else(|| ApiError::Internal(format!("content type {t} not loaded")))?;
+    Ok((plugin, ct))
 }
 
 const CORE_FILTERS: &[&str] = &[
@@ -61,16 +83,21 @@ const CORE_FILTERS: &[&str] = &[
     "pulp_label_select",
 ];
 
-async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Value>> {
-    let plugin = plugin(&state, p)?;
-    let filters = plugin.content_filters();
+async fn list(
+    state: AppState,
+    p: &'static str,
+    t: &'static str,
+    q: Query,
+) -> ApiResult<Json<Value>> {
+    let (plugin, ct) = type_of(&state, p, t)?;
+    let filters = ct.filters();
     let mut known: Vec<&str> = CORE_FILTERS.to_vec();
     known.push("ordering");
     known.extend(filters.iter().map(|(name, _)| *name));
     q.only(&known)?;
     let (limit, offset) = q.page()?;
     let mut query = ContentQuery {
-        pulp_type: Some(plugin.content_type().to_string()),
+        pulp_type: Some(t.to_string()),
         limit,
         offset,
         order: q.ordering(common::CONTENT_ORDERING)?,
@@ -97,7 +124,7 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     }
     let hrefs = q.list("pulp_href__in");
     if !hrefs.is_empty() {
-        let names = plugin.api_names();
+        let names = plugin.content_names(ct.as_ref());
         let mut ids = Vec::with_capacity(hrefs.len());
         for h in &hrefs {
             // An href of other content or of nothing at all is a 400, as in pulpcore, not a
@@ -132,17 +159,23 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
         query.ids = Some(Vec::new());
     }
     let (count, units) = state.store.list_content(&query).await?;
-    let items = content_json(&state, plugin.as_ref(), &units).await?;
+    let items = content_json(&state, plugin.as_ref(), ct.as_ref(), &units).await?;
     Ok(Json(q.paginate(count, items)?))
 }
 
-async fn read(state: AppState, p: &'static str, id: String, q: Query) -> ApiResult<Json<Value>> {
-    let plugin = plugin(&state, p)?;
+async fn read(
+    state: AppState,
+    p: &'static str,
+    t: &'static str,
+    id: String,
+    q: Query,
+) -> ApiResult<Json<Value>> {
+    let (plugin, ct) = type_of(&state, p, t)?;
     let id = path_id(&id)?;
     let (_, units) = state
         .store
         .list_content(&ContentQuery {
-            pulp_type: Some(plugin.content_type().to_string()),
+            pulp_type: Some(t.to_string()),
             ids: Some(vec![id]),
             limit: 1,
             ..ContentQuery::default()
@@ -153,17 +186,21 @@ async fn read(state: AppState, p: &'static str, id: String, q: Query) -> ApiResu
             "No Content matches the given query.".into(),
         ));
     }
-    let v = content_json(&state, plugin.as_ref(), &units)
+    let v = content_json(&state, plugin.as_ref(), ct.as_ref(), &units)
         .await?
         .remove(0);
     Ok(Json(q.select(v)))
 }
 
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
-    for plugin in plugins {
+    for (plugin, ct) in plugins
+        .iter()
+        .flat_map(|p| p.content_types().into_iter().map(move |ct| (p, ct)))
+    {
         let p = plugin.name();
-        let n = plugin.api_names();
-        let model = format!("{}.{}", n.app_label, plugin.model_names().content);
+        let t = ct.pulp_type();
+        let n = plugin.content_names(ct.as_ref());
+        let model = format!("{}.{}", n.app_label, ct.model());
         let response = format!("{model}Response");
         let coll = format!(
             "{}content/{}/{}/",
@@ -172,7 +209,10 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             n.content_kind
         );
         let detail = format!("{coll}{{id}}/");
-        let ref_param = format!("{}_{}_content_href", n.app_label, n.kind);
+        let ref_param = ct.href_param().map_or_else(
+            || format!("{}_{}_content_href", n.app_label, n.kind),
+            str::to_string,
+        );
         let op = |s: &str| format!("content_{}_{}_{s}", n.app_label, n.content_kind);
         let tag = format!("Content: {}", title(n.content_kind));
         let l = b
@@ -182,7 +222,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
                 &coll,
                 &op("list"),
                 &tag,
-                get(move |State(s): State<AppState>, q: Query| list(s, p, q)),
+                get(move |State(s): State<AppState>, q: Query| list(s, p, t, q)),
             )
             .summary("List content")
             .response(200, Some(&format!("Paginated{response}List")));
@@ -197,7 +237,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
                 "",
             );
         }
-        for (f, _) in plugin.content_filters() {
+        for (f, _) in ct.filters() {
             l.query(f, "string", "");
         }
         l.query(
@@ -215,7 +255,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             &tag,
             get(
                 move |State(s): State<AppState>, Path(id): Path<String>, q: Query| {
-                    read(s, p, id, q)
+                    read(s, p, t, id, q)
                 },
             ),
         )
@@ -229,9 +269,15 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             "pulp_created": {"type": "string", "format": "date-time", "readOnly": true},
             "pulp_last_updated": {"type": "string", "format": "date-time", "readOnly": true},
             "pulp_labels": {"type": "object", "additionalProperties": {"type": "string", "nullable": true}},
-            "artifact": {"type": "string", "format": "uri", "nullable": true},
         });
-        for (k, s) in plugin.content_schema() {
+        if ct.multiple_artifacts() {
+            props["artifacts"] = json!({"type": "object", "readOnly": true,
+                "additionalProperties": {"type": "string", "format": "uri", "nullable": true},
+                "description": "A dict mapping relative paths inside the Content to the corresponding Artifact URLs."});
+        } else {
+            props["artifact"] = json!({"type": "string", "format": "uri", "nullable": true});
+        }
+        for (k, s) in ct.schema() {
             props[k] = s;
         }
         b.schema(&response, json!({"type": "object", "properties": props}));

@@ -1,5 +1,5 @@
 //! `POST content/<app>/<content_kind>/` for every plugin whose units can be made from a file
-//! ([`crate::plugins::Plugin::content_create_fields`]), and the generic read-only `content/`
+//! ([`crate::plugins::ContentType::create_fields`]), and the generic read-only `content/`
 //! list of every type.
 //!
 //! A create takes the plugin's fields and exactly one source of bytes: `artifact` (an href),
@@ -66,10 +66,14 @@ const SOURCES: &str =
 async fn create(
     state: AppState,
     p: &'static str,
+    t: &'static str,
     mut body: FileBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let plugin = plugin(&state, p)?;
-    let own_fields = plugin.content_create_fields().unwrap_or_default();
+    let ct = plugin
+        .content_type(t)
+        .ok_or_else(|| ApiError::Internal(format!("content type {t} not loaded")))?;
+    let own_fields = ct.create_fields().unwrap_or_default();
     let mut f = Fields::new(body.fields(&["overwrite"], &[]));
     let mut fields = Map::new();
     for field in &own_fields {
@@ -82,7 +86,7 @@ async fn create(
     let file_url = f.string("file_url", false);
     let repository = f.string("repository", false);
     let overwrite = f.boolean("overwrite").unwrap_or(true);
-    if let Err((field, message)) = plugin.check_content_fields(&fields) {
+    if let Err((field, message)) = ct.check_create_fields(&fields) {
         f.error(&field, message);
     }
     let given = [
@@ -125,6 +129,7 @@ async fn create(
         .dispatch_args(
             &ContentCreateArgs {
                 plugin: p.to_string(),
+                pulp_type: t.to_string(),
                 fields,
                 source,
                 repository,
@@ -201,8 +206,10 @@ async fn list_all(State(state): State<AppState>, q: Query) -> ApiResult<Json<Val
         let Some(p) = crate::validation::plugin_for(&state.plugins, &c.pulp_type) else {
             continue;
         };
-        let names = p.api_names();
-        let model = p.model_names().content.to_lowercase();
+        let names = p.names_of_content(&c.pulp_type);
+        let model = p
+            .content_type(&c.pulp_type)
+            .map_or_else(|| "content".to_string(), |ct| ct.model().to_lowercase());
         items.push(json!({
             "pulp_href": href::content(&names, c.id),
             "prn": href::prn(&format!("{}.{model}", names.app_label), c.id),
@@ -263,26 +270,30 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         paginated("MultipleArtifactContentResponse"),
     );
 
-    for plugin in plugins {
-        let Some(fields) = plugin.content_create_fields() else {
+    for (plugin, ct) in plugins
+        .iter()
+        .flat_map(|p| p.content_types().into_iter().map(move |ct| (p, ct)))
+    {
+        let Some(fields) = ct.create_fields() else {
             continue;
         };
         let p = plugin.name();
-        let n = plugin.api_names();
+        let t = ct.pulp_type();
+        let n = plugin.content_names(ct.as_ref());
         let coll = format!(
             "{}content/{}/{}/",
             super::API_ROOT,
             n.app_label,
             n.content_kind
         );
-        let schema = format!("{}.{}", n.app_label, plugin.model_names().content);
+        let schema = format!("{}.{}", n.app_label, ct.model());
         b.route(
             Method::POST,
             &coll,
             &coll,
             &format!("content_{}_{}_create", n.app_label, n.content_kind),
             &format!("Content: {}", common::title(n.content_kind)),
-            post(move |State(s): State<AppState>, body: FileBody| create(s, p, body))
+            post(move |State(s): State<AppState>, body: FileBody| create(s, p, t, body))
                 .layer(DefaultBodyLimit::disable()),
         )
         .summary("Create content from a file")

@@ -27,7 +27,7 @@ use super::list::Query;
 use super::openapi::{paginated, ASYNC_OPERATION};
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
 use crate::models::{Distribution, DistributionFields, DistributionFilter};
-use crate::plugins::{ApiNames, Plugin};
+use crate::plugins::Plugin;
 use crate::tasks::publish::{
     path_prefixes, DistributionCreateArgs, DistributionDeleteArgs, DistributionUpdateArgs,
 };
@@ -57,7 +57,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         let href_param = format!("{}_{}_distribution_href", n.app_label, n.kind);
         let op = |verb: &str| format!("distributions_{}_{}_{verb}", n.app_label, n.kind);
         let tag = format!("Distributions: {}", title(n.kind));
-        let schema = format!("{}.{}Distribution", n.app_label, title(n.kind));
+        let schema = format!("{}.{}", n.app_label, plugin.model_names().distribution);
         let response = format!("{schema}Response");
         let patched = format!("Patched{schema}");
         let page = format!("Paginated{response}List");
@@ -246,27 +246,38 @@ fn response_schema() -> Value {
     json!({"type": "object", "properties": props})
 }
 
-fn names_of(state: &AppState, pulp_type: &str) -> Option<ApiNames> {
+fn plugin_of_distribution(state: &AppState, pulp_type: &str) -> Option<Arc<dyn Plugin>> {
     state
         .plugins
         .iter()
-        .find(|p| p.repository_type() == pulp_type)
-        .map(|p| p.api_names())
+        .find(|p| p.distribution_type() == pulp_type)
+        .cloned()
 }
 
 /// The JSON of a distribution.
 pub(crate) async fn to_json(state: &AppState, d: &Distribution) -> ApiResult<Value> {
-    let n = names_of(state, &d.pulp_type)
+    let plugin = plugin_of_distribution(state, &d.pulp_type)
         .ok_or_else(|| ApiError::Internal(format!("no plugin for {}", d.pulp_type)))?;
+    let n = plugin.api_names();
     let repository = d.repository_id.map(|id| href::repository(&n, id));
     let version = d
         .repository_version
         .map(|v| href::version(&n, v.repository_id, v.number));
-    let publication = d.publication_id.map(|id| href::publication(&n, id));
+    let publication = d.publication_id.map(|id| {
+        let pn = plugin.names_of_publication(d.publication_type.as_deref().unwrap_or_default());
+        href::publication(&pn, id)
+    });
     let pinned = d.publication_id.is_some() || d.repository_version.is_some();
     Ok(json!({
         "pulp_href": href::distribution(&n, d.id),
-        "prn": href::prn(&format!("{}.{}distribution", n.app_label, n.kind), d.id),
+        "prn": href::prn(
+            &format!(
+                "{}.{}",
+                n.app_label,
+                plugin.model_names().distribution.to_lowercase()
+            ),
+            d.id
+        ),
         "pulp_created": ts(d.pulp_created),
         "pulp_last_updated": ts(d.pulp_last_updated),
         "base_path": d.base_path,
@@ -331,7 +342,7 @@ async fn list(
             state
                 .plugin(name)
                 .ok_or_else(|| ApiError::NotFound("Not found.".into()))?
-                .repository_type()
+                .distribution_type()
                 .to_string(),
         ),
         None => None,
@@ -385,7 +396,7 @@ async fn load(state: &AppState, plugin: &str, id: Uuid) -> ApiResult<Distributio
         .plugin(plugin)
         .ok_or_else(|| ApiError::NotFound("Not found.".into()))?;
     let d = state.store.get_distribution(id).await?;
-    if d.pulp_type != p.repository_type() {
+    if d.pulp_type != p.distribution_type() {
         return Err(ApiError::NotFound("Not found.".into()));
     }
     Ok(d)
@@ -433,7 +444,8 @@ where
 
 const BAD_LINK: &str = "Invalid hyperlink - Object does not exist.";
 
-async fn targets(state: &AppState, n: &ApiNames, f: &mut Fields) -> Targets {
+async fn targets(state: &AppState, plugin: &dyn Plugin, f: &mut Fields) -> Targets {
+    let n = &plugin.api_names();
     let repository = target(f, "repository", |h| async move {
         let p = href::parse(&h).ok_or_else(|| BAD_LINK.to_string())?;
         if p.collection != ["repositories", n.app_label, n.kind] || !p.rest.is_empty() {
@@ -460,11 +472,15 @@ async fn targets(state: &AppState, n: &ApiNames, f: &mut Fields) -> Targets {
     .await;
     let publication = target(f, "publication", |h| async move {
         let p = href::parse(&h).ok_or_else(|| BAD_LINK.to_string())?;
-        if p.collection != ["publications", n.app_label, n.kind] || !p.rest.is_empty() {
-            return Err(BAD_LINK.to_string());
+        let pt = match p.collection.as_slice() {
+            ["publications", app, kind] if *app == n.app_label && p.rest.is_empty() => {
+                plugin.publication_type(kind)
+            }
+            _ => None,
         }
+        .ok_or_else(|| BAD_LINK.to_string())?;
         match state.store.get_publication(p.id).await {
-            Ok(p) if p.complete => Ok(p.id),
+            Ok(p) if p.complete && p.pulp_type == pt.pulp_type() => Ok(p.id),
             _ => Err(BAD_LINK.to_string()),
         }
     })
@@ -484,13 +500,12 @@ async fn read_body(
     current: Option<&Distribution>,
     partial: bool,
 ) -> ApiResult<DistributionFields> {
-    let n = plugin.api_names();
     let mut f = Fields::new(body.0);
     let required = !partial;
     let mut d = current
         .map(Distribution::fields)
         .unwrap_or_else(|| DistributionFields {
-            pulp_type: plugin.repository_type().to_string(),
+            pulp_type: plugin.distribution_type().to_string(),
             ..DistributionFields::default()
         });
     if let Some(name) = f.name("name", required) {
@@ -521,7 +536,7 @@ async fn read_body(
     if f.boolean("checkpoint") == Some(true) {
         f.error("checkpoint", "Checkpoint distributions are not supported.");
     }
-    let t = targets(state, &n, &mut f).await;
+    let t = targets(state, plugin.as_ref(), &mut f).await;
     let given = [&t.repository, &t.repository_version, &t.publication]
         .iter()
         .filter(|x| matches!(x, Some(Some(_))))
@@ -625,8 +640,9 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     let d = load(&state, plugin, id).await?;
-    let n = names_of(&state, &d.pulp_type)
-        .ok_or_else(|| ApiError::Internal(format!("no plugin for {}", d.pulp_type)))?;
+    let n = plugin_of_distribution(&state, &d.pulp_type)
+        .ok_or_else(|| ApiError::Internal(format!("no plugin for {}", d.pulp_type)))?
+        .api_names();
     let own = href::distribution(&n, id);
     let task = state
         .tasking

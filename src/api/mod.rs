@@ -15,7 +15,8 @@
 //! - [`root`]: `GET /pulp/api/v3/`, the list of endpoints (public, outside the OpenAPI
 //!   document, as pulpcore's).
 //! - One module per resource: `status`, `tasks`, `workers`, `remotes`, `repositories` (with sync, modify
-//!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`;
+//!   and versions), `content`, `artifacts`, `orphans`, `publications`, `distributions`,
+//!   `signing_services`;
 //!   `uploads` (artifact create, chunked uploads) and `content_create` (content from bytes, the
 //!   generic `content/` list), whose bodies may be multipart forms ([`multipart`]).
 //!
@@ -43,6 +44,7 @@ mod orphans;
 mod publications;
 mod remotes;
 mod repositories;
+pub mod signing_services;
 pub mod status;
 mod tasks;
 mod uploads;
@@ -105,6 +107,7 @@ pub fn api_builder(plugins: &[Arc<dyn Plugin>]) -> ApiBuilder {
     artifacts::register(&mut b);
     uploads::register(&mut b);
     orphans::register(&mut b);
+    signing_services::register(&mut b);
     remotes::register(&mut b, plugins);
     repositories::register(&mut b, plugins);
     content::register(&mut b, plugins);

@@ -24,8 +24,10 @@ fn content_id(state: &AppState, h: &str) -> Option<Uuid> {
     let p = href::parse(h)?;
     let ok = p.rest.is_empty()
         && state.plugins.iter().any(|plugin| {
-            let n = plugin.api_names();
-            p.collection == ["content", n.app_label, n.content_kind]
+            plugin.content_types().iter().any(|ct| {
+                let n = plugin.content_names(ct.as_ref());
+                p.collection == ["content", n.app_label, n.content_kind]
+            })
         });
     ok.then_some(p.id)
 }

@@ -1,7 +1,8 @@
 //! `publications/<app>/<kind>/`: create (202, task `publish` holding a shared reservation on
 //! the repository, as pulpcore), list, read, delete (synchronous 204, as pulpcore). Only
-//! complete publications exist for the API. The plugin's own fields (file: `manifest`) come from
-//! [`Plugin::publication_options`] and are shown as fields of the publication.
+//! complete publications exist for the API. One set of endpoints per publication type of a
+//! plugin ([`crate::plugins::PublicationType`]; deb has `apt` and `verbatim`); the type's own
+//! fields (file: `manifest`) come from its `options` and are shown as fields of the publication.
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use super::openapi::{paginated, ASYNC_OPERATION};
 use super::routes::Param;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
 use crate::models::{Publication, PublicationFilter};
-use crate::plugins::{ApiNames, Plugin};
+use crate::plugins::{ApiNames, Plugin, PublicationType};
 use crate::tasks::publish::PublishArgs;
 
 const FILTERS: &[&str] = &[
@@ -33,16 +34,20 @@ const FILTERS: &[&str] = &[
 ];
 
 pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
-    for plugin in plugins {
-        let n = plugin.api_names();
+    for (plugin, pt) in plugins
+        .iter()
+        .flat_map(|p| p.publication_types().into_iter().map(move |t| (p, t)))
+    {
+        let n = plugin.names_of_publication(pt.kind());
         let name = plugin.name();
+        let kind = pt.kind();
         let base = format!("{API_ROOT}publications/{}/{}/", n.app_label, n.kind);
         let detail = format!("{base}{{id}}/");
         let href_param = format!("{}_{}_publication_href", n.app_label, n.kind);
         let detail_doc = format!("{{{href_param}}}");
         let op = |verb: &str| format!("publications_{}_{}_{verb}", n.app_label, n.kind);
         let tag = format!("Publications: {}", title(n.kind));
-        let schema = format!("{}.{}Publication", n.app_label, title(n.kind));
+        let schema = format!("{}.{}", n.app_label, pt.model());
         let response = format!("{schema}Response");
         let page = format!("Paginated{response}List");
 
@@ -52,7 +57,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             &base,
             &op("list"),
             &tag,
-            get(move |s: State<AppState>, q: Query| list(s, name, q)),
+            get(move |s: State<AppState>, q: Query| list(s, name, kind, q)),
         )
         .summary("List publications")
         .paging()
@@ -90,7 +95,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             &base,
             &op("create"),
             &tag,
-            post(move |s: State<AppState>, body: JsonObject| create(s, name, body)),
+            post(move |s: State<AppState>, body: JsonObject| create(s, name, kind, body)),
         )
         .summary("Create a publication")
         .request(&schema)
@@ -101,7 +106,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             &detail_doc,
             &op("read"),
             &tag,
-            get(move |s: State<AppState>, p: Path<Uuid>, q: Query| read(s, name, p, q)),
+            get(move |s: State<AppState>, p: Path<Uuid>, q: Query| read(s, name, kind, p, q)),
         )
         .summary("Inspect a publication")
         .path_param(&href_param)
@@ -113,7 +118,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
             &detail_doc,
             &op("delete"),
             &tag,
-            delete(move |s: State<AppState>, p: Path<Uuid>| remove(s, name, p)),
+            delete(move |s: State<AppState>, p: Path<Uuid>| remove(s, name, kind, p)),
         )
         .summary("Delete a publication")
         .path_param(&href_param)
@@ -125,9 +130,7 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
                 "description": "A URI of the repository to be published."},
             "checkpoint": {"type": "boolean"},
         });
-        if let (Some(p), Value::Object(extra)) =
-            (props.as_object_mut(), plugin.publication_schema())
-        {
+        if let (Some(p), Value::Object(extra)) = (props.as_object_mut(), pt.schema()) {
             p.extend(extra);
         }
         b.schema(&schema, json!({"type": "object", "properties": props}));
@@ -151,11 +154,21 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
     }
 }
 
-/// The JSON of a publication; `distributions` are the hrefs of those serving it.
-fn to_json(n: &ApiNames, p: &Publication, distributions: Vec<String>) -> Value {
+/// The JSON of a publication of type `pt`; `distributions` are the hrefs of those serving it.
+fn to_json(
+    n: &ApiNames,
+    pt: &dyn PublicationType,
+    p: &Publication,
+    distributions: Vec<String>,
+) -> Value {
+    let pn = ApiNames {
+        kind: pt.kind(),
+        ..*n
+    };
+    let model = pt.model().to_lowercase();
     let mut v = json!({
-        "pulp_href": href::publication(n, p.id),
-        "prn": href::prn(&format!("{}.{}publication", n.app_label, n.kind), p.id),
+        "pulp_href": href::publication(&pn, p.id),
+        "prn": href::prn(&format!("{}.{model}", n.app_label), p.id),
         "pulp_created": ts(p.pulp_created),
         "pulp_last_updated": ts(p.pulp_last_updated),
         "repository_version": href::version(n, p.version.repository_id, p.version.number),
@@ -174,6 +187,7 @@ fn to_json(n: &ApiNames, p: &Publication, distributions: Vec<String>) -> Value {
 async fn with_distributions(
     state: &AppState,
     n: &ApiNames,
+    pt: &dyn PublicationType,
     pubs: &[Publication],
 ) -> ApiResult<Vec<Value>> {
     let ids: Vec<Uuid> = pubs.iter().map(|p| p.id).collect();
@@ -186,25 +200,39 @@ async fn with_distributions(
                 .filter(|(pid, _)| *pid == p.id)
                 .map(|(_, d)| href::distribution(n, *d))
                 .collect();
-            to_json(n, p, ds)
+            to_json(n, pt, p, ds)
         })
         .collect())
 }
 
-fn plugin_of(state: &AppState, name: &str) -> ApiResult<Arc<dyn Plugin>> {
-    state
+/// The plugin `name` and its publication type `kind` (registered: routes are made from them).
+fn plugin_of(
+    state: &AppState,
+    name: &str,
+    kind: &str,
+) -> ApiResult<(Arc<dyn Plugin>, Arc<dyn PublicationType>)> {
+    let p = state
         .plugin(name)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound("Not found.".into()))
+        .ok_or_else(|| ApiError::NotFound("Not found.".into()))?;
+    let pt = p
+        .publication_type(kind)
+        .ok_or_else(|| ApiError::NotFound("Not found.".into()))?;
+    Ok((p, pt))
 }
 
-async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResult<Response> {
+async fn list(
+    State(state): State<AppState>,
+    plugin: &str,
+    kind: &str,
+    q: Query,
+) -> ApiResult<Response> {
     q.only(FILTERS)?;
-    let p = plugin_of(&state, plugin)?;
+    let (p, pt) = plugin_of(&state, plugin, kind)?;
     let n = p.api_names();
     let (limit, offset) = q.page()?;
     let mut f = PublicationFilter {
-        pulp_type: Some(p.repository_type().to_string()),
+        pulp_type: Some(pt.pulp_type().to_string()),
         limit,
         offset,
         order: q.ordering(common::PUBLICATION_ORDERING)?,
@@ -232,13 +260,13 @@ async fn list(State(state): State<AppState>, plugin: &str, q: Query) -> ApiResul
         f.created_lte = Some(t);
     }
     let (count, rows) = state.store.list_publications(&f).await?;
-    let out = with_distributions(&state, &n, &rows).await?;
+    let out = with_distributions(&state, &n, pt.as_ref(), &rows).await?;
     Ok(Json(q.paginate(count, out)?).into_response())
 }
 
-async fn load(state: &AppState, p: &Arc<dyn Plugin>, id: Uuid) -> ApiResult<Publication> {
+async fn load(state: &AppState, pt: &dyn PublicationType, id: Uuid) -> ApiResult<Publication> {
     let publication = state.store.get_publication(id).await?;
-    if !publication.complete || publication.pulp_type != p.repository_type() {
+    if !publication.complete || publication.pulp_type != pt.pulp_type() {
         return Err(ApiError::NotFound("Not found.".into()));
     }
     Ok(publication)
@@ -247,22 +275,24 @@ async fn load(state: &AppState, p: &Arc<dyn Plugin>, id: Uuid) -> ApiResult<Publ
 async fn read(
     State(state): State<AppState>,
     plugin: &str,
+    kind: &str,
     Path(id): Path<Uuid>,
     q: Query,
 ) -> ApiResult<Response> {
-    let p = plugin_of(&state, plugin)?;
-    let publication = load(&state, &p, id).await?;
-    let mut out = with_distributions(&state, &p.api_names(), &[publication]).await?;
+    let (p, pt) = plugin_of(&state, plugin, kind)?;
+    let publication = load(&state, pt.as_ref(), id).await?;
+    let mut out = with_distributions(&state, &p.api_names(), pt.as_ref(), &[publication]).await?;
     Ok(Json(q.select(out.remove(0))).into_response())
 }
 
 async fn remove(
     State(state): State<AppState>,
     plugin: &str,
+    kind: &str,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let p = plugin_of(&state, plugin)?;
-    load(&state, &p, id).await?;
+    let (_, pt) = plugin_of(&state, plugin, kind)?;
+    load(&state, pt.as_ref(), id).await?;
     state.store.delete_publication(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -270,14 +300,15 @@ async fn remove(
 async fn create(
     State(state): State<AppState>,
     plugin: &str,
+    kind: &str,
     body: JsonObject,
 ) -> ApiResult<Response> {
-    let p = plugin_of(&state, plugin)?;
+    let (p, pt) = plugin_of(&state, plugin, kind)?;
     let n = p.api_names();
     let mut map = body.0;
     let mut errors = std::collections::BTreeMap::<String, Vec<String>>::new();
     let mut err = |f: &str, m: &str| errors.entry(f.into()).or_default().push(m.into());
-    let plugin_data = match p.publication_options(&mut map) {
+    let plugin_data = match pt.options(&mut map) {
         Ok(v) => v,
         Err((field, msg)) => {
             err(&field, &msg);
@@ -357,6 +388,7 @@ async fn create(
         .dispatch_args(
             &PublishArgs {
                 plugin: p.name().to_string(),
+                kind: pt.kind().to_string(),
                 repository_version: version_id,
                 plugin_data,
             },

@@ -68,7 +68,7 @@ pub(super) fn remote_json(plugin: &dyn Plugin, r: &Remote) -> Value {
             Value::Object(m)
         })
         .collect();
-    json!({
+    let mut v = json!({
         "pulp_href": href::remote(&names, r.id),
         "prn": href::prn(&format!("{}.{model}", names.app_label), r.id),
         "pulp_created": ts(r.pulp_created),
@@ -90,7 +90,15 @@ pub(super) fn remote_json(plugin: &dyn Plugin, r: &Remote) -> Value {
         "headers": headers,
         "download_concurrency": r.download_concurrency,
         "rate_limit": r.rate_limit,
-    })
+    });
+    for field in plugin.remote_fields() {
+        v[field.name] = r
+            .plugin_data
+            .get(field.name)
+            .cloned()
+            .unwrap_or(field.default);
+    }
+    v
 }
 
 // ---- handlers ---------------------------------------------------------------------------------
@@ -101,10 +109,7 @@ async fn list(state: AppState, p: &'static str, q: Query) -> ApiResult<Json<Valu
     q.only(&known)?;
     check_name_filters(&q)?;
     let plugin = plugin(&state, p)?;
-    let remotes = state
-        .store
-        .list_remotes(Some(plugin.repository_type()))
-        .await?;
+    let remotes = state.store.list_remotes(Some(plugin.remote_type())).await?;
     let items = remotes
         .iter()
         .filter(|r| name_matches(&q, &r.name, &r.pulp_labels))
@@ -141,8 +146,8 @@ async fn create(
     body: JsonObject,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let plugin = plugin(&state, p)?;
-    let template = Remote::new(plugin.repository_type(), "", "", Policy::Immediate);
-    let remote = validation::apply_remote(&template, body.0, false)?;
+    let template = Remote::new(plugin.remote_type(), "", "", Policy::Immediate);
+    let remote = validation::apply_remote(plugin.as_ref(), &template, body.0, false)?;
     check_import_path(&state, &remote.url)?;
     if state
         .store
@@ -167,7 +172,7 @@ async fn create(
 pub(super) async fn find(state: &AppState, plugin: &dyn Plugin, id: &str) -> ApiResult<Remote> {
     let id = path_id(id)?;
     match state.store.get_remote(id).await {
-        Ok(r) if r.pulp_type == plugin.repository_type() => Ok(r),
+        Ok(r) if r.pulp_type == plugin.remote_type() => Ok(r),
         Ok(_) | Err(DbError::NotFound(_)) => Err(ApiError::NotFound(
             "No Remote matches the given query.".into(),
         )),
@@ -190,7 +195,7 @@ async fn update(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let plugin = plugin(&state, p)?;
     let current = find(&state, plugin.as_ref(), &id).await?;
-    let updated = validation::apply_remote(&current, body.0.clone(), partial)?;
+    let updated = validation::apply_remote(plugin.as_ref(), &current, body.0.clone(), partial)?;
     if updated.url != current.url {
         check_import_path(&state, &updated.url)?;
     }
@@ -414,10 +419,19 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         .path_param(&ref_param)
         .response(202, Some(ASYNC_OPERATION));
         let mut request = remote_schema(false);
+        let mut response_schema = remote_schema(true);
+        let mut required = vec!["name", "url"];
+        for field in plugin.remote_fields() {
+            request["properties"][field.name] = field.schema.clone();
+            response_schema["properties"][field.name] = field.schema;
+            if field.required {
+                required.push(field.name);
+            }
+        }
         b.schema(&format!("Patched{model}"), request.clone());
-        request["required"] = json!(["name", "url"]);
+        request["required"] = json!(required);
         b.schema(&model, request);
-        b.schema(&response, remote_schema(true));
+        b.schema(&response, response_schema);
         b.schema(&format!("Paginated{response}List"), paginated(&response));
         let _ = schema_ref;
     }

@@ -65,26 +65,44 @@ async fn repository_json(
     Ok(v)
 }
 
-fn version_json(plugin: &dyn Plugin, v: &RepositoryVersion) -> Value {
+async fn version_json(
+    state: &AppState,
+    plugin: &dyn Plugin,
+    v: &RepositoryVersion,
+) -> ApiResult<Value> {
     let names = plugin.api_names();
     let own = href::version(&names, v.repository_id, v.number);
-    let content_list = format!(
-        "{}content/{}/{}/",
-        super::API_ROOT,
-        names.app_label,
-        names.content_kind
-    );
-    let part = |count: u64, filter: &str| {
-        let mut m = Map::new();
-        if count > 0 {
-            m.insert(
-                plugin.content_type().to_string(),
-                json!({"count": count, "href": format!("{content_list}?{filter}={own}")}),
-            );
-        }
-        Value::Object(m)
+    let types = plugin.content_types();
+    // One content type: the version's own counts are its counts; several: one query.
+    let by_type: Vec<(String, crate::models::VersionCounts)> = match types.as_slice() {
+        [one] => vec![(one.pulp_type().to_string(), v.counts)],
+        _ => state.store.version_type_counts(v).await?,
     };
-    json!({
+    let mut added = Map::new();
+    let mut removed = Map::new();
+    let mut present = Map::new();
+    for (pulp_type, counts) in by_type {
+        let n = plugin.names_of_content(&pulp_type);
+        let list = format!(
+            "{}content/{}/{}/",
+            super::API_ROOT,
+            n.app_label,
+            n.content_kind
+        );
+        for (part, count, filter) in [
+            (&mut added, counts.added, "repository_version_added"),
+            (&mut removed, counts.removed, "repository_version_removed"),
+            (&mut present, counts.present, "repository_version"),
+        ] {
+            if count > 0 {
+                part.insert(
+                    pulp_type.clone(),
+                    json!({"count": count, "href": format!("{list}?{filter}={own}")}),
+                );
+            }
+        }
+    }
+    Ok(json!({
         "pulp_href": own,
         "prn": href::prn("core.repositoryversion", v.id),
         "pulp_created": ts(v.pulp_created),
@@ -93,11 +111,11 @@ fn version_json(plugin: &dyn Plugin, v: &RepositoryVersion) -> Value {
         "repository": href::repository(&names, v.repository_id),
         "base_version": null,
         "content_summary": {
-            "added": part(v.counts.added, "repository_version_added"),
-            "removed": part(v.counts.removed, "repository_version_removed"),
-            "present": part(v.counts.present, "repository_version"),
+            "added": added,
+            "removed": removed,
+            "present": present,
         },
-    })
+    }))
 }
 
 // ---- lookups ----------------------------------------------------------------------------------
@@ -122,7 +140,7 @@ async fn check_remote(
     field: &str,
 ) -> ApiResult<()> {
     match state.store.get_remote(id).await {
-        Ok(r) if r.pulp_type == plugin.repository_type() => Ok(()),
+        Ok(r) if r.pulp_type == plugin.remote_type() => Ok(()),
         Ok(_) | Err(DbError::NotFound(_)) => Err(ApiError::field(
             field,
             "Invalid hyperlink - Object does not exist.",
@@ -323,7 +341,13 @@ async fn sync(
     let mut f = Fields::new(body.0);
     let remote_href = f.string("remote", false);
     let mirror = f.boolean("mirror").unwrap_or(false);
-    let _optimize = f.boolean("optimize");
+    let sync_options = plugin.sync_options();
+    let options =
+        validation::apply_plugin_fields(&mut f, &sync_options, &serde_json::json!({}), false);
+    if !sync_options.iter().any(|o| o.name == "optimize") {
+        // Accepted and meaningless for plugins without it, as pulpcore's generic sync body.
+        let _ = f.boolean("optimize");
+    }
     let remote = match remote_href {
         Some(h) => match validation::parse_remote_href(plugin.as_ref(), &h) {
             Some(id) => Some(id),
@@ -360,6 +384,7 @@ async fn sync(
                 repository: repo.id,
                 remote,
                 mirror,
+                options,
             },
             &[&repo_href],
             &[&remote_href],
@@ -377,13 +402,19 @@ async fn content_ids(
     hrefs: &[String],
 ) -> ApiResult<Vec<Uuid>> {
     let names = plugin.api_names();
+    let kinds: Vec<&str> = plugin
+        .content_types()
+        .iter()
+        .map(|ct| ct.content_kind())
+        .collect();
     let mut ids = Vec::new();
     let mut bad = Vec::new();
     for h in hrefs {
         match href::parse(h) {
             Some(p)
-                if p.collection == ["content", names.app_label, names.content_kind]
-                    && p.rest.is_empty() =>
+                if p.rest.is_empty()
+                    && matches!(p.collection.as_slice(),
+                        ["content", app, kind] if *app == names.app_label && kinds.contains(kind)) =>
             {
                 ids.push(p.id)
             }
@@ -395,13 +426,16 @@ async fn content_ids(
         let (_, found) = state
             .store
             .list_content(&ContentQuery {
-                pulp_type: Some(plugin.content_type().to_string()),
                 ids: Some(distinct.iter().copied().collect()),
                 limit: distinct.len() as u64,
                 ..ContentQuery::default()
             })
             .await?;
-        let found: HashSet<Uuid> = found.iter().map(|c| c.id).collect();
+        let found: HashSet<Uuid> = found
+            .iter()
+            .filter(|c| plugin.content_type(&c.pulp_type).is_some())
+            .map(|c| c.id)
+            .collect();
         for (h, id) in hrefs.iter().zip(&ids) {
             if !found.contains(id) {
                 bad.push(h.clone());
@@ -548,10 +582,10 @@ async fn versions_list(
     }
     // Newest first unless `ordering` says otherwise.
     versions.reverse();
-    let items = versions
-        .iter()
-        .map(|v| version_json(plugin.as_ref(), v))
-        .collect();
+    let mut items = Vec::with_capacity(versions.len());
+    for v in &versions {
+        items.push(version_json(&state, plugin.as_ref(), v).await?);
+    }
     page_of(&q, items, &["number", "pulp_created"])
 }
 
@@ -581,7 +615,9 @@ async fn version_read(
 ) -> ApiResult<Json<Value>> {
     let plugin = plugin(&state, p)?;
     let (_, v) = find_version(&state, plugin.as_ref(), &id, &number).await?;
-    Ok(Json(q.select(version_json(plugin.as_ref(), &v))))
+    Ok(Json(
+        q.select(version_json(&state, plugin.as_ref(), &v).await?),
+    ))
 }
 
 async fn version_delete(
@@ -928,10 +964,17 @@ pub fn register(b: &mut ApiBuilder, plugins: &[Arc<dyn Plugin>]) {
         b.schema(&model, request);
         b.schema(&response, repository_schema(Some(plugin.as_ref()), true));
         b.schema(&format!("Paginated{response}List"), paginated(&response));
-        b.schema(&sync_schema, json!({"type": "object", "properties": {
+        let mut sync_props = json!({
             "remote": {"type": "string", "format": "uri", "description": "A remote to sync from. This will override a remote set on repository."},
             "mirror": {"type": "boolean", "default": false},
             "optimize": {"type": "boolean", "default": true},
-        }}));
+        });
+        for option in plugin.sync_options() {
+            sync_props[option.name] = option.schema;
+        }
+        b.schema(
+            &sync_schema,
+            json!({"type": "object", "properties": sync_props}),
+        );
     }
 }

@@ -22,13 +22,18 @@ use crate::plugins::Plugin;
 /// plugin) claims it, here and in the OpenAPI document's `x-pulp-app-versions`.
 pub const PULPCORE_API_VERSION: &str = "3.123.1";
 
-/// `(component, module)` of `core` and of every compiled-in plugin.
-fn component_names(plugins: &[Arc<dyn Plugin>]) -> Vec<(String, String)> {
-    let mut out = vec![("core".to_string(), "pulp_rs::api".to_string())];
+/// `(component, module, version)` of `core` and of every compiled-in plugin.
+fn component_names(plugins: &[Arc<dyn Plugin>]) -> Vec<(String, String, &'static str)> {
+    let mut out = vec![(
+        "core".to_string(),
+        "pulp_rs::api".to_string(),
+        PULPCORE_API_VERSION,
+    )];
     for p in plugins {
         out.push((
             p.api_names().app_label.to_string(),
             format!("pulp_rs::plugins::{}", p.name()),
+            p.version().unwrap_or(PULPCORE_API_VERSION),
         ));
     }
     out
@@ -38,7 +43,7 @@ fn component_names(plugins: &[Arc<dyn Plugin>]) -> Vec<(String, String)> {
 pub fn app_versions(plugins: &[Arc<dyn Plugin>]) -> Map<String, Value> {
     component_names(plugins)
         .into_iter()
-        .map(|(c, _)| (c, Value::from(PULPCORE_API_VERSION)))
+        .map(|(c, _, v)| (c, Value::from(v)))
         .collect()
 }
 
@@ -46,10 +51,10 @@ pub fn app_versions(plugins: &[Arc<dyn Plugin>]) -> Map<String, Value> {
 fn versions(plugins: &[Arc<dyn Plugin>]) -> Vec<Value> {
     component_names(plugins)
         .into_iter()
-        .map(|(component, module)| {
+        .map(|(component, module, version)| {
             json!({
                 "component": component,
-                "version": PULPCORE_API_VERSION,
+                "version": version,
                 "package": "pulp-rs",
                 "module": module,
                 // Domains are not implemented.

@@ -60,6 +60,7 @@ impl Command {
                 Some(a.location_mut())
             }
             Command::ResetAdminPassword(a) => Some(a.location_mut()),
+            Command::AddSigningService(a) => Some(a.location_mut()),
         }
     }
 
@@ -136,6 +137,8 @@ enum Command {
     Worker(serve::ServerArgs),
     /// Set the password of the `admin` API user.
     ResetAdminPassword(serve::ResetAdminArgs),
+    /// Register a signing service (a script that signs files, e.g. APT Release files).
+    AddSigningService(serve::AddSigningServiceArgs),
 }
 
 /// The default data directory.
@@ -211,6 +214,7 @@ pub fn main() -> ExitCode {
             Command::Content(a) => serve::run(serve::Which::Content, a).await,
             Command::Worker(a) => serve::run(serve::Which::Worker, a).await,
             Command::ResetAdminPassword(a) => serve::reset_admin_password(a).await,
+            Command::AddSigningService(a) => serve::add_signing_service(a).await,
         }
     });
     // Background tasks (a progress line, a sampler) must not hold the exit up.

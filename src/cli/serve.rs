@@ -55,6 +55,36 @@ impl ResetAdminArgs {
     }
 }
 
+#[derive(Args, Debug)]
+pub struct AddSigningServiceArgs {
+    /// A unique name for the service.
+    name: String,
+    /// The script to run: called with the path of the file to sign, it prints JSON naming the
+    /// signatures (for an APT release: `{"signatures": {"inline": P, "detached": P}}`).
+    script: PathBuf,
+    /// The fingerprint of the signing key (passed to the script as
+    /// PULP_SIGNING_KEY_FINGERPRINT).
+    key_fingerprint: String,
+    /// The ASCII-armored public key, shown at signing-services/ for clients to verify with.
+    #[arg(long)]
+    public_key: PathBuf,
+    /// What the script signs: `deb:AptReleaseSigningService` (an APT Release: inline and
+    /// detached signatures) or `core:AsciiArmoredDetachedSigningService`.
+    #[arg(
+        long = "class",
+        default_value = "core:AsciiArmoredDetachedSigningService"
+    )]
+    class: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+impl AddSigningServiceArgs {
+    pub fn location_mut(&mut self) -> &mut Location {
+        &mut self.server.at
+    }
+}
+
 /// Which command.
 #[derive(Debug, Clone, Copy)]
 pub enum Which {
@@ -184,5 +214,55 @@ pub async fn reset_admin_password(args: ResetAdminArgs) -> anyhow::Result<()> {
     let (store, _storage) = server::open(&settings).await?;
     auth::set_password(&store, auth::ADMIN, &password).await?;
     outln!("Password of user admin changed.");
+    Ok(())
+}
+
+/// `add-signing-service`: registers a signing script (pulpcore's
+/// `pulpcore-manager add-signing-service`).
+pub async fn add_signing_service(args: AddSigningServiceArgs) -> anyhow::Result<()> {
+    let settings = settings(&args.server)?;
+    super::errors::precheck_postgres(&settings.database_url()).await?;
+    let pulp_type = match args.class.as_str() {
+        "deb:AptReleaseSigningService" => "deb.apt-release",
+        "core:AsciiArmoredDetachedSigningService" => "core.signing",
+        other => anyhow::bail!(
+            "unknown signing service class {other:?} (deb:AptReleaseSigningService or \
+             core:AsciiArmoredDetachedSigningService)"
+        ),
+    };
+    let script = std::fs::canonicalize(&args.script)
+        .with_context(|| format!("cannot find the script {}", args.script.display()))?;
+    let meta = std::fs::metadata(&script)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        anyhow::ensure!(
+            meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+            "{} is not an executable file",
+            script.display()
+        );
+    }
+    let public_key = std::fs::read_to_string(&args.public_key)
+        .with_context(|| format!("cannot read the public key {}", args.public_key.display()))?;
+    anyhow::ensure!(
+        public_key.contains("BEGIN PGP PUBLIC KEY BLOCK"),
+        "{} is not an ASCII-armored public key",
+        args.public_key.display()
+    );
+    let (store, _storage) = server::open(&settings).await?;
+    let service = pulp_rs::models::SigningService {
+        id: uuid::Uuid::now_v7(),
+        pulp_type: pulp_type.to_string(),
+        name: args.name.clone(),
+        script: script.display().to_string(),
+        pubkey_fingerprint: args.key_fingerprint,
+        public_key,
+        pulp_created: chrono::Utc::now(),
+    };
+    store.create_signing_service(&service).await?;
+    outln!(
+        "Signing service {} registered: {}",
+        args.name,
+        pulp_rs::href::signing_service(service.id)
+    );
     Ok(())
 }

@@ -206,7 +206,7 @@ async fn resolve(cs: &ContentState, d: &Distribution) -> Result<Option<Target>, 
         .app
         .plugins
         .iter()
-        .find(|p| p.repository_type() == d.pulp_type)
+        .find(|p| p.distribution_type() == d.pulp_type)
         .is_some_and(|p| p.serves_publications());
     if let Some(id) = d.publication_id {
         let p = store.get_publication(id).await?;

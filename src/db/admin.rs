@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DbResult;
-use crate::models::{Artifact, ArtifactFilter, OrphanCleanup};
+use crate::models::{Artifact, ArtifactFilter, OrphanCleanup, SigningService};
 
 /// Users and housekeeping.
 #[async_trait]
@@ -15,6 +15,13 @@ pub trait AdminStore: Send + Sync + 'static {
     async fn user_password_hash(&self, username: &str) -> DbResult<Option<String>>;
     /// Creates the user or replaces its password hash.
     async fn set_user_password_hash(&self, username: &str, hash: &str) -> DbResult<()>;
+
+    /// Registers a signing service (a name already taken is [`super::DbError::Conflict`]).
+    async fn create_signing_service(&self, s: &SigningService) -> DbResult<()>;
+    /// Every signing service, by name.
+    async fn list_signing_services(&self) -> DbResult<Vec<SigningService>>;
+    /// The signing service `id` ([`super::DbError::NotFound`] when there is none).
+    async fn get_signing_service(&self, id: Uuid) -> DbResult<SigningService>;
 
     /// Artifacts matching `filter`, oldest first.
     async fn list_artifacts(

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::DbResult;
-use crate::models::{Content, ContentQuery, Remote, Repository};
+use crate::models::{Content, ContentQuery, Remote, Repository, RepositoryVersion, VersionCounts};
 
 /// Catalog queries of the REST API.
 #[async_trait]
@@ -31,6 +31,12 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// version; when it is the latest, the memberships it added go and those it removed reopen.
     /// Deleting the only complete version is [`DbError::Conflict`].
     async fn delete_version(&self, version_id: Uuid) -> DbResult<()>;
+    /// The counts of a version per content type, for plugins with several types:
+    /// `(pulp_type, counts)` for every type with a non-zero count.
+    async fn version_type_counts(
+        &self,
+        version: &RepositoryVersion,
+    ) -> DbResult<Vec<(String, VersionCounts)>>;
 }
 
 /// The message of deleting the last version, as pulpcore words it.

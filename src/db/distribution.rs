@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::DbResult;
 use crate::models::{
-    Artifact, Distribution, DistributionFields, DistributionFilter, Publication, PublicationFilter,
-    ServedFile,
+    Artifact, Content, Distribution, DistributionFields, DistributionFilter, Publication,
+    PublicationFilter, PublishedFile, ServedFile,
 };
 
 /// Publications, distributions and content app lookups.
@@ -24,11 +24,12 @@ pub trait DistributionStore: Send + Sync + 'static {
         pass_through: bool,
         plugin_data: &serde_json::Value,
     ) -> DbResult<Publication>;
-    /// Adds metadata files (artifacts at relative paths) to an incomplete publication.
-    async fn add_published_artifacts(
+    /// Adds files to an incomplete publication: metadata artifacts, or content artifacts of
+    /// its version at paths of the plugin's choosing.
+    async fn add_published_files(
         &self,
         publication_id: Uuid,
-        files: &[(String, Uuid)],
+        files: &[PublishedFile],
     ) -> DbResult<()>;
     /// Marks a publication complete (visible).
     async fn complete_publication(&self, id: Uuid) -> DbResult<Publication>;
@@ -90,6 +91,15 @@ pub trait DistributionStore: Send + Sync + 'static {
     ) -> DbResult<Option<ServedFile>>;
     /// Files of the version whose path starts with `prefix` (all with an empty prefix), by path.
     async fn version_files(&self, version_id: Uuid, prefix: &str) -> DbResult<Vec<ServedFile>>;
+    /// Up to `limit` units of `pulp_type` in the version with ids after `after`, by id, each with
+    /// its files: a page of a publication's walk over a version.
+    async fn version_units(
+        &self,
+        version_id: Uuid,
+        pulp_type: &str,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> DbResult<Vec<(Content, Vec<ServedFile>)>>;
     /// The metadata file published at `relative_path`.
     async fn published_file(
         &self,

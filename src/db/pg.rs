@@ -27,7 +27,7 @@ use super::{DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("postgres": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
-        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache);
+        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract);
 
 /// Connections in the pool.
 const POOL_SIZE: u32 = 10;

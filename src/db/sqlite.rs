@@ -24,7 +24,7 @@ use super::{DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("sqlite": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
-        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache);
+        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract);
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
 const CHUNK: usize = 500;

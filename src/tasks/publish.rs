@@ -9,7 +9,6 @@
 //!   asynchronous distribution endpoints. The API validated the request; the task checks the
 //!   rules again (name, base path overlap) because another write may have run in between.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -19,8 +18,8 @@ use uuid::Uuid;
 use super::TaskEnv;
 use crate::href;
 use crate::models::DistributionFields;
-use crate::models::NewArtifact;
-use crate::plugins::Plugin;
+use crate::models::{NewArtifact, PublishedFile, ServedFile};
+use crate::plugins::{Plugin, PublicationType, PublishError, PublishUnit, Publisher};
 use crate::storage::ArtifactStorage;
 use crate::tasking::{Registry, TaskArgs, TaskCtx, TaskError};
 
@@ -50,6 +49,9 @@ pub fn register(reg: &mut Registry, env: &TaskEnv) {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublishArgs {
     pub plugin: String,
+    /// The publication type's kind (`file`, `apt`, `verbatim`); the plugin's first when empty.
+    #[serde(default)]
+    pub kind: String,
     pub repository_version: Uuid,
     #[serde(default)]
     pub plugin_data: serde_json::Value,
@@ -101,7 +103,7 @@ fn plugin_named(env: &TaskEnv, name: &str) -> Result<Arc<dyn Plugin>, TaskError>
 fn plugin_of_type(env: &TaskEnv, pulp_type: &str) -> Result<Arc<dyn Plugin>, TaskError> {
     env.plugins
         .iter()
-        .find(|p| p.repository_type() == pulp_type)
+        .find(|p| p.distribution_type() == pulp_type)
         .cloned()
         .ok_or_else(|| TaskError::failed(format!("no plugin for {pulp_type:?}")))
 }
@@ -114,32 +116,40 @@ async fn publish(ctx: TaskCtx, env: TaskEnv) -> Result<(), TaskError> {
         &ctx,
         &env,
         plugin.as_ref(),
+        &args.kind,
         args.repository_version,
         &args.plugin_data,
     )
     .await
 }
 
-/// Publishes `version_id` with the plugin's publication fields `plugin_data`: the publication
-/// is complete and recorded as a created resource, or (failed, canceled) gone.
+/// Publishes `version_id` as the plugin's publication type `kind` (its first when empty) with
+/// the type's fields `plugin_data`: the publication is complete and recorded as a created
+/// resource, or (failed, canceled) gone.
 pub async fn publish_version(
     ctx: &TaskCtx,
     env: &TaskEnv,
     plugin: &dyn Plugin,
+    kind: &str,
     version_id: Uuid,
     plugin_data: &serde_json::Value,
 ) -> Result<(), TaskError> {
+    let pt = match kind {
+        "" => plugin.publication_types().into_iter().next(),
+        k => plugin.publication_type(k),
+    }
+    .ok_or_else(|| {
+        TaskError::failed(format!(
+            "{} has no publication type {kind:?}",
+            plugin.name()
+        ))
+    })?;
     let store = ctx.store().clone();
     let publication = store
-        .create_publication(
-            plugin.repository_type(),
-            version_id,
-            plugin.publication_pass_through(),
-            plugin_data,
-        )
+        .create_publication(pt.pulp_type(), version_id, pt.pass_through(), plugin_data)
         .await?;
     let result = tokio::select! {
-        r = fill_publication(env, plugin, publication.id, version_id, plugin_data) => r,
+        r = fill_publication(env, pt.as_ref(), publication.id, version_id, plugin_data) => r,
         _ = ctx.cancel_token().cancelled() => Err(TaskError::Canceled),
     };
     if let Err(e) = result {
@@ -149,47 +159,228 @@ pub async fn publish_version(
         return Err(e);
     }
     store.complete_publication(publication.id).await?;
-    ctx.created_resource(&href::publication(&plugin.api_names(), publication.id))
-        .await?;
+    ctx.created_resource(&href::publication(
+        &plugin.names_of_publication(pt.kind()),
+        publication.id,
+    ))
+    .await?;
     Ok(())
 }
 
-/// Writes the plugin's metadata files of the version into the (incomplete) publication.
+/// Runs the publication type's hook over the version, into the (incomplete) publication.
 async fn fill_publication(
     env: &TaskEnv,
-    plugin: &dyn Plugin,
+    pt: &dyn PublicationType,
     publication_id: Uuid,
     version_id: Uuid,
     plugin_data: &serde_json::Value,
 ) -> Result<(), TaskError> {
-    let files = env.store.version_files(version_id, "").await?;
-    let metadata = plugin
-        .publication_metadata(plugin_data, &files)
-        .map_err(TaskError::failed)?;
-    if metadata.is_empty() {
-        return Ok(());
-    }
-    let mut published = Vec::with_capacity(metadata.len());
-    for (path, bytes) in metadata {
-        let artifact_id = store_bytes(env, bytes).await?;
-        published.push((path, artifact_id));
-    }
-    env.store
-        .add_published_artifacts(publication_id, &published)
-        .await?;
+    let scratch = tempfile::Builder::new()
+        .prefix("publish-")
+        .tempdir_in(env.storage.tmp_dir())
+        .map_err(|e| TaskError::failed(format!("cannot make a scratch directory: {e}")))?;
+    let mut publisher = TaskPublisher {
+        env,
+        version_id,
+        publication_id,
+        pending: Vec::new(),
+        scratch,
+    };
+    pt.publish(&mut publisher, plugin_data)
+        .await
+        .map_err(|e| TaskError::failed(format!("publication failed: {e}")))?;
+    publisher
+        .flush()
+        .await
+        .map_err(|e| TaskError::failed(format!("publication failed: {e}")))?;
     Ok(())
 }
 
-/// Stores `bytes` as an artifact (or finds the existing one with that digest); its id.
-pub async fn store_bytes(env: &TaskEnv, bytes: Vec<u8>) -> Result<Uuid, TaskError> {
+/// Published files written in one transaction at a time.
+const PUBLISH_BATCH: usize = 2_000;
+
+/// The core's side of a publication hook ([`Publisher`]): reads the version from the store,
+/// writes metadata files into the artifact store, and records published files in batches.
+struct TaskPublisher<'a> {
+    env: &'a TaskEnv,
+    version_id: Uuid,
+    publication_id: Uuid,
+    pending: Vec<PublishedFile>,
+    scratch: tempfile::TempDir,
+}
+
+impl TaskPublisher<'_> {
+    async fn push(&mut self, f: PublishedFile) -> Result<(), PublishError> {
+        self.pending.push(f);
+        if self.pending.len() >= PUBLISH_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), PublishError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.env
+            .store
+            .add_published_files(self.publication_id, &batch)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for TaskPublisher<'_> {
+    async fn units(
+        &mut self,
+        pulp_type: &str,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<PublishUnit>, PublishError> {
+        Ok(self
+            .env
+            .store
+            .version_units(self.version_id, pulp_type, after, limit)
+            .await?
+            .into_iter()
+            .map(|(content, files)| PublishUnit { content, files })
+            .collect())
+    }
+
+    async fn files(&mut self, prefix: &str) -> Result<Vec<ServedFile>, PublishError> {
+        Ok(self
+            .env
+            .store
+            .version_files(self.version_id, prefix)
+            .await?)
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, PublishError> {
+        Ok(self.env.storage.temp_file()?)
+    }
+
+    async fn add_metadata_file(
+        &mut self,
+        relative_path: &str,
+        path: tempfile::TempPath,
+    ) -> Result<(String, u64), PublishError> {
+        let (artifact_id, sha256, size) = store_file(self.env, path)
+            .await
+            .map_err(|e| PublishError::Plugin(e.to_string()))?;
+        self.push(PublishedFile {
+            relative_path: relative_path.to_string(),
+            artifact_id: Some(artifact_id),
+            content_artifact_id: None,
+        })
+        .await?;
+        Ok((sha256, size))
+    }
+
+    async fn add_content_file(
+        &mut self,
+        relative_path: &str,
+        content_artifact_id: Uuid,
+    ) -> Result<(), PublishError> {
+        self.push(PublishedFile {
+            relative_path: relative_path.to_string(),
+            artifact_id: None,
+            content_artifact_id: Some(content_artifact_id),
+        })
+        .await
+    }
+
+    fn scratch_dir(&self) -> &std::path::Path {
+        self.scratch.path()
+    }
+
+    async fn sign(
+        &mut self,
+        service: Uuid,
+        file: &std::path::Path,
+    ) -> Result<serde_json::Value, PublishError> {
+        let s = match self.env.store.get_signing_service(service).await {
+            Ok(s) => s,
+            Err(crate::db::DbError::NotFound(_)) => {
+                return Err(PublishError::Plugin(format!(
+                    "signing service {service} does not exist"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        run_signing_script(&s, file, self.scratch.path()).await
+    }
+}
+
+/// The longest a signing script may run.
+const SIGNING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs the script of signing service `s` on `file` in `dir`; the JSON it printed.
+pub async fn run_signing_script(
+    s: &crate::models::SigningService,
+    file: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<serde_json::Value, PublishError> {
+    let failed = |m: String| PublishError::Plugin(format!("signing service {:?}: {m}", s.name));
+    let child = tokio::process::Command::new(&s.script)
+        .arg(file)
+        .current_dir(dir)
+        .env("PULP_SIGNING_KEY_FINGERPRINT", &s.pubkey_fingerprint)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(format!("cannot run its script: {e}")))?;
+    let out = tokio::time::timeout(SIGNING_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| failed(format!("its script ran longer than {SIGNING_TIMEOUT:?}")))?
+        .map_err(|e| failed(format!("its script failed: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: String = stderr
+            .trim()
+            .chars()
+            .rev()
+            .take(300)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(failed(format!(
+            "its script exited with {}: {tail}",
+            out.status
+        )));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| failed(format!("its script printed no JSON: {e}")))
+}
+
+/// Stores the file at `path` as an artifact (or finds the existing one with its digest):
+/// `(artifact id, sha256, size)`.
+async fn store_file(
+    env: &TaskEnv,
+    path: tempfile::TempPath,
+) -> Result<(Uuid, String, u64), TaskError> {
     let storage: ArtifactStorage = env.storage.clone();
     let (rel, sha256, size) = tokio::task::spawn_blocking(move || {
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let size = bytes.len() as u64;
-        let mut tmp = storage.temp_file().map_err(|e| e.to_string())?;
-        tmp.write_all(&bytes).map_err(|e| e.to_string())?;
+        use std::io::Read;
+        let mut hasher = Sha256::new();
+        let mut f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let sha256 = hex::encode(hasher.finalize());
         let rel = storage
-            .adopt_batch(vec![(tmp.into_temp_path(), sha256.clone(), size)])
+            .adopt_batch(vec![(path, sha256.clone(), size)])
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((rel.into_iter().next().unwrap_or_default(), sha256, size))
     })
@@ -199,16 +390,18 @@ pub async fn store_bytes(env: &TaskEnv, bytes: Vec<u8>) -> Result<Uuid, TaskErro
     let rows = env
         .store
         .insert_artifacts(&[NewArtifact {
-            sha256,
+            sha256: sha256.clone(),
             size,
             other: Default::default(),
             file: rel,
         }])
         .await?;
-    rows.into_iter()
+    let id = rows
+        .into_iter()
         .next()
         .map(|a| a.id)
-        .ok_or_else(|| TaskError::failed("artifact insert returned nothing"))
+        .ok_or_else(|| TaskError::failed("artifact insert returned nothing"))?;
+    Ok((id, sha256, size))
 }
 
 /// Fails when another distribution (not `exclude`) overlaps `d.base_path`.

@@ -67,6 +67,14 @@ pub struct SyncArgs {
     pub remote: Uuid,
     #[serde(default)]
     pub mirror: bool,
+    /// The plugin's own sync options ([`crate::plugins::Plugin::sync_options`]), defaults
+    /// filled in by the API.
+    #[serde(default = "empty_object")]
+    pub options: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 impl TaskArgs for SyncArgs {
@@ -252,16 +260,18 @@ pub(super) async fn autopublish(
     .await
 }
 
-/// Publishes `version_id` with the publication fields `data`, if any.
+/// Publishes `version_id` as publication type `kind` with the fields `data`, if any.
 async fn publish_with(
     ctx: &TaskCtx,
     env: &TaskEnv,
     plugin: &dyn Plugin,
     version_id: Uuid,
-    data: Option<serde_json::Value>,
+    publication: Option<(&str, serde_json::Value)>,
 ) -> Result<(), TaskError> {
-    match data {
-        Some(data) => super::publish::publish_version(ctx, env, plugin, version_id, &data).await,
+    match publication {
+        Some((kind, data)) => {
+            super::publish::publish_version(ctx, env, plugin, kind, version_id, &data).await
+        }
         None => Ok(()),
     }
 }
@@ -275,7 +285,11 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let repository = store.get_repository(args.repository).await?;
     let remote = store.get_remote(args.remote).await?;
     let plugin = plugin_of(&env, &repository.pulp_type)?;
-    let prepared = sync::prepare(&env.sync, plugin.as_ref(), &repository, &remote, mirror)
+    let options = sync::SyncOptions {
+        mirror,
+        plugin: args.options.clone(),
+    };
+    let prepared = sync::prepare(&env.sync, plugin.as_ref(), &repository, &remote, options)
         .await
         .map_err(TaskError::failed)?;
     let metrics = prepared.metrics();
@@ -521,11 +535,13 @@ async fn run_repository_delete(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskEr
     Ok(())
 }
 
-async fn run_remote_update(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
+async fn run_remote_update(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let store = ctx.store().clone();
     let args: RemoteUpdateArgs = ctx.args_as()?;
     let current = store.get_remote(args.remote).await?;
-    let updated = apply_remote(&current, args.patch, args.partial).map_err(TaskError::failed)?;
+    let plugin = plugin_of(&env, &current.pulp_type)?;
+    let updated = apply_remote(plugin.as_ref(), &current, args.patch, args.partial)
+        .map_err(TaskError::failed)?;
     store.update_remote(&updated).await.map_err(db_failure)?;
     Ok(())
 }

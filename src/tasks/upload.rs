@@ -1,6 +1,6 @@
 //! Task functions of uploads: `upload_commit` (assemble an upload's chunks into an artifact,
 //! checking its sha256) and `content_create` (a unit from an artifact, an upload or a URL, made
-//! by the plugin's [`Plugin::content_from_artifact`] hook, optionally added to a repository in
+//! by the plugin's [`crate::plugins::ContentType::unit_from_artifact`] hook, optionally added to a repository in
 //! a new version), plus what orphan cleanup does for abandoned uploads and what `modify` and
 //! content create share for `overwrite=false`.
 //!
@@ -58,6 +58,9 @@ pub enum ContentSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContentCreateArgs {
     pub plugin: String,
+    /// The content type to make (the plugin's main one when empty).
+    #[serde(default)]
+    pub pulp_type: String,
     pub fields: Map<String, Value>,
     pub source: ContentSource,
     #[serde(default)]
@@ -193,7 +196,7 @@ async fn download_url(
     plugin: &dyn Plugin,
     url: &str,
 ) -> Result<Artifact, TaskError> {
-    let remote = Remote::new(plugin.repository_type(), "file_url", url, Policy::Immediate);
+    let remote = Remote::new(plugin.remote_type(), "file_url", url, Policy::Immediate);
     let mut settings = env.sync.download.clone();
     settings.tmp_dir = env.storage.tmp_dir().to_path_buf();
     let factory = DownloaderFactory::new(&remote, settings).map_err(TaskError::failed)?;
@@ -250,9 +253,14 @@ async fn run_content_create(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError>
         ContentSource::Upload(id) => commit_upload(&env, &store, *id, None).await?,
         ContentSource::Url(url) => download_url(&env, plugin.as_ref(), url).await?,
     };
+    let ct = match args.pulp_type.as_str() {
+        "" => plugin.content_types().into_iter().next(),
+        t => plugin.content_type(t),
+    }
+    .ok_or_else(|| TaskError::failed(format!("no content type {:?}", args.pulp_type)))?;
     let path = env.storage.absolute(&artifact.file);
-    let unit = plugin
-        .content_from_artifact(&artifact, &path, &args.fields)
+    let unit = ct
+        .unit_from_artifact(&artifact, &path, &args.fields)
         .map_err(TaskError::failed)?;
     let existing = store
         .find_content(
@@ -270,7 +278,7 @@ async fn run_content_create(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError>
     let content_id = *ids
         .first()
         .ok_or_else(|| TaskError::failed("no content id returned"))?;
-    let names = plugin.api_names();
+    let names = plugin.content_names(ct.as_ref());
     if let Some(repository_id) = args.repository {
         let repository = store.get_repository(repository_id).await?;
         let version = store.create_incomplete_version(repository.id).await?;

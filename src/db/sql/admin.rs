@@ -12,7 +12,7 @@ use crate::db::shared;
 use crate::db::types::{Id, Time};
 use crate::db::{DbError, DbResult};
 use crate::models::Artifact;
-use crate::models::{ArtifactFilter, OrphanCleanup};
+use crate::models::{ArtifactFilter, OrphanCleanup, SigningService};
 
 const ARTIFACT_COLS: &str = "id, sha256, size, sha224, sha384, sha512, file, pulp_created";
 
@@ -53,6 +53,52 @@ impl AdminStore for Backend {
         .execute(self.writer())
         .await?;
         Ok(())
+    }
+
+    async fn create_signing_service(&self, s: &SigningService) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_services \
+             (id, pulp_type, name, script, pubkey_fingerprint, public_key, pulp_created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Id(s.id))
+        .bind(&s.pulp_type)
+        .bind(&s.name)
+        .bind(&s.script)
+        .bind(&s.pubkey_fingerprint)
+        .bind(&s.public_key)
+        .bind(Time(s.pulp_created))
+        .execute(self.writer())
+        .await
+        .map_err(|e| {
+            shared::conflict_or_sqlx(e, || format!("a signing service named {:?} exists", s.name))
+        })?;
+        Ok(())
+    }
+
+    async fn list_signing_services(&self) -> DbResult<Vec<SigningService>> {
+        sqlx::query(
+            "SELECT id, pulp_type, name, script, pubkey_fingerprint, public_key, pulp_created \
+             FROM signing_services ORDER BY name",
+        )
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(signing_service_from)
+        .collect()
+    }
+
+    async fn get_signing_service(&self, id: Uuid) -> DbResult<SigningService> {
+        sqlx::query(
+            "SELECT id, pulp_type, name, script, pubkey_fingerprint, public_key, pulp_created \
+             FROM signing_services WHERE id = $1",
+        )
+        .bind(Id(id))
+        .fetch_optional(self.reader())
+        .await?
+        .map(|r| signing_service_from(&r))
+        .transpose()?
+        .ok_or_else(|| DbError::NotFound(format!("signing service {id}")))
     }
 
     async fn list_artifacts(
@@ -201,4 +247,16 @@ impl AdminStore for Backend {
             artifacts,
         })
     }
+}
+
+fn signing_service_from(row: &DbRow) -> DbResult<SigningService> {
+    Ok(SigningService {
+        id: row.try_get::<Id, _>("id")?.0,
+        pulp_type: row.try_get("pulp_type")?,
+        name: row.try_get("name")?,
+        script: row.try_get("script")?,
+        pubkey_fingerprint: row.try_get("pubkey_fingerprint")?,
+        public_key: row.try_get("public_key")?,
+        pulp_created: row.try_get::<Time, _>("pulp_created")?.0,
+    })
 }

@@ -14,7 +14,7 @@ use crate::db::shared::labels_to_json;
 use crate::db::types::{opt_id, Id, Json, Time};
 use crate::db::{DbError, DbResult};
 use crate::models::ContentQuery;
-use crate::models::{Content, Remote, Repository};
+use crate::models::{Content, Remote, Repository, RepositoryVersion, VersionCounts};
 
 /// Columns of the fields a content list may be ordered by.
 const CONTENT_ORDER: &[(&str, &str)] = &[
@@ -76,6 +76,45 @@ fn push_content_where(qb: &mut QueryBuilder<Db>, q: &ContentQuery) {
 
 #[async_trait]
 impl CatalogStore for Backend {
+    async fn version_type_counts(
+        &self,
+        version: &RepositoryVersion,
+    ) -> DbResult<Vec<(String, VersionCounts)>> {
+        let rows = sqlx::query(
+            "SELECT c.pulp_type, \
+             SUM(CASE WHEN rc.version_added_id = $2 THEN 1 ELSE 0 END) AS added, \
+             SUM(CASE WHEN rc.version_removed_id = $2 THEN 1 ELSE 0 END) AS removed, \
+             SUM(CASE WHEN va.number <= $3 AND (vr.id IS NULL OR vr.number > $3) \
+                 THEN 1 ELSE 0 END) AS present \
+             FROM repository_content rc JOIN content c ON c.id = rc.content_id \
+             JOIN repository_versions va ON va.id = rc.version_added_id \
+             LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
+             WHERE rc.repository_id = $1 AND va.number <= $3 \
+             AND (vr.id IS NULL OR vr.number >= $3) GROUP BY c.pulp_type ORDER BY c.pulp_type",
+        )
+        .bind(Id(version.repository_id))
+        .bind(Id(version.id))
+        .bind(version.number)
+        .fetch_all(self.reader())
+        .await?;
+        let count = |r: &super::DbRow, c: &str| -> DbResult<u64> {
+            let n: Option<i64> = r.try_get(c)?;
+            Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+        };
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("pulp_type")?,
+                    VersionCounts {
+                        added: count(r, "added")?,
+                        removed: count(r, "removed")?,
+                        present: count(r, "present")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn list_remotes(&self, pulp_type: Option<&str>) -> DbResult<Vec<Remote>> {
         let sql = format!(
             "SELECT {REMOTE_COLS} FROM remotes \

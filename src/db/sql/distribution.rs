@@ -7,15 +7,15 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::super::{ids_param, in_list_param, push_contains, strs_param};
-use super::rows::{artifact_cols, artifact_from};
+use super::rows::{artifact_cols, artifact_from, content_from, CONTENT_COLS};
 use super::{delete_by_id, row_by_id, Backend, Db, DbRow};
 use crate::db::distribution::DistributionStore;
 use crate::db::shared::{self, labels_to_json, like_escape};
 use crate::db::types::{opt_id, Id, Json, Time};
 use crate::db::{DbError, DbResult};
 use crate::models::{
-    Artifact, Distribution, DistributionFields, DistributionFilter, Publication, PublicationFilter,
-    ServedFile, VersionRef,
+    Artifact, Content, Distribution, DistributionFields, DistributionFilter, Publication,
+    PublicationFilter, PublishedFile, ServedFile, VersionRef,
 };
 
 const PUB_COLS: &str = "p.id, p.pulp_type, p.repository_version_id, v.repository_id, v.number, \
@@ -49,7 +49,9 @@ const DIST_ORDER: &[(&str, &str)] = &[
 const DIST_COLS: &str = "d.id, d.pulp_type, d.name, d.base_path, d.repository_id, \
      d.repository_version_id, v.repository_id AS version_repository_id, \
      v.number AS version_number, d.publication_id, d.hidden, d.pulp_labels, d.pulp_created, \
-     d.pulp_last_updated";
+     d.pulp_last_updated, \
+     (SELECT pp.pulp_type FROM publications pp WHERE pp.id = d.publication_id) \
+     AS publication_type";
 const DIST_FROM: &str =
     "FROM distributions d LEFT JOIN repository_versions v ON v.id = d.repository_version_id";
 
@@ -77,11 +79,20 @@ const VERSION_FILES_FROM: &str = "FROM repository_versions v \
      LEFT JOIN artifacts a ON a.id = ca.artifact_id \
      WHERE v.id = $1 AND va.number <= v.number AND (vr.id IS NULL OR vr.number > v.number)";
 
-/// A publication's metadata files (parameter `$1`: the publication id).
+/// A publication's own files (parameter `$1`: the publication id): metadata artifacts, and
+/// content artifacts published at the plugin's paths (downloaded or not).
 static PUBLISHED_SELECT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT pf.relative_path, {} \
-         FROM published_files pf JOIN artifacts a ON a.id = pf.artifact_id \
+        "SELECT pf.relative_path, pf.content_artifact_id AS ca_id, {}, \
+         (SELECT ra.size FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1) \
+         AS remote_size, \
+         (SELECT ra.sha256 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1) \
+         AS remote_sha256, \
+         COALESCE(c.pulp_created, a.pulp_created) AS file_created \
+         FROM published_files pf \
+         LEFT JOIN content_artifacts ca ON ca.id = pf.content_artifact_id \
+         LEFT JOIN content c ON c.id = ca.content_id \
+         LEFT JOIN artifacts a ON a.id = COALESCE(pf.artifact_id, ca.artifact_id) \
          WHERE pf.publication_id = $1",
         artifact_cols("a", "a_")
     )
@@ -122,6 +133,7 @@ fn dist_from(row: &DbRow) -> DbResult<Distribution> {
         repository_id: row.try_get::<Option<Id>, _>("repository_id")?.map(|i| i.0),
         repository_version: version,
         publication_id: row.try_get::<Option<Id>, _>("publication_id")?.map(|i| i.0),
+        publication_type: row.try_get("publication_type")?,
         hidden: row.try_get("hidden")?,
         pulp_labels: serde_json::from_value(labels)
             .map_err(|e| DbError::Corrupt(format!("distribution labels: {e}")))?,
@@ -146,16 +158,19 @@ fn file_from(row: &DbRow) -> DbResult<ServedFile> {
     })
 }
 
-/// A metadata file selected with [`PUBLISHED_SELECT`].
+/// A published file selected with [`PUBLISHED_SELECT`].
 fn published_from(row: &DbRow) -> DbResult<ServedFile> {
-    let artifact = artifact_from(row, "a_")?;
+    let artifact = match row.try_get::<Option<Id>, _>("a_id")? {
+        Some(_) => Some(artifact_from(row, "a_")?),
+        None => None,
+    };
     Ok(ServedFile {
         relative_path: row.try_get("relative_path")?,
-        content_artifact_id: None,
-        pulp_created: artifact.pulp_created,
-        artifact: Some(artifact),
-        remote_size: None,
-        remote_sha256: None,
+        content_artifact_id: row.try_get::<Option<Id>, _>("ca_id")?.map(|i| i.0),
+        artifact,
+        remote_size: shared::opt_to_u64(row.try_get("remote_size")?, "remote artifact size")?,
+        remote_sha256: row.try_get("remote_sha256")?,
+        pulp_created: row.try_get::<Time, _>("file_created")?.0,
     })
 }
 
@@ -298,27 +313,29 @@ impl DistributionStore for Backend {
         publication(self.writer(), id).await
     }
 
-    async fn add_published_artifacts(
+    async fn add_published_files(
         &self,
         publication_id: Uuid,
-        files: &[(String, Uuid)],
+        files: &[PublishedFile],
     ) -> DbResult<()> {
         let mut tx = self.begin_write().await?;
-        for (path, artifact_id) in files {
+        for f in files {
             sqlx::query(
-                "INSERT INTO published_files (id, publication_id, relative_path, artifact_id) \
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO published_files \
+                 (id, publication_id, relative_path, artifact_id, content_artifact_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(Id(Uuid::now_v7()))
             .bind(Id(publication_id))
-            .bind(path)
-            .bind(Id(*artifact_id))
+            .bind(&f.relative_path)
+            .bind(f.artifact_id.map(Id))
+            .bind(f.content_artifact_id.map(Id))
             .execute(&mut *tx)
             .await
             .map_err(|e| {
                 shared::map_write_err(
                     e,
-                    || format!("{path:?} is published twice"),
+                    || format!("{:?} is published twice", f.relative_path),
                     || format!("publication {publication_id}"),
                 )
             })?;
@@ -606,6 +623,62 @@ impl DistributionStore for Backend {
             .await?
             .map(|r| file_from(&r))
             .transpose()
+    }
+
+    async fn version_units(
+        &self,
+        version_id: Uuid,
+        pulp_type: &str,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> DbResult<Vec<(Content, Vec<ServedFile>)>> {
+        let sql = format!(
+            "SELECT {CONTENT_COLS} FROM repository_versions v \
+             JOIN repository_content rc ON rc.repository_id = v.repository_id \
+             JOIN repository_versions va ON va.id = rc.version_added_id \
+             LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
+             JOIN content c ON c.id = rc.content_id \
+             WHERE v.id = $1 AND va.number <= v.number \
+             AND (vr.id IS NULL OR vr.number > v.number) \
+             AND c.pulp_type = $2 AND (CAST($3 AS TEXT) IS NULL OR c.id > $3) \
+             ORDER BY c.id LIMIT $4"
+        );
+        let units: Vec<Content> = sqlx::query(AssertSqlSafe(sql))
+            .bind(Id(version_id))
+            .bind(pulp_type)
+            .bind(after.map(Id))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.reader())
+            .await?
+            .iter()
+            .map(content_from)
+            .collect::<DbResult<_>>()?;
+        if units.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT ca.content_id AS unit_id, {} FROM content_artifacts ca \
+             JOIN content c ON c.id = ca.content_id \
+             LEFT JOIN artifacts a ON a.id = ca.artifact_id WHERE ca.content_id IN (",
+            *FILE_COLS
+        ));
+        let mut list = qb.separated(", ");
+        for u in &units {
+            list.push_bind(Id(u.id));
+        }
+        qb.push(") ORDER BY ca.relative_path");
+        let mut files: std::collections::HashMap<Uuid, Vec<ServedFile>> = Default::default();
+        for row in qb.build().fetch_all(self.reader()).await? {
+            let unit: Uuid = row.try_get::<Id, _>("unit_id")?.0;
+            files.entry(unit).or_default().push(file_from(&row)?);
+        }
+        Ok(units
+            .into_iter()
+            .map(|c| {
+                let f = files.remove(&c.id).unwrap_or_default();
+                (c, f)
+            })
+            .collect())
     }
 
     async fn version_files(&self, version_id: Uuid, prefix: &str) -> DbResult<Vec<ServedFile>> {

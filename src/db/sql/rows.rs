@@ -30,7 +30,7 @@ pub(crate) const REMOTE_COLS: &str = "id, pulp_type, name, url, policy, download
      max_retries, username, password, proxy_url, proxy_username, proxy_password, ca_cert, \
      client_cert, client_key, tls_validation, headers, connect_timeout, sock_read_timeout, \
      total_timeout, rate_limit, pulp_created, pulp_last_updated, pulp_labels, \
-     sock_connect_timeout";
+     sock_connect_timeout, plugin_data";
 
 pub(crate) const REMOTE_ARTIFACT_COLS: &str =
     "id, content_artifact_id, remote_id, url, size, sha256, sha224, sha384, sha512";
@@ -147,6 +147,7 @@ pub(crate) fn remote_from(row: &DbRow) -> DbResult<Remote> {
         pulp_last_updated: row.try_get::<Time, _>("pulp_last_updated")?.0,
         pulp_labels: labels_from_json(&row.try_get::<Json, _>("pulp_labels")?.0)?,
         sock_connect_timeout: row.try_get("sock_connect_timeout")?,
+        plugin_data: row.try_get::<Json, _>("plugin_data")?.0,
     })
 }
 

@@ -155,7 +155,7 @@ async fn get_repository_in(conn: &mut Conn, id: Uuid) -> DbResult<Repository> {
 type Query<'q> = sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments>;
 
 /// The columns every remote write sets, in [`bind_remote_options`] order.
-const REMOTE_OPTIONS: [&str; 23] = [
+const REMOTE_OPTIONS: [&str; 24] = [
     "pulp_type",
     "name",
     "url",
@@ -179,6 +179,7 @@ const REMOTE_OPTIONS: [&str; 23] = [
     "pulp_last_updated",
     "pulp_labels",
     "sock_connect_timeout",
+    "plugin_data",
 ];
 
 /// Binds every option of a remote, in [`REMOTE_OPTIONS`] order.
@@ -206,6 +207,7 @@ fn bind_remote_options<'q>(q: Query<'q>, r: &'q Remote) -> Query<'q> {
         .bind(Time(shared::now()))
         .bind(Json(labels_to_json(&r.pulp_labels)))
         .bind(r.sock_connect_timeout)
+        .bind(Json(r.plugin_data.clone()))
 }
 
 #[async_trait]

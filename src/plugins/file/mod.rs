@@ -15,8 +15,11 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::declarative::{ArtifactState, DeclarativeArtifact, DeclarativeContent};
 use crate::models::{Content, Expected, Policy, UnsavedContent};
+use std::sync::Arc;
+
 use crate::plugins::{
-    ApiNames, ArtifactUnit, CreateField, ModelNames, Plugin, PluginField, SyncEnv,
+    ApiNames, ArtifactUnit, ContentType, CreateField, ModelNames, Plugin, PluginField,
+    PublicationType, PublishError, Publisher, SyncEnv,
 };
 use crate::stages::{Stage, StageError, StageIo};
 pub use manifest::{check_relative_path, parse_line, ManifestEntry, ManifestError};
@@ -26,6 +29,12 @@ pub const FILE_TYPE: &str = "file.file";
 
 /// The file plugin.
 pub struct FilePlugin;
+
+/// The file plugin's one content type, `file.file`.
+pub struct FileContentType;
+
+/// The file plugin's one publication type: the files of a version plus a manifest.
+pub struct FilePublicationType;
 
 impl Plugin for FilePlugin {
     fn name(&self) -> &'static str {
@@ -52,8 +61,12 @@ impl Plugin for FilePlugin {
         ModelNames {
             remote: "FileRemote",
             repository: "FileRepository",
-            content: "FileContent",
+            distribution: "FileDistribution",
         }
+    }
+
+    fn content_types(&self) -> Vec<Arc<dyn ContentType>> {
+        vec![Arc::new(FileContentType)]
     }
 
     fn repository_fields(&self) -> Vec<PluginField> {
@@ -64,17 +77,107 @@ impl Plugin for FilePlugin {
                     "description": "Filename to use for manifest file containing metadata for all the files.",
                     "default": "PULP_MANIFEST"}),
                 default: serde_json::json!("PULP_MANIFEST"),
+                required: false,
             },
             PluginField {
                 name: "autopublish",
                 schema: serde_json::json!({"type": "boolean", "default": false,
                     "description": "Whether to automatically create publications for new repository versions, and update any distributions pointing to this repository."}),
                 default: serde_json::json!(false),
+                required: false,
             },
         ]
     }
 
-    fn content_filters(&self) -> Vec<(&'static str, &'static str)> {
+    fn publication_types(&self) -> Vec<Arc<dyn PublicationType>> {
+        vec![Arc::new(FilePublicationType)]
+    }
+
+    fn serves_publications(&self) -> bool {
+        true
+    }
+
+    fn mirror_publication(
+        &self,
+        remote: &crate::models::Remote,
+    ) -> Option<(&'static str, serde_json::Value)> {
+        Some((
+            "file",
+            serde_json::json!({ "manifest": publish::mirror_manifest_name(&remote.url) }),
+        ))
+    }
+
+    fn autopublish(
+        &self,
+        repository_data: &serde_json::Value,
+    ) -> Option<(&'static str, serde_json::Value)> {
+        if repository_data.get("autopublish") != Some(&serde_json::Value::Bool(true)) {
+            return None;
+        }
+        let manifest = repository_data
+            .get("manifest")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!(publish::DEFAULT_MANIFEST));
+        Some(("file", serde_json::json!({ "manifest": manifest })))
+    }
+}
+
+#[async_trait]
+impl PublicationType for FilePublicationType {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn model(&self) -> &'static str {
+        "FilePublication"
+    }
+
+    fn pulp_type(&self) -> &'static str {
+        FILE_TYPE
+    }
+
+    fn options(
+        &self,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, (String, String)> {
+        publish::options(body)
+    }
+
+    fn schema(&self) -> serde_json::Value {
+        publish::schema()
+    }
+
+    fn pass_through(&self) -> bool {
+        true
+    }
+
+    async fn publish(
+        &self,
+        publisher: &mut dyn Publisher,
+        plugin_data: &serde_json::Value,
+    ) -> Result<(), PublishError> {
+        let files = publisher.files("").await?;
+        for (path, bytes) in publish::metadata(plugin_data, &files).map_err(PublishError::Plugin)? {
+            publisher.add_metadata(&path, bytes).await?;
+        }
+        Ok(())
+    }
+}
+
+impl ContentType for FileContentType {
+    fn pulp_type(&self) -> &'static str {
+        FILE_TYPE
+    }
+
+    fn content_kind(&self) -> &'static str {
+        "files"
+    }
+
+    fn model(&self) -> &'static str {
+        "FileContent"
+    }
+
+    fn filters(&self) -> Vec<(&'static str, &'static str)> {
         vec![
             ("relative_path", "relative_path"),
             ("sha256", "digest"),
@@ -82,7 +185,7 @@ impl Plugin for FilePlugin {
         ]
     }
 
-    fn content_fields(&self, content: &Content) -> serde_json::Map<String, serde_json::Value> {
+    fn fields(&self, content: &Content) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         m.insert(
             "relative_path".into(),
@@ -99,7 +202,7 @@ impl Plugin for FilePlugin {
         m
     }
 
-    fn content_schema(&self) -> Vec<(&'static str, serde_json::Value)> {
+    fn schema(&self) -> Vec<(&'static str, serde_json::Value)> {
         vec![
             (
                 "relative_path",
@@ -114,45 +217,7 @@ impl Plugin for FilePlugin {
         ]
     }
 
-    fn publication_options(
-        &self,
-        body: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> Result<serde_json::Value, (String, String)> {
-        publish::options(body)
-    }
-
-    fn publication_schema(&self) -> serde_json::Value {
-        publish::schema()
-    }
-
-    fn serves_publications(&self) -> bool {
-        true
-    }
-
-    fn mirror_publication(&self, remote: &crate::models::Remote) -> Option<serde_json::Value> {
-        Some(serde_json::json!({ "manifest": publish::mirror_manifest_name(&remote.url) }))
-    }
-
-    fn autopublish(&self, repository_data: &serde_json::Value) -> Option<serde_json::Value> {
-        if repository_data.get("autopublish") != Some(&serde_json::Value::Bool(true)) {
-            return None;
-        }
-        let manifest = repository_data
-            .get("manifest")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!(publish::DEFAULT_MANIFEST));
-        Some(serde_json::json!({ "manifest": manifest }))
-    }
-
-    fn publication_metadata(
-        &self,
-        plugin_data: &serde_json::Value,
-        files: &[crate::models::ServedFile],
-    ) -> Result<Vec<(String, Vec<u8>)>, String> {
-        publish::metadata(plugin_data, files)
-    }
-
-    fn content_create_fields(&self) -> Option<Vec<CreateField>> {
+    fn create_fields(&self) -> Option<Vec<CreateField>> {
         Some(vec![CreateField {
             name: "relative_path",
             schema: serde_json::json!({"type": "string", "minLength": 1,
@@ -161,14 +226,14 @@ impl Plugin for FilePlugin {
         }])
     }
 
-    fn check_content_fields(
+    fn check_create_fields(
         &self,
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), (String, String)> {
         relative_path_of(fields).map(|_| ())
     }
 
-    fn content_from_artifact(
+    fn unit_from_artifact(
         &self,
         artifact: &crate::models::Artifact,
         _path: &std::path::Path,
