@@ -460,3 +460,101 @@ async fn an_awaited_unit_is_not_held_in_a_batch() {
     assert_eq!(rx.await.unwrap(), "1");
     assert_eq!(report.stage("Resolver").unwrap().items_in, 4);
 }
+
+#[tokio::test]
+async fn units_with_futures_awaited_in_a_window_keep_batches_large() {
+    // The Debian first stage's pattern: every unit carries a future, and the first stage awaits
+    // the oldest one only once 1,000 are outstanding. A unit batches normally until its future
+    // is awaited, so batches stay large (before, each of the 5,000 units cut its own batch).
+    const UNITS: u64 = 5_000;
+    const WINDOW: usize = 1_000;
+    struct WindowedSource {
+        resolved: Arc<AtomicU64>,
+    }
+    #[async_trait]
+    impl Stage for WindowedSource {
+        fn name(&self) -> String {
+            "WindowedSource".into()
+        }
+        async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
+            let mut window = std::collections::VecDeque::new();
+            for i in 0..UNITS {
+                let (dc, fut) = unit(i).with_future();
+                io.output.put(dc).await?;
+                window.push_back(fut);
+                if window.len() >= WINDOW {
+                    if let Some(oldest) = window.pop_front() {
+                        oldest.await.map_err(|e| StageError::Plugin(e.to_string()))?;
+                        self.resolved.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            while let Some(fut) = window.pop_front() {
+                fut.await.map_err(|e| StageError::Plugin(e.to_string()))?;
+                self.resolved.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+    }
+    /// Takes batches, spending a little time on each (a database round trip), then resolves.
+    struct SlowBatchResolver {
+        sizes: mpsc::UnboundedSender<usize>,
+    }
+    #[async_trait]
+    impl Stage for SlowBatchResolver {
+        fn name(&self) -> String {
+            "SlowBatchResolver".into()
+        }
+        async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
+            while let Some(batch) = io.input.batch(io.ctx.batch_size).await? {
+                let _ = self.sizes.send(batch.len());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                for mut dc in batch {
+                    let content = Content {
+                        id: uuid::Uuid::now_v7(),
+                        pulp_type: "test.unit".into(),
+                        natural_key: dc.content.natural_key().to_string(),
+                        repo_key: String::new(),
+                        data: serde_json::Value::Null,
+                        pulp_created: chrono::Utc::now(),
+                    };
+                    dc.content = ContentState::Saved(content.clone());
+                    dc.resolve(Ok(ResolvedContent {
+                        content,
+                        artifacts: vec![],
+                    }));
+                    io.output.put(dc).await?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let resolved = Arc::new(AtomicU64::new(0));
+    let (sizes_tx, mut sizes_rx) = mpsc::unbounded_channel();
+    let p = create_pipeline(
+        Box::new(WindowedSource {
+            resolved: resolved.clone(),
+        }),
+        vec![Box::new(SlowBatchResolver { sizes: sizes_tx })],
+        config(WINDOW),
+    );
+    tokio::time::timeout(Duration::from_secs(60), p.run(CancellationToken::new()))
+        .await
+        .expect("no deadlock")
+        .unwrap();
+    assert_eq!(resolved.load(Ordering::SeqCst), UNITS);
+    let mut sizes = Vec::new();
+    while let Ok(s) = sizes_rx.try_recv() {
+        sizes.push(s);
+    }
+    assert_eq!(sizes.iter().sum::<usize>() as u64, UNITS);
+    let batches = sizes.len();
+    assert!(
+        batches <= (UNITS as usize) / 20,
+        "{batches} batches for {UNITS} units: awaited futures shrank the batches ({sizes:?})"
+    );
+    assert!(
+        sizes.iter().max().copied().unwrap_or(0) >= 100,
+        "no large batch at all: {sizes:?}"
+    );
+}

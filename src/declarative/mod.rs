@@ -8,12 +8,16 @@
 //!
 //! A unit may carry a resolver ([`DeclarativeContent::with_future`]): the first stage keeps the
 //! [`ContentFuture`] and awaits it to read what was saved (multi-level discovery: an index that
-//! lists more content). Such a unit does not batch (`does_batch() == false`), so no stage holds it
-//! back waiting for a fuller batch. If the unit is dropped (a stage failed, the sync was
+//! lists more content). Such a unit batches like any other until its future is first polled
+//! (someone now waits for it); from then on it does not batch (`does_batch() == false`), so a
+//! batching stage cuts its batch after it instead of holding it back. A first stage may therefore
+//! put thousands of units with futures and await them in a window (the oldest first) without
+//! shrinking every batch to one unit. If the unit is dropped (a stage failed, the sync was
 //! cancelled) the future resolves to [`ResolveError::Dropped`]; it never hangs.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -140,19 +144,29 @@ pub enum ResolveError {
 
 type Resolution = Result<ResolvedContent, ResolveError>;
 
-/// Resolves when the unit reaches ResolveContentFutures (or fails if it never will).
+/// Resolves when the unit reaches ResolveContentFutures (or fails if it never will). Its first
+/// poll marks the unit as awaited (see [`DeclarativeContent::does_batch`]).
 #[derive(Debug)]
 pub struct ContentFuture {
     rx: oneshot::Receiver<Resolution>,
+    awaited: Arc<AtomicBool>,
 }
 
 impl Future for ContentFuture {
     type Output = Resolution;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.awaited.store(true, Ordering::Release);
         Pin::new(&mut self.rx)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(ResolveError::Dropped)))
     }
+}
+
+/// The unit's end of a [`ContentFuture`].
+#[derive(Debug)]
+struct Resolver {
+    tx: oneshot::Sender<Resolution>,
+    awaited: Arc<AtomicBool>,
 }
 
 /// One content unit flowing through the pipeline.
@@ -160,7 +174,7 @@ impl Future for ContentFuture {
 pub struct DeclarativeContent {
     pub content: ContentState,
     pub d_artifacts: Vec<DeclarativeArtifact>,
-    resolver: Option<oneshot::Sender<Resolution>>,
+    resolver: Option<Resolver>,
 }
 
 impl DeclarativeContent {
@@ -175,13 +189,21 @@ impl DeclarativeContent {
     /// Attaches a resolver and returns the future the first stage can await.
     pub fn with_future(mut self) -> (Self, ContentFuture) {
         let (tx, rx) = oneshot::channel();
-        self.resolver = Some(tx);
-        (self, ContentFuture { rx })
+        let awaited = Arc::new(AtomicBool::new(false));
+        self.resolver = Some(Resolver {
+            tx,
+            awaited: awaited.clone(),
+        });
+        (self, ContentFuture { rx, awaited })
     }
 
-    /// `false` when someone awaits this unit: batching stages must not hold it back.
+    /// `false` once someone awaits this unit's future: batching stages must not hold it back.
+    /// A unit whose future is not awaited yet batches like any other.
     pub fn does_batch(&self) -> bool {
-        self.resolver.is_none()
+        match &self.resolver {
+            None => true,
+            Some(r) => !r.awaited.load(Ordering::Acquire),
+        }
     }
 
     /// Whether a resolver is attached and not yet used.
@@ -191,9 +213,9 @@ impl DeclarativeContent {
 
     /// Resolves the unit's future (if any). Called once, by ResolveContentFutures.
     pub fn resolve(&mut self, resolution: Resolution) {
-        if let Some(tx) = self.resolver.take() {
+        if let Some(r) = self.resolver.take() {
             // The waiter may have given up; that is not our error.
-            let _ = tx.send(resolution);
+            let _ = r.tx.send(resolution);
         }
     }
 
@@ -236,9 +258,17 @@ mod tests {
     #[tokio::test]
     async fn dropped_unit_fails_its_future() {
         let (dc, fut) = unit().with_future();
-        assert!(!dc.does_batch());
         drop(dc);
         assert_eq!(fut.await.unwrap_err(), ResolveError::Dropped);
+    }
+
+    #[tokio::test]
+    async fn a_unit_stops_batching_once_its_future_is_polled() {
+        let (dc, mut fut) = unit().with_future();
+        assert!(dc.does_batch(), "not awaited yet: batches normally");
+        let polled = futures::poll!(&mut fut);
+        assert!(polled.is_pending());
+        assert!(!dc.does_batch(), "awaited: cut the batch after it");
     }
 
     #[test]

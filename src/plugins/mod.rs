@@ -10,6 +10,7 @@
 //!
 //! [`registry`] is the one list of compiled-in plugins.
 
+pub mod deb;
 pub mod file;
 
 use std::sync::Arc;
