@@ -43,10 +43,11 @@ where
             d.multiple_members(true);
             Box::new(BufReader::with_capacity(READ_BUFFER, d))
         }
-        Compression::Xz => Box::new(BufReader::with_capacity(
-            READ_BUFFER,
-            XzDecoder::new(inner),
-        )),
+        Compression::Xz => {
+            let mut d = XzDecoder::new(inner);
+            d.multiple_members(true);
+            Box::new(BufReader::with_capacity(READ_BUFFER, d))
+        }
     }
 }
 

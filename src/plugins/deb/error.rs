@@ -26,7 +26,7 @@ pub enum DebError {
     #[error("{file}: signature check failed: {reason}")]
     Signature { file: String, reason: String },
     /// A package index listed in the Release file is missing upstream.
-    #[error("{file}: package index listed in the Release file is missing upstream (HTTP 404); set ignore_missing_package_indices to skip it")]
+    #[error("{file}: package index listed in the Release file is missing upstream (HTTP 404 for every listed compression); set ignore_missing_package_indices to skip it")]
     MissingIndex { file: String },
     /// A package index the selection needs is not listed in the Release file.
     #[error("{file}: no package index (Packages, Packages.gz or Packages.xz) is listed in the Release file; set ignore_missing_package_indices to skip it")]

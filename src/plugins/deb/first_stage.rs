@@ -36,7 +36,6 @@
 //! no new version. A change of policy alone is not seen by this check.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -205,7 +204,7 @@ impl Stage for DebFirstStage {
             options,
             optimize,
         } = *self;
-        let options = options.map_err(|e| StageError::Plugin(e.to_string()))?;
+        let options = options.map_err(StageError::Plugin)?;
         options.check()?;
         let keyring = match options.gpgkey.as_deref().map(str::trim) {
             Some(k) if !k.is_empty() => Some(Keyring::parse(k).map_err(|reason| {
@@ -688,17 +687,30 @@ impl DebSync {
         io: &mut StageIo,
     ) -> Result<(), StageError> {
         let index_path = format!("{dir}{}", planned.base);
-        let Some((listed_path, listed)) = release.best_index(&planned.base) else {
+        let candidates = release.listed_indices(&planned.base);
+        if candidates.is_empty() {
             if self.options.ignore_missing_package_indices {
                 tracing::warn!(index = %index_path, "package index not listed in the Release file: skipped");
                 return Ok(());
             }
             return Err(DebError::UnlistedIndex { file: index_path }.into());
-        };
-        let file = format!("{dir}{listed_path}");
-        let url = self.url(&file)?;
-        let Some(state) = self.fetch_index(&url, &file, listed).await? else {
-            return Ok(());
+        }
+        // The best compression first; one missing upstream falls back to the next listed.
+        let mut fetched = None;
+        for (listed_path, listed) in candidates {
+            let file = format!("{dir}{listed_path}");
+            let url = self.url(&file)?;
+            if let Some(state) = self.fetch_index(&url, listed).await? {
+                fetched = Some((file, url, listed.clone(), state));
+                break;
+            }
+        }
+        let Some((file, url, listed, state)) = fetched else {
+            if self.options.ignore_missing_package_indices {
+                tracing::warn!(index = %index_path, "package index missing upstream: skipped");
+                return Ok(());
+            }
+            return Err(DebError::MissingIndex { file: index_path }.into());
         };
         if let ArtifactState::Downloaded(d) = &state {
             io.ctx.metrics.add_bytes(d.size);
@@ -783,12 +795,10 @@ impl DebSync {
     }
 
     /// The index file as an artifact state: already stored, or downloaded now (checked against
-    /// the Release's size and digest); `None` when missing upstream and missing indices are
-    /// ignored.
+    /// the Release's size and digest); `None` when it is missing upstream.
     async fn fetch_index(
         &self,
         url: &str,
-        file: &str,
         listed: &ListedFile,
     ) -> Result<Option<ArtifactState>, DebError> {
         let known = self
@@ -809,16 +819,7 @@ impl DebSync {
         };
         match self.env.remote.downloader.download(url, &expected).await {
             Ok(d) => Ok(Some(ArtifactState::Downloaded(d))),
-            Err(e) if is_not_found(&e) => {
-                if self.options.ignore_missing_package_indices {
-                    tracing::warn!(index = %file, "package index missing upstream: skipped");
-                    Ok(None)
-                } else {
-                    Err(DebError::MissingIndex {
-                        file: file.to_string(),
-                    })
-                }
-            }
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

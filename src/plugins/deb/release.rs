@@ -101,16 +101,22 @@ impl Release {
         })
     }
 
-    /// The best listed compression of the index `base` (`main/binary-amd64/Packages`): its
-    /// path and listing.
-    pub fn best_index(&self, base: &str) -> Option<(String, &ListedFile)> {
+    /// The listed compressions of the index `base` (`main/binary-amd64/Packages`), best
+    /// first: their paths and listings.
+    pub fn listed_indices(&self, base: &str) -> Vec<(String, &ListedFile)> {
+        let mut out = Vec::new();
         for suffix in INDEX_SUFFIXES {
             let path = format!("{base}{suffix}");
             if let Some(listed) = self.sha256.get(&path) {
-                return Some((path, listed));
+                out.push((path, listed));
             }
         }
-        None
+        out
+    }
+
+    /// The best listed compression of the index `base`.
+    pub fn best_index(&self, base: &str) -> Option<(String, &ListedFile)> {
+        self.listed_indices(base).into_iter().next()
     }
 }
 
@@ -175,6 +181,19 @@ mod tests {
         assert_eq!(path, "main/binary-amd64/Packages.xz");
         assert_eq!(listed.sha256, SHA_B);
         assert!(r.best_index("contrib/binary-amd64/Packages").is_none());
+        let all: Vec<String> = r
+            .listed_indices("main/binary-amd64/Packages")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                "main/binary-amd64/Packages.xz",
+                "main/binary-amd64/Packages.gz",
+                "main/binary-amd64/Packages"
+            ]
+        );
     }
 
     #[test]
