@@ -448,6 +448,7 @@ async fn fails_naming(w: &World, options: serde_json::Value, file: &str) {
         .await
         .expect_err("the sync must fail")
         .to_string();
+    eprintln!("[{}] {e}", w.backend);
     assert!(e.contains(file), "[{}] {e:?} does not name {file}", w.backend);
     w.assert_clean_failure(0).await;
 }
