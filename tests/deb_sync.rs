@@ -308,7 +308,12 @@ async fn immediate_sync_of_two_signed_suites() {
         // main {hello 2.1, common-data}, testing contrib {extra}.
         let name_of: BTreeMap<_, _> = units[PACKAGE]
             .iter()
-            .map(|c| (c.id.to_string(), format!("{} {}", field(c, "package"), field(c, "version"))))
+            .map(|c| {
+                (
+                    c.id.to_string(),
+                    format!("{} {}", field(c, "package"), field(c, "version")),
+                )
+            })
             .collect();
         let component_of: BTreeMap<_, _> = units[RELEASE_COMPONENT]
             .iter()
@@ -347,7 +352,11 @@ async fn immediate_sync_of_two_signed_suites() {
             .sync(both_suites(&w), Policy::Immediate, false, false)
             .await
             .unwrap();
-        assert!(again.version.is_none(), "[{}] re-sync made a version", w.backend);
+        assert!(
+            again.version.is_none(),
+            "[{}] re-sync made a version",
+            w.backend
+        );
         let before = w.server.total_requests();
         let optimized = w
             .sync(both_suites(&w), Policy::Immediate, true, true)
@@ -361,7 +370,12 @@ async fn immediate_sync_of_two_signed_suites() {
             w.backend
         );
         assert_eq!(w.latest_number().await, 1);
-        assert_eq!(w.units().await, units, "[{}] optimize kept every unit", w.backend);
+        assert_eq!(
+            w.units().await,
+            units,
+            "[{}] optimize kept every unit",
+            w.backend
+        );
     }
 }
 
@@ -377,7 +391,11 @@ async fn on_demand_sync_fetches_indices_but_no_packages() {
         assert_eq!(count(&units, RELEASE_COMPONENT), 1);
         assert_eq!(count(&units, PACKAGE), 2, "[{}]", w.backend);
         assert_eq!(count(&units, PACKAGE_RELEASE_COMPONENT), 2);
-        assert_eq!(count(&units, PACKAGE_INDEX), 2, "binary-all and binary-amd64");
+        assert_eq!(
+            count(&units, PACKAGE_INDEX),
+            2,
+            "binary-all and binary-amd64"
+        );
         let ids: Vec<_> = units[PACKAGE].iter().map(|c| c.id).collect();
         for (ca, a) in w.store.content_artifacts(&ids).await.unwrap() {
             assert!(a.is_none(), "on_demand stored {}", ca.relative_path);
@@ -386,7 +404,10 @@ async fn on_demand_sync_fetches_indices_but_no_packages() {
             assert_eq!(ras[0].url, w.server.url(&ca.relative_path));
             assert!(ras[0].size.is_some() && ras[0].sha256.is_some());
         }
-        assert_eq!(w.server.requests("pool/main/h/hello/hello_2.0-1_amd64.deb"), 0);
+        assert_eq!(
+            w.server.requests("pool/main/h/hello/hello_2.0-1_amd64.deb"),
+            0
+        );
         let ids: Vec<_> = units[PACKAGE_INDEX].iter().map(|c| c.id).collect();
         for (_, a) in w.store.content_artifacts(&ids).await.unwrap() {
             assert!(a.is_some(), "indices are always downloaded");
@@ -409,7 +430,10 @@ async fn a_flat_repository_syncs_into_one_component() {
             field(&units[PACKAGE_INDEX][0], "relative_path"),
             "flat/Packages"
         );
-        assert_eq!(field(&units[RELEASE_FILE][0], "relative_path"), "flat/InRelease");
+        assert_eq!(
+            field(&units[RELEASE_FILE][0], "relative_path"),
+            "flat/InRelease"
+        );
         assert_eq!(
             field(&units[RELEASE_COMPONENT][0], "component"),
             "flat-repo-component"
@@ -449,7 +473,11 @@ async fn fails_naming(w: &World, options: serde_json::Value, file: &str) {
         .expect_err("the sync must fail")
         .to_string();
     eprintln!("[{}] {e}", w.backend);
-    assert!(e.contains(file), "[{}] {e:?} does not name {file}", w.backend);
+    assert!(
+        e.contains(file),
+        "[{}] {e:?} does not name {file}",
+        w.backend
+    );
     w.assert_clean_failure(0).await;
 }
 
@@ -499,9 +527,9 @@ async fn a_release_signed_by_another_key_fails() {
 async fn a_missing_index_fails_or_is_skipped_when_asked() {
     for w in worlds().await {
         for ext in ["", ".gz", ".xz"] {
-            std::fs::remove_file(w.path(&format!(
-                "dists/stable/contrib/binary-amd64/Packages{ext}"
-            )))
+            std::fs::remove_file(
+                w.path(&format!("dists/stable/contrib/binary-amd64/Packages{ext}")),
+            )
             .unwrap();
         }
         fails_naming(
@@ -522,7 +550,11 @@ async fn a_missing_index_fails_or_is_skipped_when_asked() {
         assert_eq!(out.version.unwrap().number, 1);
         let units = w.units().await;
         assert_eq!(count(&units, PACKAGE_INDEX), 3, "[{}]", w.backend);
-        assert_eq!(count(&units, PACKAGE), 2, "extra was only in the missing index");
+        assert_eq!(
+            count(&units, PACKAGE),
+            2,
+            "extra was only in the missing index"
+        );
     }
 }
 
@@ -530,9 +562,14 @@ async fn a_missing_index_fails_or_is_skipped_when_asked() {
 async fn a_missing_xz_falls_back_to_gz() {
     for w in worlds().await {
         std::fs::remove_file(w.path("dists/stable/main/binary-amd64/Packages.xz")).unwrap();
-        w.sync(json!({ "distributions": "stable" }), Policy::OnDemand, false, false)
-            .await
-            .unwrap_or_else(|e| panic!("[{}] {e}", w.backend));
+        w.sync(
+            json!({ "distributions": "stable" }),
+            Policy::OnDemand,
+            false,
+            false,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("[{}] {e}", w.backend));
         let units = w.units().await;
         assert_eq!(count(&units, PACKAGE), 3, "[{}]", w.backend);
     }
@@ -551,7 +588,12 @@ async fn a_stanza_without_filename_fails() {
         w.rewrite_index(index, &edited);
         w.relist("dists/stable");
         let e = w
-            .sync(json!({ "distributions": "stable" }), Policy::Immediate, false, false)
+            .sync(
+                json!({ "distributions": "stable" }),
+                Policy::Immediate,
+                false,
+                false,
+            )
             .await
             .unwrap_err()
             .to_string();

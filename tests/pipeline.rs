@@ -484,7 +484,9 @@ async fn units_with_futures_awaited_in_a_window_keep_batches_large() {
                 window.push_back(fut);
                 if window.len() >= WINDOW {
                     if let Some(oldest) = window.pop_front() {
-                        oldest.await.map_err(|e| StageError::Plugin(e.to_string()))?;
+                        oldest
+                            .await
+                            .map_err(|e| StageError::Plugin(e.to_string()))?;
                         self.resolved.fetch_add(1, Ordering::SeqCst);
                     }
                 }

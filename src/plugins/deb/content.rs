@@ -202,7 +202,12 @@ fn key<T: Serialize>(parts: T) -> String {
     serde_json::to_string(&parts).unwrap_or_default()
 }
 
-fn unit<T: Serialize>(pulp_type: &str, natural_key: String, repo_key: String, data: &T) -> UnsavedContent {
+fn unit<T: Serialize>(
+    pulp_type: &str,
+    natural_key: String,
+    repo_key: String,
+    data: &T,
+) -> UnsavedContent {
     UnsavedContent {
         pulp_type: pulp_type.to_string(),
         natural_key,
@@ -452,8 +457,8 @@ mod tests {
 
     #[test]
     fn a_stanza_makes_a_package_with_its_fields_in_order() {
-        let p = PackageData::from_stanza(stanza("Filename: pool/main/h/hello.deb\n"), "idx")
-            .unwrap();
+        let p =
+            PackageData::from_stanza(stanza("Filename: pool/main/h/hello.deb\n"), "idx").unwrap();
         assert_eq!(p.package, "hello");
         assert_eq!(p.version, "1:2.0-1");
         assert_eq!(p.relative_path, "pool/main/h/hello.deb");
@@ -464,8 +469,8 @@ mod tests {
         assert_eq!(u.pulp_type, PACKAGE);
         assert_eq!(u.repo_key, u.natural_key);
         assert!(u.natural_key.contains("pool/main/h/hello.deb"));
-        let again = PackageData::from_stanza(stanza("Filename: pool/main/h/hello.deb\n"), "x")
-            .unwrap();
+        let again =
+            PackageData::from_stanza(stanza("Filename: pool/main/h/hello.deb\n"), "x").unwrap();
         assert_eq!(again.metadata_sha256, p.metadata_sha256);
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["stanza"][1], serde_json::json!(["Version", "1:2.0-1"]));
@@ -478,7 +483,10 @@ mod tests {
         let e = PackageData::from_stanza(stanza(""), "dists/stable/main/binary-amd64/Packages.xz")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("dists/stable/main/binary-amd64/Packages.xz"), "{e}");
+        assert!(
+            e.contains("dists/stable/main/binary-amd64/Packages.xz"),
+            "{e}"
+        );
         assert!(e.contains("hello"), "{e}");
         assert!(e.contains("Filename"), "{e}");
     }

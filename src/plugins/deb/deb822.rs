@@ -132,7 +132,10 @@ impl Builder {
             return Ok(None);
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(err(format!("expected `Field: value`, got {}", excerpt(line))));
+            return Err(err(format!(
+                "expected `Field: value`, got {}",
+                excerpt(line)
+            )));
         };
         if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(err(format!("bad field name {}", excerpt(name))));
@@ -140,9 +143,10 @@ impl Builder {
         if self.current.fields.is_empty() {
             self.current.line = line_no;
         }
-        self.current
-            .fields
-            .push((name.to_string(), value.trim_start_matches([' ', '\t']).to_string()));
+        self.current.fields.push((
+            name.to_string(),
+            value.trim_start_matches([' ', '\t']).to_string(),
+        ));
         Ok(None)
     }
 
@@ -213,7 +217,9 @@ impl<R: AsyncBufRead + Unpin> StanzaReader<R> {
     /// The hex SHA-256 of what was read, when asked for with [`Self::with_sha256`]; meaningful
     /// once [`Self::next_stanza`] returned `Ok(None)`.
     pub fn sha256(&self) -> Option<String> {
-        self.digest.as_ref().map(|d| hex::encode(d.clone().finalize()))
+        self.digest
+            .as_ref()
+            .map(|d| hex::encode(d.clone().finalize()))
     }
 
     /// The next stanza, or `Ok(None)` at the end of the input.

@@ -62,12 +62,11 @@ pub enum DebError {
         reason: String,
     },
     /// The same name, version and architecture with two different files in one sync.
-    #[error("{file}: package {package} {version} {architecture} is listed twice with different SHA256 digests ({first} and {second})")]
+    #[error("{file}: package {package} is listed twice with different SHA256 digests ({first} and {second})")]
     Duplicate {
         file: String,
+        /// `name version architecture`, each an excerpt.
         package: String,
-        version: String,
-        architecture: String,
         first: String,
         second: String,
     },

@@ -207,12 +207,12 @@ impl Stage for DebFirstStage {
         let options = options.map_err(StageError::Plugin)?;
         options.check()?;
         let keyring = match options.gpgkey.as_deref().map(str::trim) {
-            Some(k) if !k.is_empty() => Some(Keyring::parse(k).map_err(|reason| {
-                DebError::Signature {
+            Some(k) if !k.is_empty() => {
+                Some(Keyring::parse(k).map_err(|reason| DebError::Signature {
                     file: "gpgkey".into(),
                     reason,
-                }
-            })?),
+                })?)
+            }
             _ => None,
         };
         let mut base_url = env.remote.remote.url.clone();
@@ -309,7 +309,12 @@ impl DebSync {
         artifact_url(&self.base_url, relative_path).map_err(DebError::Options)
     }
 
-    fn artifact(&self, url: String, relative_path: String, state: ArtifactState) -> DeclarativeArtifact {
+    fn artifact(
+        &self,
+        url: String,
+        relative_path: String,
+        state: ArtifactState,
+    ) -> DeclarativeArtifact {
         DeclarativeArtifact {
             artifact: state,
             url,
@@ -320,7 +325,10 @@ impl DebSync {
     }
 
     /// Downloads a metadata file; `None` when it does not exist upstream.
-    async fn fetch_optional(&self, relative_path: &str) -> Result<Option<DownloadResult>, DebError> {
+    async fn fetch_optional(
+        &self,
+        relative_path: &str,
+    ) -> Result<Option<DownloadResult>, DebError> {
         let url = self.url(relative_path)?;
         match self.env.remote.downloader.download_metadata(&url).await {
             Ok(d) => Ok(Some(d)),
@@ -376,13 +384,17 @@ impl DebSync {
                         });
                     };
                     let sig_bytes = read(sig, &paths[2])?;
-                    keys.verify_detached(&bytes, &sig_bytes)
-                        .map_err(|reason| DebError::Signature {
+                    keys.verify_detached(&bytes, &sig_bytes).map_err(|reason| {
+                        DebError::Signature {
                             file: paths[2].clone(),
                             reason,
-                        })?;
+                        }
+                    })?;
                 }
-                (paths[1].clone(), String::from_utf8_lossy(&bytes).into_owned())
+                (
+                    paths[1].clone(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                )
             }
             (None, None) => {
                 return Err(DebError::NoRelease {
@@ -454,8 +466,10 @@ impl DebSync {
         let mut out = Vec::new();
         for component in self.components(&d.release) {
             let all_base = format!("{component}/binary-all/Packages");
-            let read_all = d.release.best_index(&all_base).is_some()
-                && !(d.release.all_in_arch_indices && !archs.is_empty());
+            // With `No-Support-for-Architecture-all: Packages` the `all` packages are in the
+            // binary-<arch> indices read anyway.
+            let all_elsewhere = d.release.all_in_arch_indices && !archs.is_empty();
+            let read_all = !all_elsewhere && d.release.best_index(&all_base).is_some();
             if read_all {
                 out.push(PlannedIndex {
                     component: component.clone(),
@@ -501,7 +515,13 @@ impl DebSync {
         let before: BTreeSet<(String, String)> = release_files
             .iter()
             .map(|c| {
-                let text = |k: &str| c.data.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                let text = |k: &str| {
+                    c.data
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 (text("distribution"), text("artifact_set_sha256"))
             })
             .collect();
@@ -590,7 +610,11 @@ impl DebSync {
     }
 
     /// Syncs one distribution whose Release files are fetched.
-    async fn distribution(&mut self, d: FetchedRelease, io: &mut StageIo) -> Result<(), StageError> {
+    async fn distribution(
+        &mut self,
+        d: FetchedRelease,
+        io: &mut StageIo,
+    ) -> Result<(), StageError> {
         let plan = self.plan(&d);
         let FetchedRelease {
             distribution,
@@ -618,7 +642,8 @@ impl DebSync {
             sha256: main_sha,
             artifact_set_sha256,
         };
-        self.emit_and_await(release_file.unit(), artifacts, io).await?;
+        self.emit_and_await(release_file.unit(), artifacts, io)
+            .await?;
         let release_unit = ReleaseData {
             codename: release.codename.clone(),
             suite: release.suite.clone(),
@@ -672,7 +697,8 @@ impl DebSync {
             let Some(component_id) = component_ids.get(&planned.component).copied() else {
                 continue;
             };
-            self.index(&dir, &release, planned, component_id, io).await?;
+            self.index(&dir, &release, planned, component_id, io)
+                .await?;
         }
         Ok(())
     }
@@ -845,9 +871,12 @@ impl DebSync {
             Some(first) if *first != sha => {
                 return Err(DebError::Duplicate {
                     file: file.to_string(),
-                    package: crate::plugins::excerpt(&package.package),
-                    version: crate::plugins::excerpt(&package.version),
-                    architecture: crate::plugins::excerpt(&package.architecture),
+                    package: format!(
+                        "{} {} {}",
+                        crate::plugins::excerpt(&package.package),
+                        crate::plugins::excerpt(&package.version),
+                        crate::plugins::excerpt(&package.architecture)
+                    ),
                     first: hex::encode(first),
                     second: package.sha256.clone(),
                 }
@@ -875,7 +904,10 @@ impl DebSync {
             remote: self.env.remote.clone(),
             deferred_download: self.env.remote.remote.policy != Policy::Immediate,
         };
-        let what = format!("package {} from {file}", crate::plugins::excerpt(&package.package));
+        let what = format!(
+            "package {} from {file}",
+            crate::plugins::excerpt(&package.package)
+        );
         let (dc, future) = DeclarativeContent::new(unit, vec![artifact]).with_future();
         io.output.put(dc).await?;
         self.window.push_back(Pending {
@@ -904,7 +936,12 @@ impl DebSync {
         self.membership(id, p.component, io).await
     }
 
-    async fn membership(&mut self, package: Uuid, component: Uuid, io: &mut StageIo) -> Result<(), StageError> {
+    async fn membership(
+        &mut self,
+        package: Uuid,
+        component: Uuid,
+        io: &mut StageIo,
+    ) -> Result<(), StageError> {
         if !self.memberships.insert((package, component)) {
             return Ok(());
         }
@@ -931,7 +968,10 @@ mod tests {
     #[test]
     fn release_directories_stay_inside_the_repository() {
         assert_eq!(release_dir("stable").unwrap(), "dists/stable/");
-        assert_eq!(release_dir("stable/updates").unwrap(), "dists/stable/updates/");
+        assert_eq!(
+            release_dir("stable/updates").unwrap(),
+            "dists/stable/updates/"
+        );
         assert_eq!(release_dir("flat/").unwrap(), "flat/");
         assert_eq!(release_dir("./").unwrap(), "");
         assert_eq!(release_dir("/").unwrap(), "");
@@ -956,7 +996,11 @@ mod tests {
             sync_sources: true,
             ..o.clone()
         };
-        assert!(src.check().unwrap_err().to_string().contains("sync_sources"));
+        assert!(src
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("sync_sources"));
         let none = DebRemoteOptions::default();
         assert!(none.check().is_err());
         assert!(DebRemoteOptions::from_json(&serde_json::json!({"distributions": 3})).is_err());

@@ -6,9 +6,7 @@
 //! with a primary key or a subkey of the keyring. This is a cryptographic check only: key
 //! expiry and revocation are not looked at (apt's `Signed-By` does look at them).
 
-use pgp::composed::{
-    CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey,
-};
+use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::packet::Signature;
 
 /// The keys a remote trusts.
@@ -108,7 +106,9 @@ mod tests {
 
     #[test]
     fn rejects_a_gpgkey_without_a_key_block() {
-        assert!(Keyring::parse("hello").unwrap_err().contains("no ASCII-armored"));
+        assert!(Keyring::parse("hello")
+            .unwrap_err()
+            .contains("no ASCII-armored"));
         assert!(Keyring::parse(&format!("{KEY_BLOCK}\nnot base64\n")).is_err());
     }
 }
