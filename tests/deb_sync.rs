@@ -465,8 +465,9 @@ async fn mirror_drops_what_upstream_no_longer_lists() {
     }
 }
 
-/// Runs a sync expected to fail, checking its message names `file` and nothing was made.
-async fn fails_naming(w: &World, options: serde_json::Value, file: &str) {
+/// Runs a sync expected to fail, checking its message names `file` and nothing was made;
+/// returns the message.
+async fn fails_naming(w: &World, options: serde_json::Value, file: &str) -> String {
     let e = w
         .sync(options, Policy::Immediate, false, false)
         .await
@@ -479,6 +480,7 @@ async fn fails_naming(w: &World, options: serde_json::Value, file: &str) {
         w.backend
     );
     w.assert_clean_failure(0).await;
+    e
 }
 
 #[tokio::test]
@@ -610,12 +612,13 @@ async fn a_cut_xz_fails_naming_the_file() {
         let bytes = std::fs::read(&xz).unwrap();
         std::fs::write(&xz, &bytes[..bytes.len() / 2]).unwrap();
         w.relist("dists/stable");
-        fails_naming(
+        let e = fails_naming(
             &w,
             json!({ "distributions": "stable" }),
             "dists/stable/main/binary-amd64/Packages.xz",
         )
         .await;
+        assert!(e.contains("ends early"), "{e}");
     }
 }
 

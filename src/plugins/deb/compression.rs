@@ -51,6 +51,20 @@ where
     }
 }
 
+/// A reading error of a decoder in words: liblzma reports a stream cut short as "out of
+/// memory" (its `LZMA_BUF_ERROR` surfaces as `MemNeeded`), so both that and an early end of
+/// input read as a cut or corrupt file.
+pub fn describe(e: &std::io::Error, compression: Compression) -> String {
+    use std::io::ErrorKind;
+    match (compression, e.kind()) {
+        (Compression::None, _) => e.to_string(),
+        (_, ErrorKind::UnexpectedEof | ErrorKind::OutOfMemory) => {
+            "the compressed data ends early (a cut or corrupt file)".to_string()
+        }
+        _ => format!("corrupt compressed data: {e}"),
+    }
+}
+
 /// Opens the file at `path` as a stream of uncompressed bytes.
 pub async fn open(
     path: &Path,
@@ -106,7 +120,14 @@ mod tests {
             read_all(data.clone(), Compression::None).await.unwrap(),
             data
         );
-        let cut = xz[..xz.len() / 2].to_vec();
-        assert!(read_all(cut, Compression::Xz).await.is_err());
+        for cut in [0, 1, xz.len() / 2, xz.len() - 1] {
+            let e = read_all(xz[..cut].to_vec(), Compression::Xz)
+                .await
+                .expect_err("a cut .xz fails");
+            assert!(
+                describe(&e, Compression::Xz).contains("ends early"),
+                "cut at {cut}: {e}"
+            );
+        }
     }
 }

@@ -785,7 +785,7 @@ impl DebSync {
                 Err(ReadError::Io(e)) => {
                     return Err(DebError::Decompress {
                         file: file.clone(),
-                        reason: e.to_string(),
+                        reason: compression::describe(&e, Compression::of_path(&file)),
                     }
                     .into())
                 }
