@@ -16,9 +16,9 @@ use pulp_rs::plugins::deb::content::{
     PACKAGE, PACKAGE_INDEX, PACKAGE_RELEASE_COMPONENT, RELEASE, RELEASE_ARCHITECTURE,
     RELEASE_COMPONENT, RELEASE_FILE,
 };
-use pulp_rs::plugins::deb::{DebPlugin, DEB_TYPE};
+use pulp_rs::plugins::deb::{DebPlugin, DEB_TYPE, REMOTE_TYPE};
 use pulp_rs::storage::ArtifactStorage;
-use pulp_rs::sync::{self, SyncContext, SyncError, SyncOutcome};
+use pulp_rs::sync::{self, SyncContext, SyncError, SyncOptions, SyncOutcome};
 use serde_json::json;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -85,17 +85,24 @@ impl World {
         std::fs::read_to_string(self.path(name)).unwrap()
     }
 
-    async fn repo_and_remote(&self, policy: Policy) -> (Repository, Remote) {
+    /// The remote (its Debian options in its plugin data, as the REST API stores them) and
+    /// the repository.
+    async fn repo_and_remote(
+        &self,
+        policy: Policy,
+        options: serde_json::Value,
+    ) -> (Repository, Remote) {
         let remote = match self.store.get_remote_by_name("deb").await.unwrap() {
             Some(r) => r,
             None => {
-                let mut r = Remote::new(DEB_TYPE, "deb", &self.server.url(""), policy);
+                let mut r = Remote::new(REMOTE_TYPE, "deb", &self.server.url(""), policy);
                 r.max_retries = Some(0);
                 self.store.create_remote(&r).await.unwrap()
             }
         };
         let mut remote = remote;
         remote.policy = policy;
+        remote.plugin_data = options;
         let remote = self.store.update_remote(&remote).await.unwrap();
         let repo = match self.store.get_repository_by_name("repo").await.unwrap() {
             Some(r) => r,
@@ -115,14 +122,22 @@ impl World {
         mirror: bool,
         optimize: bool,
     ) -> Result<SyncOutcome, SyncError> {
-        let (repo, remote) = self.repo_and_remote(policy).await;
-        let plugin = DebPlugin::with_options(options, optimize);
+        let options_echo = options["distributions"].clone();
+        let (repo, remote) = self.repo_and_remote(policy, options).await;
+        assert_eq!(
+            remote.plugin_data["distributions"], options_echo,
+            "the store keeps the remote's plugin data"
+        );
+        let how = SyncOptions {
+            mirror,
+            plugin: json!({ "optimize": optimize }),
+        };
         sync::sync(
             &self.ctx(),
-            &plugin,
+            &DebPlugin,
             &repo,
             &remote,
-            mirror,
+            how,
             CancellationToken::new(),
         )
         .await

@@ -46,6 +46,12 @@ pub struct ContentTypeInfo {
     pub pulp_type: &'static str,
     /// `content/deb/<kind>/` (pulp_deb's endpoint name).
     pub kind: &'static str,
+    /// pulp_deb's serializer class name (`Package`).
+    pub model: &'static str,
+    /// The href path parameter pulp-glue expects (`deb_package_href`).
+    pub href_param: &'static str,
+    /// Several artifacts per unit (Release + InRelease + Release.gpg).
+    pub multiple_artifacts: bool,
     /// Fields of `data`, in display order.
     pub fields: &'static [&'static str],
     /// List filters: `(query parameter, data key)`, equality on the data key's text.
@@ -60,6 +66,9 @@ pub fn content_types() -> Vec<ContentTypeInfo> {
         ContentTypeInfo {
             pulp_type: RELEASE_FILE,
             kind: "release_files",
+            model: "ReleaseFile",
+            href_param: "deb_release_file_href",
+            multiple_artifacts: true,
             fields: &[
                 "codename",
                 "suite",
@@ -92,6 +101,9 @@ pub fn content_types() -> Vec<ContentTypeInfo> {
         ContentTypeInfo {
             pulp_type: PACKAGE_INDEX,
             kind: "package_indices",
+            model: "PackageIndex",
+            href_param: "deb_package_index_href",
+            multiple_artifacts: true,
             fields: &[
                 "component",
                 "architecture",
@@ -111,6 +123,9 @@ pub fn content_types() -> Vec<ContentTypeInfo> {
         ContentTypeInfo {
             pulp_type: PACKAGE,
             kind: "packages",
+            model: "Package",
+            href_param: "deb_package_href",
+            multiple_artifacts: false,
             fields: &[
                 "package",
                 "version",
@@ -135,6 +150,9 @@ pub fn content_types() -> Vec<ContentTypeInfo> {
         ContentTypeInfo {
             pulp_type: RELEASE,
             kind: "releases",
+            model: "Release",
+            href_param: "deb_release_href",
+            multiple_artifacts: false,
             fields: &[
                 "codename",
                 "suite",
@@ -167,6 +185,9 @@ pub fn content_types() -> Vec<ContentTypeInfo> {
         ContentTypeInfo {
             pulp_type: RELEASE_COMPONENT,
             kind: "release_components",
+            model: "ReleaseComponent",
+            href_param: "deb_release_component_href",
+            multiple_artifacts: false,
             fields: &["distribution", "component"],
             filters: &[("distribution", "distribution"), ("component", "component")],
             natural_key: &["distribution", "component"],
@@ -175,6 +196,9 @@ pub fn content_types() -> Vec<ContentTypeInfo> {
         ContentTypeInfo {
             pulp_type: RELEASE_ARCHITECTURE,
             kind: "release_architectures",
+            model: "ReleaseArchitecture",
+            href_param: "deb_release_architecture_href",
+            multiple_artifacts: false,
             fields: &["distribution", "architecture"],
             filters: &[
                 ("distribution", "distribution"),
@@ -186,6 +210,9 @@ pub fn content_types() -> Vec<ContentTypeInfo> {
         ContentTypeInfo {
             pulp_type: PACKAGE_RELEASE_COMPONENT,
             kind: "package_release_components",
+            model: "PackageReleaseComponent",
+            href_param: "deb_package_release_component_href",
+            multiple_artifacts: false,
             fields: &["package", "release_component"],
             filters: &[
                 ("package", "package"),

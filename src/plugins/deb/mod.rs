@@ -25,28 +25,97 @@ pub mod verify;
 pub use error::DebError;
 pub use first_stage::{DebFirstStage, DebRemoteOptions};
 
-use crate::plugins::{ApiNames, ModelNames, Plugin, SyncEnv};
+use std::sync::Arc;
+
+use crate::models::Content;
+use crate::plugins::{ApiNames, ContentType, ModelNames, Plugin, PluginField, SyncEnv};
 use crate::stages::Stage;
 
-/// The `pulp_type` of Debian repositories and remotes (pulp_deb's `deb.deb` / `deb.apt-remote`
-/// are the REST names; the core keys remotes and repositories by this one).
+/// The `pulp_type` of Debian repositories (pulp_deb's `deb.deb`).
 pub const DEB_TYPE: &str = "deb.deb";
+/// The `pulp_type` of Debian remotes.
+pub const REMOTE_TYPE: &str = "deb.apt-remote";
+/// The `pulp_type` of Debian distributions.
+pub const DISTRIBUTION_TYPE: &str = "deb.apt-distribution";
 
-/// The Debian plugin. Until the core hands plugin remote fields and sync options to
-/// [`Plugin::first_stage`], the sync configuration is given when the plugin is made
-/// ([`DebPlugin::with_options`]).
-#[derive(Debug, Clone, Default)]
-pub struct DebPlugin {
-    /// The remote's Debian fields (a [`DebRemoteOptions`] as JSON).
-    options: serde_json::Value,
-    optimize: bool,
+/// The Debian plugin. A sync reads its [`DebRemoteOptions`] from the remote's plugin data and
+/// `optimize` (default true, as pulp_deb) from the sync options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DebPlugin;
+
+/// One of the Debian content types, described by its [`content::ContentTypeInfo`].
+#[derive(Debug, Clone)]
+pub struct DebContentType(pub content::ContentTypeInfo);
+
+impl ContentType for DebContentType {
+    fn pulp_type(&self) -> &'static str {
+        self.0.pulp_type
+    }
+
+    fn content_kind(&self) -> &'static str {
+        self.0.kind
+    }
+
+    fn model(&self) -> &'static str {
+        self.0.model
+    }
+
+    fn href_param(&self) -> Option<&'static str> {
+        Some(self.0.href_param)
+    }
+
+    fn filters(&self) -> Vec<(&'static str, &'static str)> {
+        self.0.filters.to_vec()
+    }
+
+    /// The unit's data fields as stored (a package's `stanza` too, as `[field, value]` pairs).
+    fn fields(&self, content: &Content) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for name in self.0.fields {
+            m.insert(
+                (*name).to_string(),
+                content.data.get(*name).cloned().unwrap_or_default(),
+            );
+        }
+        m
+    }
+
+    fn schema(&self) -> Vec<(&'static str, serde_json::Value)> {
+        self.0
+            .fields
+            .iter()
+            .map(|name| {
+                let schema = match *name {
+                    "size" => serde_json::json!({"type": "integer", "readOnly": true}),
+                    "stanza" => serde_json::json!({"type": "array", "readOnly": true,
+                        "items": {"type": "array", "items": {"type": "string"}}}),
+                    "package" | "release_component"
+                        if self.0.pulp_type == content::PACKAGE_RELEASE_COMPONENT =>
+                    {
+                        serde_json::json!({"type": "string", "format": "uuid"})
+                    }
+                    _ => serde_json::json!({"type": "string", "nullable": true}),
+                };
+                (*name, schema)
+            })
+            .collect()
+    }
+
+    fn multiple_artifacts(&self) -> bool {
+        self.0.multiple_artifacts
+    }
 }
 
-impl DebPlugin {
-    /// A plugin that syncs with these remote options (JSON of [`DebRemoteOptions`]) and
-    /// the sync's `optimize` flag.
-    pub fn with_options(options: serde_json::Value, optimize: bool) -> DebPlugin {
-        DebPlugin { options, optimize }
+fn field(name: &'static str, schema: serde_json::Value, required: bool) -> PluginField {
+    let default = schema
+        .get("default")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    PluginField {
+        name,
+        schema,
+        default,
+        required,
     }
 }
 
@@ -59,11 +128,24 @@ impl Plugin for DebPlugin {
         DEB_TYPE
     }
 
+    fn remote_type(&self) -> &'static str {
+        REMOTE_TYPE
+    }
+
+    fn distribution_type(&self) -> &'static str {
+        DISTRIBUTION_TYPE
+    }
+
     fn first_stage(&self, env: &SyncEnv) -> Box<dyn Stage> {
+        let optimize = env
+            .options
+            .get("optimize")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
         Box::new(DebFirstStage::from_json(
             env.clone(),
-            &self.options,
-            self.optimize,
+            &env.remote.remote.plugin_data,
+            optimize,
         ))
     }
 
@@ -79,11 +161,74 @@ impl Plugin for DebPlugin {
         ModelNames {
             remote: "AptRemote",
             repository: "AptRepository",
-            content: "Package",
+            distribution: "AptDistribution",
         }
     }
 
-    fn content_type(&self) -> &'static str {
-        content::PACKAGE
+    /// Packages first (the main type), then the metadata and structure types.
+    fn content_types(&self) -> Vec<Arc<dyn ContentType>> {
+        let mut types = content::content_types();
+        types.sort_by_key(|t| t.pulp_type != content::PACKAGE);
+        types
+            .into_iter()
+            .map(|t| Arc::new(DebContentType(t)) as Arc<dyn ContentType>)
+            .collect()
+    }
+
+    fn remote_fields(&self) -> Vec<PluginField> {
+        let text = |description: &str| serde_json::json!({"type": "string", "nullable": true, "description": description});
+        let flag = |description: &str| serde_json::json!({"type": "boolean", "default": false, "description": description});
+        vec![
+            field(
+                "distributions",
+                serde_json::json!({"type": "string",
+                    "description": "Whitespace separated list of distributions to sync; a trailing '/' marks a flat repository."}),
+                true,
+            ),
+            field(
+                "components",
+                text("Whitespace separated list of components to sync (all listed when empty)."),
+                false,
+            ),
+            field(
+                "architectures",
+                text("Whitespace separated list of architectures to sync (all listed when empty)."),
+                false,
+            ),
+            field(
+                "gpgkey",
+                text("ASCII-armored public key(s) the Release files must be signed with."),
+                false,
+            ),
+            field(
+                "ignore_missing_package_indices",
+                flag("Skip package indices listed in a Release file but missing upstream."),
+                false,
+            ),
+            field(
+                "sync_sources",
+                flag("Sync source packages (not implemented)."),
+                false,
+            ),
+            field(
+                "sync_udebs",
+                flag("Sync installer packages (not implemented)."),
+                false,
+            ),
+            field(
+                "sync_installer",
+                flag("Sync installer files (not implemented)."),
+                false,
+            ),
+        ]
+    }
+
+    fn sync_options(&self) -> Vec<PluginField> {
+        vec![field(
+            "optimize",
+            serde_json::json!({"type": "boolean", "default": true,
+                "description": "Skip the indices when the Release files and the selection are unchanged since the latest version."}),
+            false,
+        )]
     }
 }
