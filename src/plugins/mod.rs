@@ -434,7 +434,7 @@ pub struct ArtifactUnit {
 
 /// Every compiled-in plugin.
 pub fn registry() -> Vec<Arc<dyn Plugin>> {
-    vec![Arc::new(file::FilePlugin)]
+    vec![Arc::new(file::FilePlugin), Arc::new(deb::DebPlugin)]
 }
 
 /// The plugin called `name`, if compiled in.

@@ -11,14 +11,16 @@
 //!   configured by [`DebRemoteOptions`].
 //! - [`error`]: [`DebError`], the plugin's one error type.
 //!
-//! [`DebPlugin`] ties them to the [`Plugin`] contract. Publishing (verbatim and APT) is not
-//! here yet.
+//! - [`publish`]: the verbatim and the APT (structured, signed) publication types.
+//!
+//! [`DebPlugin`] ties them to the [`Plugin`] contract.
 
 pub mod compression;
 pub mod content;
 pub mod deb822;
 pub mod error;
 pub mod first_stage;
+pub mod publish;
 pub mod release;
 pub mod verify;
 
@@ -28,7 +30,9 @@ pub use first_stage::{DebFirstStage, DebRemoteOptions};
 use std::sync::Arc;
 
 use crate::models::Content;
-use crate::plugins::{ApiNames, ContentType, ModelNames, Plugin, PluginField, SyncEnv};
+use crate::plugins::{
+    ApiNames, ContentType, ModelNames, Plugin, PluginField, PublicationType, SyncEnv,
+};
 use crate::stages::Stage;
 
 /// The `pulp_type` of Debian repositories (pulp_deb's `deb.deb`).
@@ -221,6 +225,88 @@ impl Plugin for DebPlugin {
                 false,
             ),
         ]
+    }
+
+    /// pulp_deb's version whose REST API this plugin follows (pulp-glue-deb enables
+    /// `--optimize`, checkpoints... by it).
+    fn version(&self) -> Option<&'static str> {
+        Some("3.7.0")
+    }
+
+    fn repository_fields(&self) -> Vec<PluginField> {
+        let href = |description: &str| serde_json::json!({"type": "string", "format": "uri", "nullable": true, "description": description});
+        let overrides = serde_json::json!({"type": "object", "default": {},
+            "additionalProperties": {"type": "string"}});
+        vec![
+            field(
+                "autopublish",
+                serde_json::json!({"type": "boolean", "default": false,
+                    "description": "Whether to automatically create publications for new repository versions, and update any distributions pointing to this repository."}),
+                false,
+            ),
+            field(
+                "publish_upstream_release_fields",
+                serde_json::json!({"type": "boolean", "default": true,
+                    "description": "Publish the upstream Release fields (Origin, Label...) of synced releases."}),
+                false,
+            ),
+            field(
+                "signing_service",
+                href("The signing service of this repository's APT publications."),
+                false,
+            ),
+            field(
+                "signing_service_release_overrides",
+                overrides.clone(),
+                false,
+            ),
+            field(
+                "package_signing_service",
+                href("Package signing (not implemented)."),
+                false,
+            ),
+            field(
+                "package_signing_fingerprint",
+                serde_json::json!({"type": "string", "nullable": true}),
+                false,
+            ),
+            field(
+                "package_signing_fingerprint_release_overrides",
+                overrides,
+                false,
+            ),
+        ]
+    }
+
+    fn publication_types(&self) -> Vec<Arc<dyn PublicationType>> {
+        vec![
+            Arc::new(publish::AptPublicationType),
+            Arc::new(publish::VerbatimPublicationType),
+        ]
+    }
+
+    fn serves_publications(&self) -> bool {
+        true
+    }
+
+    /// An autopublished repository gets a structured APT publication, signed by the
+    /// repository's signing service when it names one.
+    fn autopublish(
+        &self,
+        repository_data: &serde_json::Value,
+    ) -> Option<(&'static str, serde_json::Value)> {
+        if repository_data.get("autopublish") != Some(&serde_json::Value::Bool(true)) {
+            return None;
+        }
+        let signing = repository_data
+            .get("signing_service")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        Some((
+            "apt",
+            serde_json::json!({"simple": false, "structured": true,
+                "publish_upstream_release_fields": true, "signing_service": signing}),
+        ))
     }
 
     fn sync_options(&self) -> Vec<PluginField> {
