@@ -117,7 +117,7 @@ pub fn register(b: &mut ApiBuilder) {
             "public_key": {"type": "string"},
             "pubkey_fingerprint": {"type": "string"},
             "script": {"type": "string"},
-        }, "required": ["name", "pubkey_fingerprint", "public_key", "script"]}),
+        }}),
     );
     b.schema(
         "PaginatedSigningServiceResponseList",

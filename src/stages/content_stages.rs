@@ -236,24 +236,47 @@ impl Stage for ResolveContentFutures {
         Self::NAME.into()
     }
 
+    /// One query for the artifacts of every awaited unit of a batch (a first stage may put a
+    /// future on every unit), then each future resolved in order.
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
-        while let Some(mut dc) = io.input.next().await? {
-            if dc.has_future() {
-                let resolution = match &dc.content {
-                    ContentState::Saved(c) => match self.store.content_artifacts(&[c.id]).await {
-                        Ok(artifacts) => Ok(ResolvedContent {
-                            content: c.clone(),
-                            artifacts,
-                        }),
-                        Err(e) => Err(ResolveError::Failed(e.to_string())),
-                    },
-                    ContentState::Unsaved(_) => {
-                        Err(ResolveError::Failed("the unit was not saved".into()))
+        let max = io.ctx.batch_size;
+        while let Some(batch) = io.input.batch(max).await? {
+            let ids: Vec<Uuid> = batch
+                .iter()
+                .filter(|dc| dc.has_future())
+                .filter_map(|dc| match &dc.content {
+                    ContentState::Saved(c) => Some(c.id),
+                    ContentState::Unsaved(_) => None,
+                })
+                .collect();
+            let mut found: HashMap<Uuid, Vec<_>> = HashMap::new();
+            let lookup = if ids.is_empty() {
+                Ok(())
+            } else {
+                self.store.content_artifacts(&ids).await.map(|rows| {
+                    for (ca, a) in rows {
+                        found.entry(ca.content_id).or_default().push((ca, a));
                     }
-                };
-                dc.resolve(resolution);
+                })
+            };
+            for mut dc in batch {
+                if dc.has_future() {
+                    let resolution = match (&dc.content, &lookup) {
+                        (ContentState::Saved(c), Ok(())) => Ok(ResolvedContent {
+                            content: c.clone(),
+                            artifacts: found.remove(&c.id).unwrap_or_default(),
+                        }),
+                        (ContentState::Saved(_), Err(e)) => {
+                            Err(ResolveError::Failed(e.to_string()))
+                        }
+                        (ContentState::Unsaved(_), _) => {
+                            Err(ResolveError::Failed("the unit was not saved".into()))
+                        }
+                    };
+                    dc.resolve(resolution);
+                }
+                io.output.put(dc).await?;
             }
-            io.output.put(dc).await?;
         }
         Ok(())
     }
