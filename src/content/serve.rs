@@ -263,7 +263,7 @@ impl MappedFiles {
 }
 
 /// What a request for a prepared file gets: the status, the headers, and the byte range
-/// `start .. start + len` of the file to send; or a complete answer (304, 416).
+/// `start .. start + len` of the file to send ([`Plan::Send`]); or a complete answer (304, 416).
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
@@ -271,12 +271,17 @@ struct Answer {
     len: u64,
 }
 
+enum Plan {
+    Send(Answer),
+    Done(Response),
+}
+
 #[inline]
-fn plan(p: &Prepared, req: &HeaderMap) -> Result<Answer, Response> {
+fn plan(p: &Prepared, req: &HeaderMap) -> Plan {
     let size = p.size;
     let mut headers = p.headers.clone();
     if !req.is_empty() && not_modified(req, &p.etag, p.modified) {
-        return Err((StatusCode::NOT_MODIFIED, headers).into_response());
+        return Plan::Done((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     let (status, start, len) = match requested_range(req, size, &p.etag) {
         Range::Full => (StatusCode::OK, 0, size),
@@ -284,10 +289,10 @@ fn plan(p: &Prepared, req: &HeaderMap) -> Result<Answer, Response> {
             headers.insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{size}")));
             (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
         }
-        Range::Unsatisfiable => return Err(unsatisfiable(headers, size)),
+        Range::Unsatisfiable => return Plan::Done(unsatisfiable(headers, size)),
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    Ok(Answer {
+    Plan::Send(Answer {
         status,
         headers,
         start,
@@ -349,8 +354,8 @@ async fn respond_object(
         };
     }
     let answer = match plan(p, req) {
-        Ok(a) => a,
-        Err(done) => return done,
+        Plan::Send(a) => a,
+        Plan::Done(done) => return done,
     };
     if head || answer.len == 0 {
         return (answer.status, answer.headers, empty()).into_response();
@@ -377,8 +382,8 @@ pub fn respond(
         start,
         len,
     } = match plan(p, req) {
-        Ok(a) => a,
-        Err(done) => return done,
+        Plan::Send(a) => a,
+        Plan::Done(done) => return done,
     };
     if head {
         return (status, headers, empty()).into_response();
