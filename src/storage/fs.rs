@@ -185,6 +185,23 @@ impl ArtifactBackend for FileSystemBackend {
             .map_err(blocking_stopped)?
     }
 
+    async fn remove_many(&self, files: Vec<String>) -> Vec<(String, StorageError)> {
+        let me = self.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let mut failures = Vec::new();
+            for file in files {
+                if let Err(e) = me.remove_file(&file) {
+                    failures.push((file, e));
+                }
+            }
+            failures
+        });
+        match work.await {
+            Ok(failures) => failures,
+            Err(e) => vec![(String::new(), blocking_stopped(e))],
+        }
+    }
+
     async fn untracked_files(
         &self,
         prefix: u8,

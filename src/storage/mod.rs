@@ -115,6 +115,8 @@ pub trait ArtifactBackend: Send + Sync + std::fmt::Debug {
     async fn exists(&self, file: &str) -> Result<bool, StorageError>;
     /// Removes `file`; already gone is fine. The caller deleted the row first.
     async fn remove(&self, file: &str) -> Result<(), StorageError>;
+    /// Removes every file of `files` (already gone is fine); returns the failures.
+    async fn remove_many(&self, files: Vec<String>) -> Vec<(String, StorageError)>;
     /// The digests stored under `artifact/<prefix>/` last modified before `before`.
     async fn untracked_files(
         &self,
@@ -273,6 +275,12 @@ impl ArtifactStorage {
     /// caller must have deleted the artifact's row first.
     pub async fn remove(&self, file: &str) -> Result<(), StorageError> {
         self.backend.remove(file).await
+    }
+
+    /// Removes every file of `files` (one blocking batch on the filesystem, bulk deletes on
+    /// S3); returns the failures.
+    pub async fn remove_many(&self, files: Vec<String>) -> Vec<(String, StorageError)> {
+        self.backend.remove_many(files).await
     }
 
     /// The digests stored under `artifact/<prefix>/` last modified before `before`. Orphan

@@ -250,6 +250,28 @@ impl ArtifactBackend for S3Backend {
         }
     }
 
+    async fn remove_many(&self, files: Vec<String>) -> Vec<(String, StorageError)> {
+        let mut failures = Vec::new();
+        let mut keys = Vec::with_capacity(files.len());
+        for file in files {
+            match check_file(&file) {
+                Ok(()) => keys.push(Ok(ObjectPath::from(file))),
+                Err(e) => failures.push((file, e)),
+            }
+        }
+        // Bulk deletes (up to 1,000 keys a request); a key already gone is no failure.
+        let mut results = self
+            .store
+            .delete_stream(futures::stream::iter(keys).boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => failures.push((String::new(), backend_err(e))),
+            }
+        }
+        failures
+    }
+
     async fn untracked_files(
         &self,
         prefix: u8,

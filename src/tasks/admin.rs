@@ -143,13 +143,11 @@ pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<()
                 .map(|(_, _, file)| file.clone()),
         );
     }
-    let mut failures = 0u64;
-    for file in &files {
-        if let Err(e) = storage.remove(file).await {
-            tracing::warn!(error = %e, file = %file, "cannot remove an orphan artifact's file");
-            failures += 1;
-        }
+    let failed = storage.remove_many(files).await;
+    for (file, e) in &failed {
+        tracing::warn!(error = %e, file = %file, "cannot remove an orphan artifact's file");
     }
+    let failures = failed.len() as u64;
     let swept = sweep_untracked_files(ctx.store(), &storage, minutes, &ctx).await?;
     let uploads = super::upload::cleanup_uploads(
         ctx.store(),
