@@ -5,7 +5,7 @@
 //!
 //! Layers point one way: `cli` / `server` -> [`api`] / [`content`] -> [`tasks`] ->
 //! [`plugins`] / [`sync`] -> [`stages`] -> [`declarative`] / [`downloader`] -> [`db`] /
-//! [`storage`] -> [`models`]. Beside them, [`validation`] and [`href`] (used by `api` and
+//! [`storage`] -> [`models`]; [`secrets`] is used by `db` and `server`. Beside them, [`validation`] and [`href`] (used by `api` and
 //! `tasks`, above `plugins`) and [`telemetry`] (a leaf every layer may push numbers into).
 //! Task functions never import `api`; `telemetry` imports nothing from the crate.
 //!
@@ -17,7 +17,9 @@
 //!   artifacts, and the future that resolves when the unit is saved.
 //! - [`downloader`]: HTTP(S) and `file://` downloads with validation, per-remote concurrency,
 //!   rate limits and retries; one factory per remote.
-//! - [`storage`]: content-addressed artifact files, adopted per batch with one `syncfs`.
+//! - [`storage`]: content-addressed artifacts behind one trait: the filesystem (adopted per
+//!   batch with one `syncfs`) or S3-compatible object storage (uploaded once validated).
+//! - [`secrets`]: remote passwords and keys encrypted at rest, the key file, key rotation.
 //! - [`db`]: the `Store` trait and its SQLite (default) and PostgreSQL backends.
 //! - [`sync`]: runs a pipeline against a new repository version and commits it only when every
 //!   stage returned Ok.
@@ -48,6 +50,7 @@ pub mod fixture;
 pub mod href;
 pub mod models;
 pub mod plugins;
+pub mod secrets;
 pub mod server;
 pub mod stages;
 pub mod storage;

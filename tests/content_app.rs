@@ -279,7 +279,7 @@ async fn on_demand_is_fetched_once_and_saved() {
             .await
             .unwrap();
         assert_eq!(saved.len(), 1);
-        assert!(lib.storage.contains(&sha256_hex(&big)));
+        assert!(lib.storage.contains(&sha256_hex(&big)).await);
         // Later requests are served from storage, with ranges.
         let r = no_redirects()
             .get(&url)
@@ -328,7 +328,7 @@ async fn streamed_is_never_saved() {
             .await
             .unwrap()
             .is_empty());
-        assert!(!lib.storage.contains(&sha256_hex(&f)));
+        assert!(!lib.storage.contains(&sha256_hex(&f)).await);
         assert_eq!(support::count_files(lib.storage.tmp_dir()), 0);
     }
 }
@@ -379,7 +379,7 @@ async fn bad_digest_or_failing_remote_stores_nothing() {
                 .await
                 .unwrap()
                 .is_empty());
-            assert!(!lib.storage.contains(&sha));
+            assert!(!lib.storage.contains(&sha).await);
         }
         // Nothing left behind in the temp area (the fetch task may still be unwinding).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

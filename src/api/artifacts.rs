@@ -101,7 +101,7 @@ async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
         .find_artifacts_by_sha256(std::slice::from_ref(&a.sha256))
         .await?;
     if back.is_empty() {
-        if let Err(e) = state.storage.remove(&a.file) {
+        if let Err(e) = state.storage.remove(&a.file).await {
             tracing::warn!(error = %e, file = %a.file, "cannot remove a deleted artifact's file");
         }
     }

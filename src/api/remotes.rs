@@ -207,12 +207,15 @@ async fn update(
         }
     }
     let href = href::remote(&plugin.api_names(), current.id);
+    // The task's arguments are stored: its secrets go in sealed (opened by the task).
+    let mut patch = body.0;
+    state.store.secrets().encrypt_members(&mut patch);
     let task = state
         .tasking
         .dispatch_args(
             &RemoteUpdateArgs {
                 remote: current.id,
-                patch: body.0,
+                patch,
                 partial,
             },
             &[&href],

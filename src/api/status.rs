@@ -170,7 +170,7 @@ async fn status(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value
     let content_apps = online_apps(&state, CONTENT_APP, &app_versions)
         .await
         .unwrap_or_default();
-    let storage = match storage_space(state.storage.root()) {
+    let storage = match state.storage.local_root().and_then(storage_space) {
         Some((total, used, free)) => json!({"total": total, "used": used, "free": free}),
         None => json!({"total": null, "used": null, "free": null}),
     };

@@ -61,6 +61,8 @@ impl Command {
             }
             Command::ResetAdminPassword(a) => Some(a.location_mut()),
             Command::AddSigningService(a) => Some(a.location_mut()),
+            Command::Config(a) => Some(a.location_mut()),
+            Command::RotateDbKey(a) => Some(a.location_mut()),
         }
     }
 
@@ -139,6 +141,13 @@ enum Command {
     ResetAdminPassword(serve::ResetAdminArgs),
     /// Register a signing service (a script that signs files, e.g. APT Release files).
     AddSigningService(serve::AddSigningServiceArgs),
+    /// Print the effective settings (defaults, config file, PULP_* variables, flags) as TOML,
+    /// secrets shown as ****.
+    Config(serve::ServerArgs),
+    /// Re-encrypt every secret in the database (remote passwords, proxy passwords, client keys,
+    /// and those in task arguments) with a new key, in one transaction. Stop the services
+    /// first; afterwards set db_encryption_key to the new file on every machine.
+    RotateDbKey(serve::RotateKeyArgs),
 }
 
 /// The default data directory.
@@ -156,7 +165,14 @@ pub async fn open(
 ) -> anyhow::Result<(DynStore, ArtifactStorage)> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let storage = ArtifactStorage::open(data_dir.join("media"))
+    // The storage backend as the service's settings name it (config file, PULP_* variables).
+    let config = std::env::var_os("PULP_CONFIG").map(PathBuf::from);
+    let settings = pulp_rs::server::Settings::load(
+        data_dir.to_path_buf(),
+        config.as_deref(),
+        serde_json::json!({}),
+    )?;
+    let storage = ArtifactStorage::open_with(data_dir.join("media"), &settings.storage_settings()?)
         .with_context(|| format!("cannot open artifact storage in {}", data_dir.display()))?;
     let url = match database_url {
         Some(u) => u.to_string(),
@@ -166,6 +182,7 @@ pub async fn open(
     let store = db::connect(&url)
         .await
         .map_err(|e| errors::database(&url, &redact_url(&url), &e))?;
+    pulp_rs::server::attach_secrets(&store, &settings).await?;
     Ok((store, storage))
 }
 
@@ -215,6 +232,8 @@ pub fn main() -> ExitCode {
             Command::Worker(a) => serve::run(serve::Which::Worker, a).await,
             Command::ResetAdminPassword(a) => serve::reset_admin_password(a).await,
             Command::AddSigningService(a) => serve::add_signing_service(a).await,
+            Command::Config(a) => serve::print_config(a),
+            Command::RotateDbKey(a) => serve::rotate_db_key(a).await,
         }
     });
     // Background tasks (a progress line, a sampler) must not hold the exit up.

@@ -85,6 +85,21 @@ impl AddSigningServiceArgs {
     }
 }
 
+#[derive(Args, Debug)]
+pub struct RotateKeyArgs {
+    /// The new key file (32 random bytes, base64); created with mode 0600 when missing.
+    #[arg(long)]
+    new_key: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+impl RotateKeyArgs {
+    pub fn location_mut(&mut self) -> &mut Location {
+        &mut self.server.at
+    }
+}
+
 /// Which command.
 #[derive(Debug, Clone, Copy)]
 pub enum Which {
@@ -200,6 +215,35 @@ pub async fn run(which: Which, args: ServerArgs) -> anyhow::Result<()> {
         }
     });
     server.wait().await;
+    Ok(())
+}
+
+/// `pulp-rs config`: the effective settings as TOML, secrets hidden.
+pub fn print_config(args: ServerArgs) -> anyhow::Result<()> {
+    let settings = settings(&args)?;
+    outln!("{}", settings.to_redacted_toml().trim_end());
+    Ok(())
+}
+
+/// `pulp-rs rotate-db-key --new-key FILE`.
+pub async fn rotate_db_key(args: RotateKeyArgs) -> anyhow::Result<()> {
+    let settings = settings(&args.server)?;
+    super::errors::precheck_postgres(&settings.database_url()).await?;
+    let (store, _storage) = server::open(&settings).await?;
+    let new = pulp_rs::secrets::SecretBox::load_or_generate(&args.new_key, true)?;
+    let old_id = store.secrets().key_id().unwrap_or_default().to_string();
+    if new.key_id() == Some(old_id.as_str()) {
+        anyhow::bail!("{} holds the key in use already", args.new_key.display());
+    }
+    let n = store.rotate_secrets(&new).await?;
+    outln!(
+        "Re-encrypted {n} secret(s): key {old_id} -> {}.",
+        new.key_id().unwrap_or_default()
+    );
+    outln!(
+        "Set db_encryption_key = {:?} (or PULP_DB_ENCRYPTION_KEY) for every process, restart them, then delete the old key file.",
+        args.new_key.display().to_string()
+    );
     Ok(())
 }
 

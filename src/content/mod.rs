@@ -279,7 +279,7 @@ async fn handle(State(cs): State<ContentState>, req: axum::extract::Request) -> 
     let raw = parts.uri.path();
     // Only paths that were checked and resolved are ever cached: a hit needs no parsing.
     let ticket = match cs.cache.lookup(raw, &cs.app.store).await {
-        cache::Lookup::Hit(c) => return answer(&cs, &c, headers, head),
+        cache::Lookup::Hit(c) => return answer(&cs, &c, headers, head).await,
         cache::Lookup::Miss(t) => Some(t),
         cache::Lookup::Bypass => None,
     };
@@ -337,7 +337,9 @@ async fn handle(State(cs): State<ContentState>, req: axum::extract::Request) -> 
             Ok(Some(f)) => {
                 if let Some(a) = &f.artifact {
                     let prepared = serve::Prepared::new(a, &rel, f.pulp_created);
-                    let resp = serve::respond(&cs.files, &cs.app.storage, &prepared, headers, head);
+                    let resp =
+                        serve::respond_stored(&cs.files, &cs.app.storage, &prepared, headers, head)
+                            .await;
                     remember(cache::Cached::File(prepared));
                     return resp;
                 }
@@ -368,9 +370,11 @@ async fn handle(State(cs): State<ContentState>, req: axum::extract::Request) -> 
 }
 
 /// Answers from a cache entry.
-fn answer(cs: &ContentState, c: &cache::Cached, headers: &HeaderMap, head: bool) -> Response {
+async fn answer(cs: &ContentState, c: &cache::Cached, headers: &HeaderMap, head: bool) -> Response {
     match c {
-        cache::Cached::File(p) => serve::respond(&cs.files, &cs.app.storage, p, headers, head),
+        cache::Cached::File(p) => {
+            serve::respond_stored(&cs.files, &cs.app.storage, p, headers, head).await
+        }
         cache::Cached::NotFound(body) => text(StatusCode::NOT_FOUND, *body),
     }
 }

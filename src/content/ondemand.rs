@@ -178,7 +178,7 @@ pub async fn serve(
             Err(_) => None,
         };
         match outcome {
-            Some(Ok(artifact)) => return from_storage(cs, &artifact, f, rel, headers, head),
+            Some(Ok(artifact)) => return from_storage(cs, &artifact, f, rel, headers, head).await,
             Some(Err(e)) => return bad_gateway(&e),
             None => continue,
         }
@@ -186,7 +186,7 @@ pub async fn serve(
 }
 
 /// Serves a saved artifact.
-fn from_storage(
+async fn from_storage(
     cs: &ContentState,
     artifact: &Artifact,
     f: &ServedFile,
@@ -195,7 +195,7 @@ fn from_storage(
     head: bool,
 ) -> Response {
     let prepared = serve::Prepared::new(artifact, rel, f.pulp_created);
-    serve::respond(&cs.files, &cs.app.storage, &prepared, headers, head)
+    serve::respond_stored(&cs.files, &cs.app.storage, &prepared, headers, head).await
 }
 
 /// How long a fetch lease lasts unless renewed (a crashed holder's lease frees itself then).
@@ -220,7 +220,7 @@ async fn lead(
             Ok(Some(a)) => {
                 drop(entry);
                 let _ = tx.send(Some(Ok(a.clone())));
-                return from_storage(cs, &a, f, rel, headers, false);
+                return from_storage(cs, &a, f, rel, headers, false).await;
             }
             Ok(None) => {}
             Err(e) => {
@@ -505,13 +505,11 @@ async fn fetch(
     let Some(ca) = save else {
         return Ok(None); // streamed: the temp file is deleted here
     };
-    let storage = app.storage.clone();
     let (sha256, size, other) = (res.sha256.clone(), res.size, res.other.clone());
-    let temp = res.temp;
-    let sha = sha256.clone();
-    let rel = tokio::task::spawn_blocking(move || storage.adopt_batch(vec![(temp, sha, size)]))
+    let rel = app
+        .storage
+        .adopt_batch(vec![(res.temp, sha256.clone(), size)])
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let rows = app
         .store

@@ -180,6 +180,8 @@ pub struct Prepared {
     etag: String,
     modified: SystemTime,
     headers: HeaderMap,
+    /// The last segment of the request path (what a client redirected to S3 saves as).
+    download_name: String,
 }
 
 impl Prepared {
@@ -194,6 +196,7 @@ impl Prepared {
             etag: format!("\"{}\"", a.sha256),
             modified: SystemTime::from(modified),
             headers,
+            download_name: rel.rsplit('/').next().unwrap_or(rel).to_string(),
         }
     }
 }
@@ -259,7 +262,112 @@ impl MappedFiles {
     }
 }
 
-/// Answers a request for a prepared file.
+/// What a request for a prepared file gets: the status, the headers, and the byte range
+/// `start .. start + len` of the file to send ([`Plan::Send`]); or a complete answer (304, 416).
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    start: u64,
+    len: u64,
+}
+
+enum Plan {
+    Send(Answer),
+    Done(Response),
+}
+
+#[inline]
+fn plan(p: &Prepared, req: &HeaderMap) -> Plan {
+    let size = p.size;
+    let mut headers = p.headers.clone();
+    if !req.is_empty() && not_modified(req, &p.etag, p.modified) {
+        return Plan::Done((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    let (status, start, len) = match requested_range(req, size, &p.etag) {
+        Range::Full => (StatusCode::OK, 0, size),
+        Range::Bytes(s, e) => {
+            headers.insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{size}")));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+        Range::Unsatisfiable => return Plan::Done(unsatisfiable(headers, size)),
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Plan::Send(Answer {
+        status,
+        headers,
+        start,
+        len,
+    })
+}
+
+/// Answers a request for a prepared file from whichever backend stores it: the filesystem's
+/// straight from the shared mapping ([`respond`], no await, no thread hop), object storage's
+/// by streaming the object or redirecting to it ([`respond_object`]).
+pub async fn respond_stored(
+    files: &MappedFiles,
+    storage: &ArtifactStorage,
+    p: &Prepared,
+    req: &HeaderMap,
+    head: bool,
+) -> Response {
+    if storage.local_root().is_some() {
+        return respond(files, storage, p, req, head);
+    }
+    respond_object(storage, p, req, head).await
+}
+
+fn missing(p: &Prepared, e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(artifact = %p.sha256, error = %e, "artifact missing from storage");
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "500: artifact file missing\n",
+    )
+}
+
+/// Answers from object storage: a 302 to a pre-signed URL when the storage redirects (the
+/// client's `Range` and conditional headers then go to the object store), else the object (or
+/// the requested range of it) streamed through with bounded memory: the body is pulled from
+/// S3 only as fast as the client takes it.
+async fn respond_object(
+    storage: &ArtifactStorage,
+    p: &Prepared,
+    req: &HeaderMap,
+    head: bool,
+) -> Response {
+    if let Some(expires) = storage.redirect() {
+        let method = if head {
+            axum::http::Method::HEAD
+        } else {
+            axum::http::Method::GET
+        };
+        return match storage
+            .presigned_url(&p.file, method, expires, &p.download_name)
+            .await
+        {
+            Ok(Some(url)) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::LOCATION, hv(url.as_str()));
+                (StatusCode::FOUND, headers, empty()).into_response()
+            }
+            Ok(None) => missing(p, &"the storage cannot sign URLs"),
+            Err(e) => missing(p, &e),
+        };
+    }
+    let answer = match plan(p, req) {
+        Plan::Send(a) => a,
+        Plan::Done(done) => return done,
+    };
+    if head || answer.len == 0 {
+        return (answer.status, answer.headers, empty()).into_response();
+    }
+    let range = answer.start..answer.start + answer.len;
+    match storage.read(&p.file, Some(range)).await {
+        Ok(stream) => (answer.status, answer.headers, Body::from_stream(stream)).into_response(),
+        Err(e) => missing(p, &e),
+    }
+}
+
+/// Answers a request for a prepared file on the filesystem backend.
 pub fn respond(
     files: &MappedFiles,
     storage: &ArtifactStorage,
@@ -268,31 +376,21 @@ pub fn respond(
     head: bool,
 ) -> Response {
     let size = p.size;
-    let mut headers = p.headers.clone();
-    if !req.is_empty() && not_modified(req, &p.etag, p.modified) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
-    }
-    let (status, start, len) = match requested_range(req, size, &p.etag) {
-        Range::Full => (StatusCode::OK, 0, size),
-        Range::Bytes(s, e) => {
-            headers.insert(header::CONTENT_RANGE, hv(&format!("bytes {s}-{e}/{size}")));
-            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
-        }
-        Range::Unsatisfiable => return unsatisfiable(headers, size),
+    let Answer {
+        status,
+        headers,
+        start,
+        len,
+    } = match plan(p, req) {
+        Plan::Send(a) => a,
+        Plan::Done(done) => return done,
     };
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if head {
         return (status, headers, empty()).into_response();
     }
     let bytes = match files.get(storage, &p.file, size) {
         Ok(b) => b,
-        Err(e) => {
-            tracing::error!(artifact = %p.sha256, error = %e, "artifact file missing from storage");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500: artifact file missing\n",
-            );
-        }
+        Err(e) => return missing(p, &e),
     };
     // start + len <= size = bytes.len(), both fit in usize (the file is mapped).
     let (start, end) = (start as usize, (start + len) as usize);

@@ -35,7 +35,7 @@ pub async fn sample(
         let offset = i * total / n;
         for artifact in store.list_artifacts(&filter, 1, offset).await? {
             out.sampled += 1;
-            if !storage.absolute(&artifact.file).is_file() {
+            if !storage.exists(&artifact.file).await.unwrap_or(false) {
                 out.missing.push(artifact.file);
             }
         }
@@ -48,7 +48,7 @@ pub async fn warn_if_missing(store: &DynStore, storage: &ArtifactStorage) -> Sto
     match sample(store, storage, SAMPLE).await {
         Ok(s) if !s.missing.is_empty() => {
             tracing::warn!(
-                storage = %storage.root().display(),
+                storage = %storage.backend().describe(),
                 sampled = s.sampled,
                 missing = s.missing.len(),
                 example = %s.missing[0],

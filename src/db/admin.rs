@@ -1,12 +1,15 @@
 //! [`AdminStore`]: API users and housekeeping (artifacts as REST objects, orphan cleanup).
 //! Implemented once in `sql/admin.rs`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DbResult;
 use crate::models::{Artifact, ArtifactFilter, OrphanCleanup, SigningService};
+use crate::secrets::SecretBox;
 
 /// Users and housekeeping.
 #[async_trait]
@@ -49,4 +52,18 @@ pub trait AdminStore: Send + Sync + 'static {
         cutoff: DateTime<Utc>,
         content_ids: Option<&[Uuid]>,
     ) -> DbResult<OrphanCleanup>;
+
+    // ---- secrets at rest (crate::secrets) ----------------------------------------------------
+
+    /// Seals remote secrets with `secrets` from now on (and opens them with it).
+    fn set_secrets(&self, secrets: SecretBox);
+    /// The key secrets are sealed with now.
+    fn secrets(&self) -> Arc<SecretBox>;
+    /// Records `key_id` as the key of this database's secrets unless one is recorded; returns
+    /// the recorded one (compare it with yours).
+    async fn record_key_id(&self, key_id: &str) -> DbResult<String>;
+    /// Re-encrypts, in one transaction, every remote secret and every secret in task arguments
+    /// from the current key (plaintext values are taken as they are) to `new`, and records
+    /// `new`'s id; then seals with `new`. Returns how many values were re-encrypted.
+    async fn rotate_secrets(&self, new: &SecretBox) -> DbResult<u64>;
 }

@@ -27,7 +27,7 @@ use super::{DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("postgres": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
-        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract);
+        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract, 0018 secrets);
 
 /// Connections in the pool.
 const POOL_SIZE: u32 = 10;
@@ -41,6 +41,8 @@ pub struct PgStore {
     /// One connection of its own for heartbeats (opened on first use), so a busy pool never
     /// delays them.
     beat: PgPool,
+    /// The key remote secrets are sealed with (`crate::secrets`).
+    pub(super) secrets: std::sync::RwLock<Arc<crate::secrets::SecretBox>>,
 }
 
 /// Connects to the database named by `url` and runs the migrations.
@@ -59,7 +61,11 @@ impl PgStore {
         let beat = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with((*pool.connect_options()).clone());
-        Ok(PgStore { pool, beat })
+        Ok(PgStore {
+            pool,
+            beat,
+            secrets: Default::default(),
+        })
     }
 
     pub(super) async fn begin(&self) -> DbResult<Transaction<'static, Postgres>> {

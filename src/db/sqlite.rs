@@ -24,7 +24,7 @@ use super::{DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("sqlite": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
-        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract);
+        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract, 0018 secrets);
 
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
 const CHUNK: usize = 500;
@@ -33,6 +33,8 @@ const CHUNK: usize = 500;
 pub struct SqliteStore {
     pub(super) write: SqlitePool,
     pub(super) read: SqlitePool,
+    /// The key remote secrets are sealed with (`crate::secrets`).
+    pub(super) secrets: std::sync::RwLock<Arc<crate::secrets::SecretBox>>,
 }
 
 /// Opens (creating if missing) the database file named by `url`, runs the migrations.
@@ -68,7 +70,11 @@ impl SqliteStore {
                 .connect_with(opts)
                 .await?
         };
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore {
+            write,
+            read,
+            secrets: Default::default(),
+        })
     }
 
     pub(super) async fn begin_write(&self) -> DbResult<Transaction<'static, Sqlite>> {

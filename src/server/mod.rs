@@ -18,7 +18,8 @@ use crate::api::{self, auth, AppState};
 use crate::db::{self, DbError, DynStore};
 use crate::downloader::{DownloadSettings, ImportPaths};
 use crate::plugins;
-use crate::storage::{ArtifactStorage, StorageError};
+use crate::secrets::{SecretBox, SecretError};
+use crate::storage::{ArtifactStorage, BackendKind, S3Config, StorageError, StorageSettings};
 use crate::sync::SyncContext;
 use crate::tasking::{Tasking, WorkerConfig};
 use crate::tasks::{self, TaskEnv};
@@ -32,6 +33,18 @@ pub enum ServerError {
     Db(#[from] DbError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Secrets(#[from] SecretError),
+    #[error(
+        "the secrets in this database are encrypted with key {recorded}, but the key file \
+         {path} holds key {ours}: point db_encryption_key at the key file every process of \
+         this deployment shares"
+    )]
+    KeyMismatch {
+        recorded: String,
+        ours: String,
+        path: PathBuf,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -82,6 +95,39 @@ pub struct Settings {
     /// cache.
     #[serde(default = "default_content_cache_ttl")]
     pub content_cache_ttl: f64,
+    /// Where artifacts are stored: `filesystem` (under `data_dir/media`, the default) or `s3`
+    /// (the `s3_*` settings). The tmp area stays under `data_dir/media/tmp` either way.
+    #[serde(default)]
+    pub storage_backend: BackendKind,
+    /// The bucket (`s3` backend).
+    #[serde(default)]
+    pub s3_bucket: Option<String>,
+    /// The S3 endpoint, e.g. `http://minio.internal:9000`; default: AWS's for the region.
+    #[serde(default)]
+    pub s3_endpoint_url: Option<String>,
+    #[serde(default)]
+    pub s3_region: Option<String>,
+    /// Credentials; when unset, the usual `AWS_*` environment variables apply.
+    #[serde(default)]
+    pub s3_access_key_id: Option<String>,
+    /// A secret: never logged, shown as `****` by `pulp-rs config`.
+    #[serde(default)]
+    pub s3_secret_access_key: Option<String>,
+    /// Whether the content app answers with a 302 to a pre-signed S3 URL (pulpcore's
+    /// `REDIRECT_TO_OBJECT_STORAGE`) instead of streaming the object itself.
+    #[serde(default)]
+    pub s3_redirect: bool,
+    /// Seconds a pre-signed URL stays valid (pulpcore's `AWS_QUERYSTRING_EXPIRE`).
+    #[serde(default = "default_s3_redirect_expiry")]
+    pub s3_redirect_expiry: f64,
+    /// The file holding the key that encrypts secrets in the database (pulpcore's
+    /// `DB_ENCRYPTION_KEY`); see `crate::secrets` for the default.
+    #[serde(default)]
+    pub db_encryption_key: Option<PathBuf>,
+}
+
+fn default_s3_redirect_expiry() -> f64 {
+    3600.0
 }
 
 fn default_content_cache_ttl() -> f64 {
@@ -123,6 +169,18 @@ impl std::fmt::Debug for Settings {
             .field("max_metadata_size", &self.max_metadata_size)
             .field("api_request_timeout", &self.api_request_timeout)
             .field("content_cache_ttl", &self.content_cache_ttl)
+            .field("storage_backend", &self.storage_backend)
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_endpoint_url", &self.s3_endpoint_url)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key_id", &self.s3_access_key_id)
+            .field(
+                "s3_secret_access_key",
+                &self.s3_secret_access_key.as_ref().map(|_| "****"),
+            )
+            .field("s3_redirect", &self.s3_redirect)
+            .field("s3_redirect_expiry", &self.s3_redirect_expiry)
+            .field("db_encryption_key", &self.db_encryption_key)
             .finish()
     }
 }
@@ -144,6 +202,15 @@ impl Default for Settings {
             max_metadata_size: default_max_metadata_size(),
             api_request_timeout: default_api_request_timeout(),
             content_cache_ttl: default_content_cache_ttl(),
+            storage_backend: BackendKind::Filesystem,
+            s3_bucket: None,
+            s3_endpoint_url: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_redirect: false,
+            s3_redirect_expiry: default_s3_redirect_expiry(),
+            db_encryption_key: None,
         }
     }
 }
@@ -188,6 +255,55 @@ impl Settings {
         Ok(d)
     }
 
+    /// The artifact storage these settings name.
+    pub fn storage_settings(&self) -> Result<StorageSettings, ServerError> {
+        let s3 = match self.storage_backend {
+            BackendKind::Filesystem => None,
+            BackendKind::S3 => Some(S3Config {
+                bucket: self.s3_bucket.clone().unwrap_or_default(),
+                endpoint_url: self.s3_endpoint_url.clone(),
+                region: self.s3_region.clone(),
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+            }),
+        };
+        let redirect = if self.s3_redirect {
+            Some(
+                std::time::Duration::try_from_secs_f64(self.s3_redirect_expiry)
+                    .map_err(|e| ServerError::Settings(format!("s3_redirect_expiry: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(StorageSettings { s3, redirect })
+    }
+
+    /// The effective settings as TOML, secrets shown as `****` (`pulp-rs config`).
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        let hide = |s: &mut Option<String>| {
+            if s.is_some() {
+                *s = Some("****".into());
+            }
+        };
+        hide(&mut shown.admin_password);
+        hide(&mut shown.s3_secret_access_key);
+        shown.database_url = shown.database_url.as_deref().map(redact_url);
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"))
+    }
+
+    /// The database encryption key file, and whether it may be generated when missing: the
+    /// `db_encryption_key` setting (never generated: a named file must exist), else
+    /// `<data_dir>/db_encryption.key`, generated on first start. On PostgreSQL too: the
+    /// database records the key's id, so a second machine without the shared key file refuses
+    /// to start rather than write with a key of its own (see [`crate::secrets`]).
+    pub fn db_encryption_key_file(&self) -> (PathBuf, bool) {
+        match &self.db_encryption_key {
+            Some(path) => (path.clone(), false),
+            None => (self.data_dir.join("db_encryption.key"), true),
+        }
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -219,9 +335,32 @@ pub struct Parts {
 /// Opens the database and the artifact storage named by `settings`.
 pub async fn open(settings: &Settings) -> Result<(DynStore, ArtifactStorage), ServerError> {
     std::fs::create_dir_all(&settings.data_dir)?;
-    let storage = ArtifactStorage::open(settings.data_dir.join("media"))?;
+    let storage = ArtifactStorage::open_with(
+        settings.data_dir.join("media"),
+        &settings.storage_settings()?,
+    )?;
     let store = db::connect(&settings.database_url()).await?;
+    attach_secrets(&store, settings).await?;
     Ok((store, storage))
+}
+
+/// Loads (or on first start generates) the database encryption key `settings` name, checks it
+/// against the key id the database records (recording it when none is), and has `store` seal
+/// and open secrets with it.
+pub async fn attach_secrets(store: &DynStore, settings: &Settings) -> Result<(), ServerError> {
+    let (path, generate) = settings.db_encryption_key_file();
+    let secrets = SecretBox::load_or_generate(&path, generate)?;
+    let ours = secrets.key_id().unwrap_or_default().to_string();
+    let recorded = store.record_key_id(&ours).await?;
+    if recorded != ours {
+        return Err(ServerError::KeyMismatch {
+            recorded,
+            ours,
+            path,
+        });
+    }
+    store.set_secrets(secrets);
+    Ok(())
 }
 
 /// Makes sure an `admin` user exists. On first start its password is `admin_password` when set,

@@ -229,10 +229,7 @@ impl Stage for ArtifactSaver {
                 }
             }
             if !files.is_empty() {
-                let storage = self.storage.clone();
-                let paths = tokio::task::spawn_blocking(move || storage.adopt_batch(files))
-                    .await
-                    .map_err(|e| StageError::Panicked(e.to_string()))??;
+                let paths = self.storage.adopt_batch(files).await?;
                 for (row, path) in new_rows.iter_mut().zip(paths) {
                     row.file = path;
                 }

@@ -1,19 +1,43 @@
-//! Content-addressed artifact storage on the local filesystem.
+//! Content-addressed artifact storage behind one trait, [`ArtifactBackend`], with two
+//! implementations: the local filesystem ([`fs`], also a share mounted by every machine) and
+//! S3-compatible object storage ([`s3`]).
 //!
-//! Layout under the root: `artifact/<first 2 hex of sha256>/<other 62 hex>` for saved files and
-//! `tmp/` for downloads in progress, `upload/<id>/` for the chunks of uploads (see `upload`) (same filesystem, so `rename(2)` moves a finished download
-//! into place atomically). A file already present is never rewritten. Durability is per batch:
-//! [`ArtifactStorage::adopt_batch`] renames a whole batch and then issues one `syncfs(2)`, so the
-//! bytes are on disk before the caller commits the rows that point at them.
+//! An artifact's key is `artifact/<first 2 hex of sha256>/<other 62 hex>`, the same in both.
+//! [`ArtifactStorage`] is the handle every part holds: a local working area (`tmp/` for
+//! downloads in progress, `upload/<id>/` for the chunks of uploads, see `upload`) plus the
+//! backend. Downloads are always validated into a local temp file first; saving a batch
+//! ([`ArtifactStorage::adopt_batch`]) then renames it into place and issues one `syncfs(2)`
+//! (filesystem: the tmp area is on the same filesystem, no copy) or uploads it to its final key
+//! (S3: nothing half-written is ever visible there). Either way the bytes are stored before the
+//! caller commits the rows that point at them, and a stored artifact is never rewritten.
+//!
+//! Readers: the content app serves the filesystem backend's files by memory-mapping them
+//! directly ([`ArtifactStorage::local_root`] is `Some`), and otherwise streams through
+//! [`ArtifactStorage::read`] or redirects to [`ArtifactStorage::presigned_url`]; tasks that need a
+//! file on disk (content from an artifact) take [`ArtifactStorage::local_copy`].
 
+pub mod fs;
+pub mod s3;
 mod upload;
 
 pub use upload::{covering, Assembled, Piece};
 
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use tempfile::{NamedTempFile, TempPath};
+use tokio::io::AsyncWriteExt;
+
+pub use fs::FileSystemBackend;
+pub use s3::{S3Backend, S3Config};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +50,14 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    #[error("invalid storage settings: {0}")]
+    Config(String),
+    #[error("object storage: {0}")]
+    Backend(String),
+    #[error("artifact {0} is missing from storage")]
+    Missing(String),
+    #[error("a file to store is {found} bytes, expected {expected}")]
+    SizeMismatch { expected: u64, found: u64 },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
@@ -35,12 +67,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
     }
 }
 
-/// The artifact store rooted at one directory.
-#[derive(Debug, Clone)]
-pub struct ArtifactStorage {
-    root: PathBuf,
-    tmp: PathBuf,
-}
+/// A validated download to store: its temp file, sha256 and size.
+pub type TempFile = (TempPath, String, u64);
+
+/// The bytes of a stored artifact, streamed.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 
 /// Checks that `s` is 64 lowercase hex characters.
 pub fn is_sha256_hex(s: &str) -> bool {
@@ -49,22 +80,154 @@ pub fn is_sha256_hex(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// `artifact/<2>/<62>` for a sha256.
+pub fn relative_path(sha256: &str) -> Result<String, StorageError> {
+    if !is_sha256_hex(sha256) {
+        return Err(StorageError::BadDigest(sha256.to_string()));
+    }
+    Ok(format!("artifact/{}/{}", &sha256[..2], &sha256[2..]))
+}
+
+/// Checks that `file` is a key [`relative_path`] makes (nothing else is ever touched).
+fn check_file(file: &str) -> Result<(), StorageError> {
+    let digest: String = file
+        .strip_prefix("artifact/")
+        .map(|rest| rest.split('/').collect())
+        .unwrap_or_default();
+    if relative_path(&digest).ok().as_deref() != Some(file) {
+        return Err(StorageError::BadDigest(file.to_string()));
+    }
+    Ok(())
+}
+
+/// Where artifacts are kept. Every method takes keys as [`relative_path`] makes them and
+/// refuses anything else.
+#[async_trait]
+pub trait ArtifactBackend: Send + Sync + std::fmt::Debug {
+    /// For messages: the kind and place.
+    fn describe(&self) -> String;
+    /// The file of `file` on a local (or mounted) filesystem, when the backend has one.
+    fn local_path(&self, file: &str) -> Option<PathBuf>;
+    /// Stores validated downloads under their digests' keys (a digest already stored is kept
+    /// and made young again for [`ArtifactBackend::untracked_files`]); their keys, in order.
+    async fn save_batch(&self, files: Vec<TempFile>) -> Result<Vec<String>, StorageError>;
+    /// Whether `file` is stored.
+    async fn exists(&self, file: &str) -> Result<bool, StorageError>;
+    /// Removes `file`; already gone is fine. The caller deleted the row first.
+    async fn remove(&self, file: &str) -> Result<(), StorageError>;
+    /// Removes every file of `files` (already gone is fine); returns the failures.
+    async fn remove_many(&self, files: Vec<String>) -> Vec<(String, StorageError)>;
+    /// The digests stored under `artifact/<prefix>/` last modified before `before`.
+    async fn untracked_files(
+        &self,
+        prefix: u8,
+        before: SystemTime,
+    ) -> Result<Vec<String>, StorageError>;
+    /// Removes the artifact of `sha256` if it is still older than `before`; whether it went.
+    async fn remove_if_older(&self, sha256: &str, before: SystemTime)
+        -> Result<bool, StorageError>;
+    /// The bytes of `file` (a byte range of it), streamed with bounded memory.
+    async fn read(&self, file: &str, range: Option<Range<u64>>)
+        -> Result<ByteStream, StorageError>;
+    /// A URL that lets a client `method` the file without credentials for `expires`, saving it
+    /// as `download_name`; `None` when the backend has no such thing.
+    async fn presigned_url(
+        &self,
+        file: &str,
+        method: axum::http::Method,
+        expires: Duration,
+        download_name: &str,
+    ) -> Result<Option<url::Url>, StorageError>;
+}
+
+/// Which backend and how the content app serves from it (the storage part of the settings).
+#[derive(Debug, Clone, Default)]
+pub struct StorageSettings {
+    /// `None`: the filesystem under the storage root.
+    pub s3: Option<S3Config>,
+    /// With S3: answer content requests with a redirect to a pre-signed URL valid this long,
+    /// instead of streaming the object through the content app.
+    pub redirect: Option<Duration>,
+}
+
+/// The artifact store handle: the local working area and the backend (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct ArtifactStorage {
+    root: PathBuf,
+    tmp: PathBuf,
+    backend: Arc<dyn ArtifactBackend>,
+    /// `Some(root)` for the filesystem backend: the content app's direct path.
+    local: Option<PathBuf>,
+    redirect: Option<Duration>,
+}
+
+/// A stored artifact's bytes as a local file: the stored file itself, or a temp copy
+/// (deleted when dropped).
+#[derive(Debug)]
+pub enum LocalFile {
+    Stored(PathBuf),
+    Copy(TempPath),
+}
+
+impl LocalFile {
+    pub fn path(&self) -> &Path {
+        match self {
+            LocalFile::Stored(p) => p,
+            LocalFile::Copy(t) => t,
+        }
+    }
+}
+
 impl ArtifactStorage {
-    /// Opens (creating if needed) the store under `root`.
+    /// Opens (creating if needed) the filesystem store under `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<ArtifactStorage, StorageError> {
+        ArtifactStorage::open_with(root, &StorageSettings::default())
+    }
+
+    /// Opens the store `settings` name, with its local working area under `root` (the
+    /// filesystem backend's artifacts live there too).
+    pub fn open_with(
+        root: impl Into<PathBuf>,
+        settings: &StorageSettings,
+    ) -> Result<ArtifactStorage, StorageError> {
         let root = root.into();
         let tmp = root.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        // All 256 prefix directories up front: saving a file is then one stat and one rename.
-        for prefix in 0..=255u8 {
-            let dir = root.join("artifact").join(format!("{prefix:02x}"));
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        }
-        Ok(ArtifactStorage { root, tmp })
+        let (backend, local): (Arc<dyn ArtifactBackend>, _) = match &settings.s3 {
+            None => (
+                Arc::new(FileSystemBackend::open(&root)?),
+                Some(root.clone()),
+            ),
+            Some(config) => (Arc::new(S3Backend::new(config)?), None),
+        };
+        Ok(ArtifactStorage {
+            root,
+            tmp,
+            backend,
+            local,
+            redirect: settings.redirect.filter(|_| settings.s3.is_some()),
+        })
     }
 
+    /// The local working area (and the filesystem backend's root).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The filesystem backend's root; `None` for object storage.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local.as_deref()
+    }
+
+    /// The backend, for messages and for tests.
+    pub fn backend(&self) -> &Arc<dyn ArtifactBackend> {
+        &self.backend
+    }
+
+    /// With object storage: how long the pre-signed URLs the content app redirects to are
+    /// valid, when it redirects.
+    pub fn redirect(&self) -> Option<Duration> {
+        self.redirect
     }
 
     /// Where downloads in progress are written.
@@ -79,172 +242,118 @@ impl ArtifactStorage {
 
     /// `artifact/<2>/<62>` for a sha256.
     pub fn relative_path(sha256: &str) -> Result<String, StorageError> {
-        if !is_sha256_hex(sha256) {
-            return Err(StorageError::BadDigest(sha256.to_string()));
-        }
-        Ok(format!("artifact/{}/{}", &sha256[..2], &sha256[2..]))
+        relative_path(sha256)
     }
 
-    /// The absolute path of a stored file given its relative `file` path.
+    /// Where the filesystem backend keeps `file` (a path under the root whatever the backend:
+    /// only meaningful when [`ArtifactStorage::local_root`] is `Some`).
     pub fn absolute(&self, file: &str) -> PathBuf {
         self.root.join(file)
     }
 
-    /// Whether the artifact with this digest has its file in place.
-    pub fn contains(&self, sha256: &str) -> bool {
-        Self::relative_path(sha256)
-            .map(|p| self.root.join(p).is_file())
-            .unwrap_or(false)
-    }
-
-    /// Moves finished downloads into place and makes them durable with one `syncfs`.
-    ///
-    /// Blocking: call from `spawn_blocking`. Each temp file must hold exactly the bytes whose
-    /// sha256 is given (the downloader checked). A file already present is kept and the temp
-    /// file deleted, unless its size is not `size` (a torn earlier write): then it is replaced.
-    /// A kept file's modification time is renewed, so it is young again for
-    /// [`ArtifactStorage::untracked_files`]: orphan cleanup never sweeps a file that a sync is
-    /// about to name (if a sweep took it first, the touch fails and the fresh copy goes in).
-    /// Returns the relative paths, in input order.
-    pub fn adopt_batch(
-        &self,
-        files: Vec<(TempPath, String, u64)>,
-    ) -> Result<Vec<String>, StorageError> {
-        let mut out = Vec::with_capacity(files.len());
-        let mut moved_any = false;
-        for (temp, sha256, size) in files {
-            let rel = Self::relative_path(&sha256)?;
-            let dest = self.root.join(&rel);
-            let intact = std::fs::metadata(&dest)
-                .map(|m| m.is_file() && m.len() == size)
-                .unwrap_or(false);
-            if intact && touch(&dest).is_ok() {
-                drop(temp); // deletes the duplicate download
-            } else {
-                temp.persist(&dest).map_err(|e| StorageError::Io {
-                    path: dest.clone(),
-                    source: e.error,
-                })?;
-                moved_any = true;
-            }
-            out.push(rel);
-        }
-        if moved_any {
-            self.sync_filesystem()?;
-        }
-        Ok(out)
-    }
-
-    /// Removes the stored file at `file` (a relative path as [`ArtifactStorage::relative_path`]
-    /// makes; anything else is [`StorageError::BadDigest`] and nothing is touched). A file
-    /// already gone is not an error. The caller must have deleted the artifact's row first.
-    pub fn remove(&self, file: &str) -> Result<(), StorageError> {
-        let digest: String = file
-            .strip_prefix("artifact/")
-            .map(|rest| rest.split('/').collect())
-            .unwrap_or_default();
-        if Self::relative_path(&digest).ok().as_deref() != Some(file) {
-            return Err(StorageError::BadDigest(file.to_string()));
-        }
-        let path = self.root.join(file);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::Io { path, source: e }),
+    /// Whether the artifact with this digest is stored.
+    pub async fn contains(&self, sha256: &str) -> bool {
+        match relative_path(sha256) {
+            Ok(file) => self.backend.exists(&file).await.unwrap_or(false),
+            Err(_) => false,
         }
     }
 
-    /// The digests of the stored files under `artifact/<prefix>/` last modified before
-    /// `before`. Blocking. Orphan cleanup looks these up and removes those no row names (files
-    /// a killed cleanup or a crash left behind); any other name there is left alone.
-    pub fn untracked_files(
+    /// Whether `file` is stored.
+    pub async fn exists(&self, file: &str) -> Result<bool, StorageError> {
+        self.backend.exists(file).await
+    }
+
+    /// Stores finished downloads (see [`ArtifactBackend::save_batch`]); their keys in input
+    /// order. Each temp file must hold exactly the bytes of its sha256 (the downloader checked).
+    pub async fn adopt_batch(&self, files: Vec<TempFile>) -> Result<Vec<String>, StorageError> {
+        self.backend.save_batch(files).await
+    }
+
+    /// Removes the stored `file` (a key as [`ArtifactStorage::relative_path`] makes; anything
+    /// else is [`StorageError::BadDigest`] and nothing is touched). Already gone is fine. The
+    /// caller must have deleted the artifact's row first.
+    pub async fn remove(&self, file: &str) -> Result<(), StorageError> {
+        self.backend.remove(file).await
+    }
+
+    /// Removes every file of `files` (one blocking batch on the filesystem, bulk deletes on
+    /// S3); returns the failures.
+    pub async fn remove_many(&self, files: Vec<String>) -> Vec<(String, StorageError)> {
+        self.backend.remove_many(files).await
+    }
+
+    /// The digests stored under `artifact/<prefix>/` last modified before `before`. Orphan
+    /// cleanup looks these up and removes those no row names.
+    pub async fn untracked_files(
         &self,
         prefix: u8,
-        before: std::time::SystemTime,
+        before: SystemTime,
     ) -> Result<Vec<String>, StorageError> {
-        let dir = self.root.join("artifact").join(format!("{prefix:02x}"));
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StorageError::Io {
-                    path: dir,
-                    source: e,
-                })
-            }
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir))?;
-            let name = entry.file_name();
-            let Some(rest) = name.to_str() else { continue };
-            let sha256 = format!("{prefix:02x}{rest}");
-            if !is_sha256_hex(&sha256) {
-                continue;
-            }
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_file() && meta.modified().is_ok_and(|m| m < before) {
-                out.push(sha256);
-            }
-        }
-        out.sort();
-        Ok(out)
+        self.backend.untracked_files(prefix, before).await
     }
 
-    /// Removes the stored file of `sha256` if it is still older than `before` (checked again
-    /// right before: a sync that adopts the same digest renews it). Returns whether it went.
-    pub fn remove_if_older(
+    /// Removes the stored artifact of `sha256` if it is still older than `before` (a sync that
+    /// saves the same digest renews it). Returns whether it went.
+    pub async fn remove_if_older(
         &self,
         sha256: &str,
-        before: std::time::SystemTime,
+        before: SystemTime,
     ) -> Result<bool, StorageError> {
-        let path = self.root.join(Self::relative_path(sha256)?);
-        match std::fs::metadata(&path) {
-            Ok(m) if m.modified().is_ok_and(|t| t < before) => {}
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(StorageError::Io { path, source: e }),
+        self.backend.remove_if_older(sha256, before).await
+    }
+
+    /// The bytes of `file`, or of `range` of it, streamed.
+    pub async fn read(
+        &self,
+        file: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream, StorageError> {
+        self.backend.read(file, range).await
+    }
+
+    /// A pre-signed URL for `file` (object storage only).
+    pub async fn presigned_url(
+        &self,
+        file: &str,
+        method: axum::http::Method,
+        expires: Duration,
+        download_name: &str,
+    ) -> Result<Option<url::Url>, StorageError> {
+        self.backend
+            .presigned_url(file, method, expires, download_name)
+            .await
+    }
+
+    /// `file` as a file on local disk: the stored file itself on the filesystem backend, else
+    /// a copy in the tmp area (deleted when the value is dropped).
+    pub async fn local_copy(&self, file: &str) -> Result<LocalFile, StorageError> {
+        if let Some(path) = self.backend.local_path(file) {
+            check_file(file)?;
+            return Ok(LocalFile::Stored(path));
         }
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StorageError::Io { path, source: e }),
+        let temp = self.temp_file()?.into_temp_path();
+        let mut out = tokio::fs::File::create(&temp)
+            .await
+            .map_err(io_err(&temp))?;
+        let mut bytes = self.backend.read(file, None).await?;
+        while let Some(chunk) = bytes.next().await {
+            out.write_all(&chunk?).await.map_err(io_err(&temp))?;
         }
-    }
-
-    /// Flushes every dirty page and directory entry of the storage filesystem (`syncfs(2)`).
-    pub fn sync_filesystem(&self) -> Result<(), StorageError> {
-        let dir = std::fs::File::open(&self.root).map_err(io_err(&self.root))?;
-        sync_fs(&dir).map_err(io_err(&self.root))
+        out.flush().await.map_err(io_err(&temp))?;
+        Ok(LocalFile::Copy(temp))
     }
 }
 
-/// Sets the modification time of `path` to now.
-fn touch(path: &Path) -> io::Result<()> {
-    std::fs::File::options()
-        .write(true)
-        .open(path)?
-        .set_modified(std::time::SystemTime::now())
-}
-
-#[cfg(target_os = "linux")]
-fn sync_fs(file: &std::fs::File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: syncfs takes a valid open descriptor, which `file` holds for the call's duration.
-    let rc = unsafe { libc::syncfs(file.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn sync_fs(_file: &std::fs::File) -> io::Result<()> {
-    // No syncfs: fall back to the global sync(2), which also orders data before our commit.
-    // SAFETY: sync has no preconditions.
-    unsafe { libc::sync() };
-    Ok(())
+/// The storage settings' serialised form (flat, as `PULP_*` variables name them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The local (or mounted) filesystem under the storage root.
+    #[default]
+    Filesystem,
+    /// S3-compatible object storage.
+    S3,
 }
 
 #[cfg(test)]
@@ -260,8 +369,8 @@ mod tests {
         assert_eq!(ok, format!("artifact/ab/{}", "ab".repeat(31)));
     }
 
-    #[test]
-    fn remove_takes_only_artifact_paths() {
+    #[tokio::test]
+    async fn remove_takes_only_artifact_paths() {
         let dir = tempfile::tempdir().unwrap();
         let st = ArtifactStorage::open(dir.path()).unwrap();
         let sha = "ef".repeat(32);
@@ -275,16 +384,17 @@ mod tests {
             "/etc/passwd",
             "",
         ] {
-            assert!(st.remove(bad).is_err(), "{bad:?} must be refused");
+            assert!(st.remove(bad).await.is_err(), "{bad:?} must be refused");
+            assert!(st.local_copy(bad).await.is_err(), "{bad:?} must be refused");
         }
         assert!(dir.path().join("keep").exists());
-        st.remove(&rel).unwrap();
+        st.remove(&rel).await.unwrap();
         assert!(!st.absolute(&rel).exists());
-        st.remove(&rel).expect("already gone is fine");
+        st.remove(&rel).await.expect("already gone is fine");
     }
 
-    #[test]
-    fn adopt_moves_once_and_keeps_existing() {
+    #[tokio::test]
+    async fn adopt_moves_once_and_keeps_existing() {
         let dir = tempfile::tempdir().unwrap();
         let st = ArtifactStorage::open(dir.path()).unwrap();
         let sha = "cd".repeat(32);
@@ -292,14 +402,30 @@ mod tests {
         f.write_all(b"first").unwrap();
         let rel = st
             .adopt_batch(vec![(f.into_temp_path(), sha.clone(), 5)])
+            .await
             .unwrap();
         let mut g = st.temp_file().unwrap();
         g.write_all(b"second").unwrap();
         let g_path = g.path().to_path_buf();
         st.adopt_batch(vec![(g.into_temp_path(), sha.clone(), 5)])
+            .await
             .unwrap();
         assert_eq!(std::fs::read(st.absolute(&rel[0])).unwrap(), b"first");
         assert!(!g_path.exists(), "duplicate temp file must be deleted");
         assert_eq!(std::fs::read_dir(st.tmp_dir()).unwrap().count(), 0);
+        assert!(st.contains(&sha).await);
+        let local = st.local_copy(&rel[0]).await.unwrap();
+        assert!(
+            matches!(local, LocalFile::Stored(_)),
+            "no copy on the filesystem"
+        );
+        let read: Vec<Bytes> = st
+            .read(&rel[0], Some(1..4))
+            .await
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(read.concat(), b"irs");
     }
 }

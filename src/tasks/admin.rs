@@ -143,19 +143,11 @@ pub async fn orphan_cleanup(ctx: TaskCtx, storage: ArtifactStorage) -> Result<()
                 .map(|(_, _, file)| file.clone()),
         );
     }
-    let remover = storage.clone();
-    let failures = tokio::task::spawn_blocking(move || {
-        let mut failures = 0u64;
-        for file in &files {
-            if let Err(e) = remover.remove(file) {
-                tracing::warn!(error = %e, file = %file, "cannot remove an orphan artifact's file");
-                failures += 1;
-            }
-        }
-        failures
-    })
-    .await
-    .map_err(|e| TaskError::failed(format!("file removal stopped: {e}")))?;
+    let failed = storage.remove_many(files).await;
+    for (file, e) in &failed {
+        tracing::warn!(error = %e, file = %file, "cannot remove an orphan artifact's file");
+    }
+    let failures = failed.len() as u64;
     let swept = sweep_untracked_files(ctx.store(), &storage, minutes, &ctx).await?;
     let uploads = super::upload::cleanup_uploads(
         ctx.store(),
@@ -203,12 +195,10 @@ async fn sweep_untracked_files(
         if ctx.is_canceled() {
             return Err(TaskError::Canceled);
         }
-        let listing = storage.clone();
-        let candidates =
-            tokio::task::spawn_blocking(move || listing.untracked_files(prefix, before))
-                .await
-                .map_err(|e| TaskError::failed(format!("sweep stopped: {e}")))?
-                .map_err(|e| TaskError::failed(format!("sweep: {e}")))?;
+        let candidates = storage
+            .untracked_files(prefix, before)
+            .await
+            .map_err(|e| TaskError::failed(format!("sweep: {e}")))?;
         for chunk in candidates.chunks(500) {
             let known: HashSet<String> = store
                 .find_artifacts_by_sha256(chunk)
@@ -224,20 +214,13 @@ async fn sweep_untracked_files(
             if stray.is_empty() {
                 continue;
             }
-            let remover = storage.clone();
-            removed += tokio::task::spawn_blocking(move || {
-                let mut n = 0u64;
-                for sha in &stray {
-                    match remover.remove_if_older(sha, before) {
-                        Ok(true) => n += 1,
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot remove an untracked file"),
-                    }
+            for sha in &stray {
+                match storage.remove_if_older(sha, before).await {
+                    Ok(true) => removed += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot remove an untracked file"),
                 }
-                n
-            })
-            .await
-            .map_err(|e| TaskError::failed(format!("sweep stopped: {e}")))?;
+            }
         }
     }
     Ok(removed)

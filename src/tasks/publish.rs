@@ -364,7 +364,7 @@ async fn store_file(
     path: tempfile::TempPath,
 ) -> Result<(Uuid, String, u64), TaskError> {
     let storage: ArtifactStorage = env.storage.clone();
-    let (rel, sha256, size) = tokio::task::spawn_blocking(move || {
+    let (temp, sha256, size) = tokio::task::spawn_blocking(move || {
         use std::io::Read;
         let mut hasher = Sha256::new();
         let mut f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
@@ -379,14 +379,18 @@ async fn store_file(
             size += n as u64;
         }
         let sha256 = hex::encode(hasher.finalize());
-        let rel = storage
-            .adopt_batch(vec![(path, sha256.clone(), size)])
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((rel.into_iter().next().unwrap_or_default(), sha256, size))
+        Ok::<_, String>((path, sha256, size))
     })
     .await
     .map_err(TaskError::failed)?
     .map_err(|e| TaskError::failed(format!("cannot store publication metadata: {e}")))?;
+    let rel = storage
+        .adopt_batch(vec![(temp, sha256.clone(), size)])
+        .await
+        .map_err(|e| TaskError::failed(format!("cannot store publication metadata: {e}")))?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let rows = env
         .store
         .insert_artifacts(&[NewArtifact {

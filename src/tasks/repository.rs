@@ -537,7 +537,11 @@ async fn run_repository_delete(_env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskEr
 
 async fn run_remote_update(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
     let store = ctx.store().clone();
-    let args: RemoteUpdateArgs = ctx.args_as()?;
+    let mut args: RemoteUpdateArgs = ctx.args_as()?;
+    store
+        .secrets()
+        .decrypt_members(&mut args.patch)
+        .map_err(|e| TaskError::failed(format!("remote update arguments: {e}")))?;
     let current = store.get_remote(args.remote).await?;
     let plugin = plugin_of(&env, &current.pulp_type)?;
     let updated = apply_remote(plugin.as_ref(), &current, args.patch, args.partial)

@@ -102,11 +102,9 @@ pub async fn save_artifact(
     size: u64,
     other: OtherDigests,
 ) -> Result<Artifact, TaskError> {
-    let st = storage.clone();
-    let digest = sha256.clone();
-    let file = tokio::task::spawn_blocking(move || st.adopt_batch(vec![(temp, digest, size)]))
+    let file = storage
+        .adopt_batch(vec![(temp, sha256.clone(), size)])
         .await
-        .map_err(blocking_failed)?
         .map_err(TaskError::failed)?
         .pop()
         .ok_or_else(|| TaskError::failed("storage adopted nothing"))?;
@@ -258,9 +256,13 @@ async fn run_content_create(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError>
         t => plugin.content_type(t),
     }
     .ok_or_else(|| TaskError::failed(format!("no content type {:?}", args.pulp_type)))?;
-    let path = env.storage.absolute(&artifact.file);
+    let local = env
+        .storage
+        .local_copy(&artifact.file)
+        .await
+        .map_err(TaskError::failed)?;
     let unit = ct
-        .unit_from_artifact(&artifact, &path, &args.fields)
+        .unit_from_artifact(&artifact, local.path(), &args.fields)
         .map_err(TaskError::failed)?;
     let existing = store
         .find_content(

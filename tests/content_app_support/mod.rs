@@ -29,7 +29,14 @@ pub async fn lib(app: &TestApp) -> Lib {
     let store = pulp_rs::db::connect(&app.settings.database_url())
         .await
         .expect("connect to the server's database");
-    let storage = ArtifactStorage::open(app.settings.data_dir.join("media")).expect("storage");
+    pulp_rs::server::attach_secrets(&store, &app.settings)
+        .await
+        .expect("the server's database encryption key");
+    let storage = ArtifactStorage::open_with(
+        app.settings.data_dir.join("media"),
+        &app.settings.storage_settings().expect("storage settings"),
+    )
+    .expect("storage");
     Lib { store, storage }
 }
 

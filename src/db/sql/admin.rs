@@ -9,10 +9,12 @@ use super::super::{ids_param, in_list_param};
 use super::{row_by_id, rows, Backend, DbRow};
 use crate::db::admin::AdminStore;
 use crate::db::shared;
-use crate::db::types::{Id, Time};
+use crate::db::types::{Id, Json, Time};
 use crate::db::{DbError, DbResult};
 use crate::models::Artifact;
 use crate::models::{ArtifactFilter, OrphanCleanup, SigningService};
+use crate::secrets::{SecretBox, SecretError};
+use std::sync::Arc;
 
 const ARTIFACT_COLS: &str = "id, sha256, size, sha224, sha384, sha512, file, pulp_created";
 
@@ -246,6 +248,125 @@ impl AdminStore for Backend {
             content_removed,
             artifacts,
         })
+    }
+
+    fn set_secrets(&self, secrets: SecretBox) {
+        *self
+            .secrets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(secrets);
+    }
+
+    fn secrets(&self) -> Arc<SecretBox> {
+        self.sealer()
+    }
+
+    async fn record_key_id(&self, key_id: &str) -> DbResult<String> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO db_encryption (id, key_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+        let recorded: String = sqlx::query_scalar("SELECT key_id FROM db_encryption WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    async fn rotate_secrets(&self, new: &SecretBox) -> DbResult<u64> {
+        let old = self.sealer();
+        let new_id = new
+            .key_id()
+            .ok_or_else(|| DbError::Corrupt("rotating to no key".into()))?
+            .to_string();
+        let bad = |e: SecretError| DbError::Corrupt(format!("a stored secret: {e}"));
+        let mut tx = self.begin_write().await?;
+        let mut changed = 0u64;
+        let rows =
+            sqlx::query("SELECT id, password, proxy_password, client_key FROM remotes ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?;
+        for row in &rows {
+            let mut values: Vec<Option<String>> = Vec::with_capacity(3);
+            for col in ["password", "proxy_password", "client_key"] {
+                let stored: Option<String> = row.try_get(col)?;
+                let again = match stored {
+                    Some(s) => {
+                        changed += 1;
+                        Some(new.reencrypt(&old, &s).map_err(bad)?)
+                    }
+                    None => None,
+                };
+                values.push(again);
+            }
+            sqlx::query(
+                "UPDATE remotes SET password = $1, proxy_password = $2, client_key = $3 \
+                 WHERE id = $4",
+            )
+            .bind(&values[0])
+            .bind(&values[1])
+            .bind(&values[2])
+            .bind(row.try_get::<Id, _>("id")?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Task arguments holding secrets (a remote update's body): every sealed string in them.
+        let tasks =
+            sqlx::query("SELECT id, args FROM tasks WHERE CAST(args AS TEXT) LIKE $1 ORDER BY id")
+                .bind(format!("%{}%", crate::secrets::PREFIX))
+                .fetch_all(&mut *tx)
+                .await?;
+        for row in &tasks {
+            let mut value = row.try_get::<Json, _>("args")?.0;
+            changed += reseal_json(&mut value, &old, new).map_err(bad)?;
+            sqlx::query("UPDATE tasks SET args = $1 WHERE id = $2")
+                .bind(Json(value))
+                .bind(row.try_get::<Id, _>("id")?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO db_encryption (id, key_id) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id",
+        )
+        .bind(&new_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.set_secrets(new.clone());
+        Ok(changed)
+    }
+}
+
+/// Re-encrypts from `old` to `new` every sealed string inside `value`; how many.
+fn reseal_json(
+    value: &mut serde_json::Value,
+    old: &SecretBox,
+    new: &SecretBox,
+) -> Result<u64, SecretError> {
+    match value {
+        serde_json::Value::String(s) if s.starts_with(crate::secrets::PREFIX) => {
+            *s = new.reencrypt(old, s)?;
+            Ok(1)
+        }
+        serde_json::Value::Array(items) => {
+            let mut n = 0;
+            for item in items {
+                n += reseal_json(item, old, new)?;
+            }
+            Ok(n)
+        }
+        serde_json::Value::Object(members) => {
+            let mut n = 0;
+            for item in members.values_mut() {
+                n += reseal_json(item, old, new)?;
+            }
+            Ok(n)
+        }
+        _ => Ok(0),
     }
 }
 

@@ -125,7 +125,7 @@ impl CatalogStore for Backend {
             .fetch_all(self.reader())
             .await?
             .iter()
-            .map(remote_from)
+            .map(|r| remote_from(r).and_then(|r| self.open_remote(r)))
             .collect()
     }
 

@@ -40,6 +40,26 @@ mod upload;
 
 pub(super) use super::{Backend, Db};
 
+impl Backend {
+    /// The key secrets are sealed with now.
+    pub(crate) fn sealer(&self) -> std::sync::Arc<crate::secrets::SecretBox> {
+        self.secrets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A remote read from a row, its secrets opened.
+    pub(crate) fn open_remote(
+        &self,
+        r: crate::models::Remote,
+    ) -> crate::db::DbResult<crate::models::Remote> {
+        self.sealer()
+            .open_remote(r)
+            .map_err(|e| crate::db::DbError::Corrupt(format!("remote secret: {e}")))
+    }
+}
+
 /// A connection of this backend (what a transaction derefs to).
 pub(crate) type Conn = <Db as sqlx::Database>::Connection;
 

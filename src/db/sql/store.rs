@@ -219,6 +219,8 @@ impl Store for Backend {
     // ---- remotes -----------------------------------------------------------------------------
 
     async fn create_remote(&self, remote: &Remote) -> DbResult<Remote> {
+        let sealed = self.sealer().seal_remote(remote);
+        let remote = &sealed;
         let mut tx = self.begin_write().await?;
         let placeholders: Vec<String> = (1..=REMOTE_OPTIONS.len() + 2)
             .map(|i| format!("${i}"))
@@ -243,10 +245,12 @@ impl Store for Backend {
             })?;
         let saved = get_remote_in(&mut tx, remote.id).await?;
         tx.commit().await?;
-        Ok(saved)
+        self.open_remote(saved)
     }
 
     async fn update_remote(&self, remote: &Remote) -> DbResult<Remote> {
+        let sealed = self.sealer().seal_remote(remote);
+        let remote = &sealed;
         let mut tx = self.begin_write().await?;
         let sets: Vec<String> = REMOTE_OPTIONS
             .iter()
@@ -270,12 +274,12 @@ impl Store for Backend {
         }
         let saved = get_remote_in(&mut tx, remote.id).await?;
         tx.commit().await?;
-        Ok(saved)
+        self.open_remote(saved)
     }
 
     async fn get_remote(&self, id: Uuid) -> DbResult<Remote> {
         let mut conn = self.reader().acquire().await?;
-        get_remote_in(&mut conn, id).await
+        self.open_remote(get_remote_in(&mut conn, id).await?)
     }
 
     async fn get_remote_by_name(&self, name: &str) -> DbResult<Option<Remote>> {
@@ -284,7 +288,7 @@ impl Store for Backend {
             .bind(name)
             .fetch_optional(self.reader())
             .await?
-            .map(|r| remote_from(&r))
+            .map(|r| remote_from(&r).and_then(|r| self.open_remote(r)))
             .transpose()
     }
 

@@ -763,8 +763,18 @@ impl DebSync {
                 what: file.clone(),
                 reason: "the index has no stored file".into(),
             })?;
-        let path = self.env.stages.storage.absolute(&stored.file);
-        let reader = compression::open(&path, Compression::of_path(&file))
+        // The stored file itself on the filesystem, a temp copy (kept while read) on S3.
+        let local = self
+            .env
+            .stages
+            .storage
+            .local_copy(&stored.file)
+            .await
+            .map_err(|e| DebError::Decompress {
+                file: file.clone(),
+                reason: e.to_string(),
+            })?;
+        let reader = compression::open(local.path(), Compression::of_path(&file))
             .await
             .map_err(|e| DebError::Decompress {
                 file: file.clone(),
@@ -834,7 +844,7 @@ impl DebSync {
             .find_artifacts_by_sha256(std::slice::from_ref(&listed.sha256))
             .await?;
         if let Some(a) = known.into_iter().find(|a| a.sha256 == listed.sha256) {
-            if self.env.stages.storage.contains(&a.sha256) {
+            if self.env.stages.storage.contains(&a.sha256).await {
                 return Ok(Some(ArtifactState::Saved(a)));
             }
         }
