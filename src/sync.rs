@@ -90,6 +90,8 @@ pub struct SyncOutcome {
     pub counts: VersionCounts,
     pub report: PipelineReport,
     pub downloads: Arc<DownloadStats>,
+    /// The first stage found upstream unchanged and skipped the rest ([`SyncEnv::skip`]).
+    pub skipped: bool,
 }
 
 /// A sync being prepared: call [`PreparedSync::metrics`] to watch it, then [`PreparedSync::run`].
@@ -99,6 +101,7 @@ pub struct PreparedSync {
     pipeline: crate::stages::Pipeline,
     downloads: Arc<DownloadStats>,
     tmp_dir: std::path::PathBuf,
+    skip: crate::plugins::SkipSignal,
 }
 
 /// Starts a sync of `repository` from `remote` with `plugin`: creates the incomplete version
@@ -154,7 +157,9 @@ pub async fn prepare(
             max_concurrent_content: ctx.max_concurrent_content,
         },
         options,
+        skip: crate::plugins::SkipSignal::default(),
     };
+    let skip = env.skip.clone();
     let first = plugin.first_stage(&env);
     let rest = plugin.stages(&env, mirror);
     let pipeline = create_pipeline(first, rest, ctx.pipeline.clone());
@@ -164,6 +169,7 @@ pub async fn prepare(
         pipeline,
         downloads,
         tmp_dir,
+        skip,
     })
 }
 
@@ -191,6 +197,7 @@ impl PreparedSync {
             pipeline,
             downloads,
             tmp_dir,
+            skip,
         } = self;
         let result = pipeline.run(cancel.clone()).await;
         match &result {
@@ -198,6 +205,28 @@ impl PreparedSync {
             Err(e) => e.report.record(),
         }
         let outcome = match result {
+            // Upstream unchanged: the incomplete version (which may have unassociated what the
+            // first stage did not declare again) is discarded below; the latest stays latest.
+            Ok(report) if skip.is_raised() => {
+                if let Err(e) = ctx.store.discard_version(version.id).await {
+                    tracing::error!(version = %version.id, error = %e, "could not discard the incomplete version; the next sync will");
+                }
+                Ok(SyncOutcome {
+                    version: None,
+                    counts: VersionCounts {
+                        present: ctx
+                            .store
+                            .latest_version(version.repository_id)
+                            .await
+                            .map(|v| v.counts.present)
+                            .unwrap_or(0),
+                        ..VersionCounts::default()
+                    },
+                    report,
+                    downloads: downloads.clone(),
+                    skipped: true,
+                })
+            }
             Ok(report) => match ctx.store.finalize_version(version.id).await {
                 Ok(done) => {
                     let counts = match &done {
@@ -217,6 +246,7 @@ impl PreparedSync {
                         counts,
                         report,
                         downloads,
+                        skipped: false,
                     })
                 }
                 Err(e) => Err(SyncError::Db(e)),

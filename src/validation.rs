@@ -599,6 +599,9 @@ pub fn apply_remote(
         r.plugin_data = json!({});
     }
     r.plugin_data = apply_plugin_fields(&mut f, &remote_fields, &r.plugin_data, partial);
+    if let Err((field, message)) = plugin.check_remote_fields(&r.plugin_data) {
+        f.error(&field, message);
+    }
     f.finish()?;
     Ok(r)
 }

@@ -106,6 +106,21 @@ async fn deb_api_autopublish_streamed_structured() {
             .await;
         assert_eq!(s, 400, "{backend}: {body}");
         assert!(body["distributions"].is_array(), "{backend}: {body}");
+        let (s, body) = app
+            .post(
+                &format!("{API}remotes/deb/apt/"),
+                json!({"name": "src", "url": server.url(""), "distributions": "stable",
+                       "sync_sources": true}),
+            )
+            .await;
+        assert_eq!(s, 400, "{backend}: {body}");
+        assert!(
+            body["sync_sources"][0]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not implemented"),
+            "{backend}: {body}"
+        );
 
         let (s, remote) = app
             .post(

@@ -27,6 +27,25 @@ pub struct SyncEnv {
     /// The sync's options beyond `mirror`, as the plugin declares them
     /// ([`Plugin::sync_options`]; e.g. deb's `optimize`), defaults filled in: a JSON object.
     pub options: serde_json::Value,
+    /// Raised by a first stage that finds upstream unchanged since the latest version: it then
+    /// emits nothing more, and the sync makes no version, whatever `mirror` says (pulpcore's
+    /// `sync.complete_skip.was_skipped`).
+    pub skip: SkipSignal,
+}
+
+/// See [`SyncEnv::skip`].
+#[derive(Clone, Debug, Default)]
+pub struct SkipSignal(Arc<std::sync::atomic::AtomicBool>);
+
+impl SkipSignal {
+    /// The sync has nothing to do past what the first stage read.
+    pub fn raise(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// How a plugin's objects are named in the REST API.
@@ -325,6 +344,13 @@ pub trait Plugin: Send + Sync + 'static {
     /// The plugin's own remote fields, stored in the remote's plugin data.
     fn remote_fields(&self) -> Vec<PluginField> {
         Vec::new()
+    }
+
+    /// Checks a remote's plugin data (its [`Plugin::remote_fields`], types already checked)
+    /// as a whole: `(field, message)` for a value the plugin refuses.
+    fn check_remote_fields(&self, data: &serde_json::Value) -> Result<(), (String, String)> {
+        let _ = data;
+        Ok(())
     }
 
     /// The plugin's own repository fields, stored in the repository's plugin data.

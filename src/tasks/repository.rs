@@ -190,6 +190,10 @@ const METADATA: (&str, &str) = ("sync.downloading.metadata", "Downloading Metada
 const DOWNLOADING: (&str, &str) = ("sync.downloading.artifacts", "Downloading Artifacts");
 const ASSOCIATING: (&str, &str) = ("associating.content", "Associating Content");
 const UNASSOCIATING: (&str, &str) = ("unassociating.content", "Un-Associating Content");
+const SKIPPED: (&str, &str) = (
+    "sync.complete_skip.was_skipped",
+    "Skipping Sync (no change from previous sync)",
+);
 
 /// One report per pipeline stage (code `sync.stage.<Stage>`): items out so far as `done`, and in
 /// `suffix` its current rate (over the last interval, or the whole run once finished) and how
@@ -387,6 +391,10 @@ async fn run_sync(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError> {
                 done,
             ))
             .await?;
+            if outcome.skipped {
+                ctx.progress(report(SKIPPED.0, SKIPPED.1, Some(1), 1, done))
+                    .await?;
+            }
             if mirror {
                 ctx.progress(report(
                     UNASSOCIATING.0,

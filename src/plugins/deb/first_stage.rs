@@ -32,8 +32,8 @@
 //! `artifact_set_sha256` matches a release file of the repository's latest version, the latest
 //! version holds exactly the release files of these distributions, and the package indices the
 //! options select are exactly those of the latest version, no index is downloaded: the stage
-//! re-declares the latest version's units (so a `mirror` sync keeps them) and the sync makes
-//! no new version. A change of policy alone is not seen by this check.
+//! raises [`crate::plugins::SyncEnv::skip`] and stops, and the sync makes no new version
+//! (`mirror` or not). A change of policy alone is not seen by this check.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -52,9 +52,7 @@ use super::deb822::{ReadError, StanzaReader};
 use super::release::{signed_body, ListedFile, Release};
 use super::verify::Keyring;
 use super::DebError;
-use crate::declarative::{
-    ArtifactState, ContentFuture, ContentState, DeclarativeArtifact, DeclarativeContent,
-};
+use crate::declarative::{ArtifactState, ContentFuture, DeclarativeArtifact, DeclarativeContent};
 use crate::downloader::{DownloadError, DownloadResult};
 use crate::models::{ContentQuery, Expected, Policy, UnsavedContent};
 use crate::plugins::file::{artifact_url, check_relative_path};
@@ -63,9 +61,6 @@ use crate::stages::{Stage, StageError, StageIo};
 
 /// Package units awaited at most at once (the oldest is awaited when the window is full).
 pub const WINDOW: usize = 1000;
-
-/// Units per page when re-declaring a previous version.
-const PAGE: u64 = 1000;
 
 /// The Debian remote's sync options (pulp_deb's `AptRemote` fields), read from the remote's
 /// plugin data.
@@ -234,8 +229,9 @@ impl Stage for DebFirstStage {
             dists.push(sync.fetch_release(&d, &mut io).await?);
         }
         if optimize && sync.unchanged(&dists).await? {
-            tracing::info!("release files and selected indices unchanged: skipping the indices");
-            return sync.redeclare_latest(&mut io).await;
+            tracing::info!("release files and selected indices unchanged: skipping the sync");
+            sync.env.skip.raise();
+            return Ok(());
         }
         for d in dists {
             sync.distribution(d, &mut io).await?;
@@ -547,43 +543,6 @@ impl DebSync {
             }
         }
         Ok(before == wanted)
-    }
-
-    /// Declares every unit of the latest version again, as saved units.
-    async fn redeclare_latest(&self, io: &mut StageIo) -> Result<(), StageError> {
-        let store = &self.env.stages.store;
-        let version_id = self.env.stages.version_id;
-        let Some((_, repository_id)) = store
-            .incomplete_versions()
-            .await?
-            .into_iter()
-            .find(|(v, _)| *v == version_id)
-        else {
-            return Ok(());
-        };
-        let latest = store.latest_version(repository_id).await?;
-        let mut offset = 0;
-        loop {
-            let page = store.version_content(latest.id, PAGE, offset).await?;
-            let n = page.len() as u64;
-            for c in page {
-                let mut dc = DeclarativeContent::new(
-                    UnsavedContent {
-                        pulp_type: c.pulp_type.clone(),
-                        natural_key: c.natural_key.clone(),
-                        repo_key: c.repo_key.clone(),
-                        data: serde_json::Value::Null,
-                    },
-                    vec![],
-                );
-                dc.content = ContentState::Saved(c);
-                io.output.put(dc).await?;
-            }
-            if n < PAGE {
-                return Ok(());
-            }
-            offset += n;
-        }
     }
 
     /// Emits `unit` with a future and waits until it is saved.

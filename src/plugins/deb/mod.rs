@@ -309,6 +309,35 @@ impl Plugin for DebPlugin {
         ))
     }
 
+    /// A remote names at least one distribution; the source, udeb and installer syncs that are
+    /// not implemented are refused when asked for, not ignored.
+    fn check_remote_fields(&self, data: &serde_json::Value) -> Result<(), (String, String)> {
+        // A missing one is already "This field is required.".
+        let blank = data
+            .get("distributions")
+            .and_then(|v| v.as_str())
+            .is_some_and(|d| d.trim().is_empty());
+        if blank {
+            return Err((
+                "distributions".into(),
+                "This field may not be blank.".into(),
+            ));
+        }
+        for (flag, what) in [
+            ("sync_sources", "source packages"),
+            ("sync_udebs", "installer packages (udebs)"),
+            ("sync_installer", "installer files"),
+        ] {
+            if data.get(flag) == Some(&serde_json::Value::Bool(true)) {
+                return Err((
+                    flag.into(),
+                    format!("Syncing {what} is not implemented by pulp-rs; set {flag} to false."),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn sync_options(&self) -> Vec<PluginField> {
         vec![field(
             "optimize",
