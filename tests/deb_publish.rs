@@ -7,26 +7,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use common::app::{backends, TestApp};
 use common::server::{sha256_hex, FixtureServer};
 use serde_json::{json, Value};
-
-fn make_repo(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deb/make-repo.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(dir)
-        .output()
-        .expect("run make-repo.sh");
-    assert!(
-        out.status.success(),
-        "make-repo.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 const API: &str = "/pulp/api/v3/";
 
@@ -64,7 +49,7 @@ fn release_digests(text: &str) -> BTreeMap<String, (String, u64)> {
 async fn deb_api_autopublish_streamed_structured() {
     for backend in backends().await {
         let upstream = tempfile::tempdir().unwrap();
-        make_repo(upstream.path());
+        common::scripts::make_deb_repo(upstream.path());
         let server = FixtureServer::start(upstream.path()).await;
         let app = TestApp::start(backend, 2).await;
 

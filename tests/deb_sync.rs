@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::server::{sha256_hex, FixtureServer};
@@ -33,20 +33,6 @@ struct World {
     _data: TempDir,
 }
 
-fn make_repo(dir: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deb/make-repo.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .arg(dir)
-        .output()
-        .expect("run make-repo.sh");
-    assert!(
-        out.status.success(),
-        "make-repo.sh failed (apt-utils, dpkg and gpg are needed; .ci/run installs them): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 async fn worlds() -> Vec<World> {
     let mut out = Vec::new();
     let probe = tempfile::tempdir().unwrap();
@@ -54,7 +40,7 @@ async fn worlds() -> Vec<World> {
         let data = tempfile::tempdir().unwrap();
         let storage = ArtifactStorage::open(data.path().join("media")).unwrap();
         let upstream = tempfile::tempdir().unwrap();
-        make_repo(upstream.path());
+        common::scripts::make_deb_repo(upstream.path());
         let server = FixtureServer::start(upstream.path()).await;
         out.push(World {
             backend,

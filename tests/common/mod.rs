@@ -4,4 +4,5 @@
 
 pub mod app;
 pub mod db;
+pub mod scripts;
 pub mod server;
