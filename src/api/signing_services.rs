@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::common::{page_of, path_id, ts};
+use super::common::{name_matches, page_of, path_id, ts};
 use super::list::Query;
 use super::openapi::paginated;
 use super::{href, ApiBuilder, ApiError, ApiResult, AppState, API_ROOT};
@@ -28,21 +28,12 @@ fn to_json(s: &SigningService) -> Value {
 
 async fn list(State(state): State<AppState>, q: Query) -> ApiResult<Json<Value>> {
     q.only(&["name", "name__contains", "name__icontains", "ordering"])?;
-    let name = q.value("name");
-    let contains = q.value("name__contains");
-    let icontains = q.value("name__icontains").map(str::to_lowercase);
     let items = state
         .store
         .list_signing_services()
         .await?
         .iter()
-        .filter(|s| name.is_none_or(|n| s.name == n))
-        .filter(|s| contains.is_none_or(|c| s.name.contains(c)))
-        .filter(|s| {
-            icontains
-                .as_deref()
-                .is_none_or(|c| s.name.to_lowercase().contains(c))
-        })
+        .filter(|s| name_matches(&q, &s.name, &Default::default()))
         .map(to_json)
         .collect();
     page_of(&q, items, &["name", "pulp_created"])
