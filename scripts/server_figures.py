@@ -118,7 +118,7 @@ class Database:
 
 
 class Pulp:
-    def __init__(self, work, db=None, data=None, which="serve", extra_env=None):
+    def __init__(self, work, db=None, data=None, which="serve", extra_env=None, bin=None):
         self.api_port, self.content_port = free_port(), free_port()
         self.data = data or os.path.join(work, "pulp-data-%d" % self.api_port)
         env = dict(os.environ, PULP_ADMIN_PASSWORD=PASSWORD)
@@ -126,7 +126,7 @@ class Pulp:
         if db is not None and db.url:
             env["PULP_DATABASE_URL"] = db.url
         env.update(extra_env or {})
-        args = [BIN, "--data-dir", self.data, which]
+        args = [bin or BIN, "--data-dir", self.data, which]
         if which in ("serve", "api"):
             args += ["--api-bind", "127.0.0.1:%d" % self.api_port]
         if which in ("serve", "content"):
@@ -189,6 +189,12 @@ def sync_repo(pulp, manifest_url, name, policy="immediate"):
 
 
 def distribute(pulp, name, base_path, repo):
+    """A publication of the repository's latest version, then a distribution of the repository
+    (which serves its newest publication, as pulpcore's file distributions do)."""
+    t = pulp.call("POST", "/pulp/api/v3/publications/file/file/", {"repository": repo["pulp_href"]})
+    done = pulp.wait_task(t["task"])
+    if done["state"] != "completed":
+        raise SystemExit("publish failed: %s" % json.dumps(done))
     t = pulp.call("POST", "/pulp/api/v3/distributions/file/file/",
                   {"name": name, "base_path": base_path, "repository": repo["pulp_href"]})
     if "task" in t:
@@ -273,17 +279,27 @@ def backend_figures(args, work, nginx, paths, backend):
                 distribute(pulp, label, "bench/" + label, repo)
                 repos[label] = repo
         if "content" in only:
+            # --baseline-bin: an older build's content app on the same data, a third contender.
+            base = (Pulp(work, db, data=pulp.data, which="content", bin=args.baseline_bin)
+                    if args.baseline_bin else None)
             for label in CONTENT_LABELS:
                 urls = write_urls(work, label, paths[label])
                 for conns in (16, 256):
-                    row = compare(args.runs, args.seconds, [
-                        ("pulp-rs", pulp.content("bench/%s/" % label)),
-                        ("nginx", nginx.url("fixtures/%s/" % label))], urls, conns)
+                    contenders = [("pulp-rs", pulp.content("bench/%s/" % label)),
+                                  ("nginx", nginx.url("fixtures/%s/" % label))]
+                    if base:
+                        contenders.append(("baseline", base.content("bench/%s/" % label)))
+                    row = compare(args.runs, args.seconds, contenders, urls, conns)
                     row["ratio_rps"] = row["pulp-rs"]["rps"] / row["nginx"]["rps"]
                     row["ratio_p99"] = row["pulp-rs"]["p99_ms"] / row["nginx"]["p99_ms"]
+                    if base:
+                        row["ratio_rps_baseline"] = row["pulp-rs"]["rps"] / row["baseline"]["rps"]
+                        row["baseline_ratio_rps"] = row["baseline"]["rps"] / row["nginx"]["rps"]
                     res["%s c%d" % (label, conns)] = row
                     print(backend, label, conns, json.dumps({k: v for k, v in row.items()}, default=str)[:400],
                           file=sys.stderr)
+            if base:
+                base.stop()
         if "404" in only:
             missing = ["d%03d/missing-%07d.bin" % (i % 100, i) for i in range(1000)]
             urls = write_urls(work, "missing", missing)
@@ -412,6 +428,8 @@ def main():
     ap.add_argument("--only", default="content,404,large,ondemand,rss,sync")
     ap.add_argument("--work", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument("--baseline-bin", help="an older pulp-rs binary whose content app joins the "
+                    "content figure as a third contender (same data, same run)")
     args = ap.parse_args()
     args.only = args.only.split(",")
     if not os.path.exists(BIN):

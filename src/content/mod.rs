@@ -117,10 +117,12 @@ pub fn router_with(state: AppState, settings: ContentSettings) -> Router {
         .route("/metrics", crate::api::metrics::route(&cs.app))
         .with_state(cs.app.clone());
     let router = Router::new()
-        .route("/pulp/content", get(|| async { redirect(CONTENT_PREFIX) }))
+        .route(
+            "/pulp/content",
+            get(|req: axum::extract::Request| counted(req, |_| async { redirect(CONTENT_PREFIX) })),
+        )
         .route("/pulp/content/", get(handle))
         .route("/pulp/content/{*rest}", get(handle))
-        .layer(axum::middleware::from_fn(count_response))
         .with_state(cs)
         .merge(metrics);
     crate::api::shell::content(router)
@@ -133,13 +135,19 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Counts every content response by status, and the body bytes it announces (a GET's
-/// `Content-Length` or exact body size; a body cut short by a failed on-demand fetch counts as announced).
-/// Also times each request to its response head (`content_request_duration_seconds`).
-async fn count_response(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// Answers `req` with `answer`, counting the response by status, and the body bytes it
+/// announces (a GET's `Content-Length` or exact body size; a body cut short by a failed
+/// on-demand fetch counts as announced), and timing the request to its response head
+/// (`content_request_duration_seconds`). Called by each handler rather than as a middleware
+/// layer: no boxed future and no service clone per request.
+async fn counted<F, Fut>(req: axum::extract::Request, answer: F) -> Response
+where
+    F: FnOnce(axum::extract::Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let started = std::time::Instant::now();
     let is_head = req.method() == axum::http::Method::HEAD;
-    let resp = next.run(req).await;
+    let resp = answer(req).await;
     let bytes = if is_head {
         0
     } else {
@@ -273,6 +281,10 @@ async fn files_under(
 }
 
 async fn handle(State(cs): State<ContentState>, req: axum::extract::Request) -> Response {
+    counted(req, |req| answer_request(cs, req)).await
+}
+
+async fn answer_request(cs: ContentState, req: axum::extract::Request) -> Response {
     let (parts, _) = req.into_parts();
     let head = parts.method == Method::HEAD;
     let headers = &parts.headers;
