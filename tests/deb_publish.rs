@@ -167,6 +167,48 @@ async fn deb_api_autopublish_streamed_structured() {
             "{pkgs}"
         );
 
+        // Memberships name their package and release component by href, as pulp_deb's, and
+        // filter by them.
+        let (_, prcs) = app
+            .get(&format!(
+                "{API}content/deb/package_release_components/?repository_version={repo_href}versions/1/"
+            ))
+            .await;
+        let prc = &prcs["results"][0];
+        let package = prc["package"].as_str().unwrap_or_default().to_string();
+        let component = prc["release_component"].as_str().unwrap_or_default();
+        assert!(
+            package.starts_with(&format!("{API}content/deb/packages/")),
+            "{backend}: {prc}"
+        );
+        let (s, rc) = app.get(component).await;
+        assert_eq!(s, 200, "{backend}: {prc}");
+        assert_eq!(rc["component"], "main", "{backend}: {rc}");
+        let (s, by_package) = app
+            .get(&format!(
+                "{API}content/deb/package_release_components/?package={package}"
+            ))
+            .await;
+        assert_eq!(s, 200, "{backend}: {by_package}");
+        assert!(
+            by_package["count"].as_u64().unwrap_or(0) >= 1,
+            "{by_package}"
+        );
+        assert!(
+            by_package["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["package"] == package.as_str()),
+            "{backend}: {by_package}"
+        );
+        let (s, body) = app
+            .get(&format!(
+                "{API}content/deb/package_release_components/?package=not-an-href"
+            ))
+            .await;
+        assert_eq!(s, 400, "{backend}: {body}");
+
         // Autopublished: one structured publication, served by a distribution of the repository.
         let (_, pubs) = app.get(&format!("{API}publications/deb/apt/")).await;
         assert_eq!(pubs["count"], 1, "{backend}: {pubs}");

@@ -647,3 +647,114 @@ async fn one_package_version_with_two_digests_fails() {
         w.assert_clean_failure(0).await;
     }
 }
+
+/// Every unit of the latest version as `(pulp_type, natural key)`.
+async fn unit_keys(w: &World) -> std::collections::BTreeSet<(String, String)> {
+    w.units()
+        .await
+        .into_values()
+        .flatten()
+        .map(|c| (c.pulp_type, c.natural_key))
+        .collect()
+}
+
+#[tokio::test]
+async fn optimize_keeps_an_unchanged_component_without_reading_its_indices() {
+    for w in worlds().await {
+        let stable = || json!({ "distributions": "stable" });
+        w.sync(stable(), Policy::OnDemand, true, true)
+            .await
+            .unwrap_or_else(|e| panic!("[{}] {e}", w.backend));
+        // stable's contrib index changes (`extra` gains a field), so its Release changes;
+        // main's indices stay as they are.
+        let dir = "dists/stable/contrib/binary-amd64";
+        let text = std::fs::read_to_string(w.path(dir).join("Packages")).unwrap();
+        w.rewrite_index(dir, &format!("{}\nX-Changed: yes\n", text.trim_end()));
+        w.relist("dists/stable");
+        // main's index files leave the storage: reading them again would fetch them upstream.
+        let units = w.units().await;
+        let main: Vec<_> = units[PACKAGE_INDEX]
+            .iter()
+            .filter(|c| field(c, "component") == "main")
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(main.len(), 2, "[{}] binary-all and binary-amd64", w.backend);
+        for (_, a) in w.store.content_artifacts(&main).await.unwrap() {
+            w.storage.remove(&a.unwrap().file).await.unwrap();
+        }
+        let main_requests = |w: &World| -> u64 {
+            ["binary-amd64", "binary-all"]
+                .iter()
+                .flat_map(|a| {
+                    ["Packages", "Packages.gz", "Packages.xz"]
+                        .map(|f| format!("dists/stable/main/{a}/{f}"))
+                })
+                .map(|p| w.server.requests(&p))
+                .sum()
+        };
+        let contrib = "dists/stable/contrib/binary-amd64/Packages.xz";
+        let (main_before, contrib_before) = (main_requests(&w), w.server.requests(contrib));
+
+        let out = w
+            .sync(stable(), Policy::OnDemand, true, true)
+            .await
+            .unwrap_or_else(|e| panic!("[{}] {e}", w.backend));
+        assert_eq!(out.version.map(|v| v.number), Some(2), "[{}]", w.backend);
+        assert_eq!(
+            main_requests(&w),
+            main_before,
+            "[{}] main's unchanged indices were read",
+            w.backend
+        );
+        assert_eq!(
+            w.server.requests(contrib),
+            contrib_before + 1,
+            "[{}]",
+            w.backend
+        );
+        let units = w.units().await;
+        let mut names: Vec<&str> = units[PACKAGE].iter().map(|c| field(c, "package")).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec!["common-data", "extra", "hello"],
+            "[{}]",
+            w.backend
+        );
+        let extra = units[PACKAGE]
+            .iter()
+            .find(|c| field(c, "package") == "extra");
+        assert!(
+            extra.unwrap().data["stanza"]
+                .to_string()
+                .contains("X-Changed"),
+            "[{}] the old extra stays",
+            w.backend
+        );
+        assert_eq!(
+            count(&units, PACKAGE_RELEASE_COMPONENT),
+            3,
+            "[{}]",
+            w.backend
+        );
+        assert_eq!(count(&units, PACKAGE_INDEX), 4, "[{}]", w.backend);
+        let optimized = unit_keys(&w).await;
+
+        // A full sync of the same upstream finds nothing to change.
+        let out = w
+            .sync(stable(), Policy::OnDemand, true, false)
+            .await
+            .unwrap_or_else(|e| panic!("[{}] {e}", w.backend));
+        assert!(
+            out.version.is_none(),
+            "[{}] the full sync changed something",
+            w.backend
+        );
+        assert_eq!(unit_keys(&w).await, optimized, "[{}]", w.backend);
+        assert!(
+            main_requests(&w) > main_before,
+            "[{}] the full sync reads main's indices again",
+            w.backend
+        );
+    }
+}

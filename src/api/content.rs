@@ -148,7 +148,10 @@ async fn list(
     }
     for (name, key) in filters {
         if let Some(v) = q.value(name) {
-            query.data_equals.push((key.to_string(), v.to_string()));
+            let stored = ct
+                .filter_value(name, v)
+                .map_err(|m| ApiError::field(name, m))?;
+            query.data_equals.push((key.to_string(), stored));
         }
     }
     super::common::check_name_filters(&q)?;

@@ -8,10 +8,14 @@
 //!   version's units through a [`Publisher`] and writes metadata files and content at paths of
 //!   its choosing, without holding the version in memory.
 //!
-//! [`registry`] is the one list of compiled-in plugins.
+//! [`registry`] is the one list of compiled-in plugins; [`path::check_relative_path`] the one
+//! check of a relative path named by outside input.
 
 pub mod deb;
 pub mod file;
+pub mod path;
+
+pub use path::check_relative_path;
 
 use std::sync::Arc;
 
@@ -89,6 +93,9 @@ pub enum PublishError {
     /// The plugin's own failure (a path that would hide another, a signing script that failed).
     #[error("{0}")]
     Plugin(String),
+    /// A path handed to the [`Publisher`] that is not relative or leaves the publication.
+    #[error("unsafe publication path: {0}")]
+    UnsafePath(String),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
@@ -127,7 +134,10 @@ pub trait Publisher: Send {
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, PublishError>;
 
     /// Publishes the file at `path` (a temp file from [`Publisher::temp_file`], written and
-    /// flushed) as a metadata file at `relative_path`; returns its sha256 and size.
+    /// flushed) as a metadata file at `relative_path`; returns its sha256 and size. Like every
+    /// path a hook hands the publisher, `relative_path` must pass [`check_relative_path`]
+    /// (relative, no `.` / `..` segment even percent-encoded, no backslash or control
+    /// character), else [`PublishError::UnsafePath`]: the core does not trust plugins with it.
     async fn add_metadata_file(
         &mut self,
         relative_path: &str,
@@ -149,7 +159,7 @@ pub trait Publisher: Send {
     }
 
     /// Serves the content artifact `content_artifact_id` (downloaded or on_demand) at
-    /// `relative_path` of the publication.
+    /// `relative_path` of the publication (checked as in [`Publisher::add_metadata_file`]).
     async fn add_content_file(
         &mut self,
         relative_path: &str,
@@ -232,6 +242,14 @@ pub trait ContentType: Send + Sync + 'static {
     /// `(query parameter, data key)`.
     fn filters(&self) -> Vec<(&'static str, &'static str)> {
         Vec::new()
+    }
+
+    /// The stored text that the value of list filter `param` stands for (default: the value
+    /// itself). A filter on a related unit takes that unit's href, as pulpcore's do, while the
+    /// data keeps its id. `Err`: the 400 message for `param`.
+    fn filter_value(&self, param: &str, value: &str) -> Result<String, String> {
+        let _ = param;
+        Ok(value.to_string())
     }
 
     /// The REST fields of a unit besides the core's (`pulp_href`, `artifact`...), with their

@@ -266,6 +266,7 @@ impl Publisher for TaskPublisher<'_> {
         relative_path: &str,
         path: tempfile::TempPath,
     ) -> Result<(String, u64), PublishError> {
+        safe_path(relative_path)?;
         let (artifact_id, sha256, size) = store_file(self.env, path)
             .await
             .map_err(|e| PublishError::Plugin(e.to_string()))?;
@@ -283,6 +284,7 @@ impl Publisher for TaskPublisher<'_> {
         relative_path: &str,
         content_artifact_id: Uuid,
     ) -> Result<(), PublishError> {
+        safe_path(relative_path)?;
         self.push(PublishedFile {
             relative_path: relative_path.to_string(),
             artifact_id: None,
@@ -311,6 +313,11 @@ impl Publisher for TaskPublisher<'_> {
         };
         run_signing_script(&s, file, self.scratch.path()).await
     }
+}
+
+/// A publication path a hook handed us, refused unless it stays inside the publication.
+fn safe_path(relative_path: &str) -> Result<(), PublishError> {
+    crate::plugins::check_relative_path(relative_path).map_err(PublishError::UnsafePath)
 }
 
 /// The longest a signing script may run.

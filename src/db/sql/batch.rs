@@ -14,7 +14,7 @@ use super::Conn;
 use crate::db::shared::{self, CaRow};
 use crate::db::types::{Column, Id, Json, Time};
 use crate::db::DbResult;
-use crate::models::{NewArtifact, NewRemoteArtifact, UnsavedContent};
+use crate::models::{NewArtifact, NewRemoteArtifact, PublishedFile, UnsavedContent};
 
 /// Inserts artifacts; an existing sha256 wins.
 pub(crate) async fn insert_artifacts(conn: &mut Conn, rows: &[&NewArtifact]) -> DbResult<()> {
@@ -193,6 +193,55 @@ pub(crate) async fn write_remote_artifacts(
     )
     .await
     .map_err(shared::remote_artifact_write_err)?;
+    Ok(())
+}
+
+/// Inserts the published files of publication `publication_id` in one statement (chunked on
+/// SQLite). A path twice in the batch is refused before anything is written; a path published
+/// by an earlier batch is a unique violation.
+pub(crate) async fn insert_published_files(
+    conn: &mut Conn,
+    publication_id: Uuid,
+    files: &[PublishedFile],
+) -> DbResult<()> {
+    let mut seen = std::collections::HashSet::with_capacity(files.len());
+    if let Some(f) = files
+        .iter()
+        .find(|f| !seen.insert(f.relative_path.as_str()))
+    {
+        return Err(crate::db::DbError::Conflict(format!(
+            "{:?} is published twice",
+            f.relative_path
+        )));
+    }
+    let cols = [
+        Column::new_ids(files.len()),
+        Column::Id(vec![Id(publication_id); files.len()]),
+        Column::Text(files.iter().map(|f| f.relative_path.as_str()).collect()),
+        Column::OptId(files.iter().map(|f| f.artifact_id.map(Id)).collect()),
+        Column::OptId(
+            files
+                .iter()
+                .map(|f| f.content_artifact_id.map(Id))
+                .collect(),
+        ),
+    ];
+    with_rows(
+        conn,
+        "id, publication_id, relative_path, artifact_id, content_artifact_id",
+        &cols,
+        "INSERT INTO published_files (id, publication_id, relative_path, artifact_id, \
+         content_artifact_id) SELECT id, publication_id, relative_path, artifact_id, \
+         content_artifact_id FROM u WHERE true",
+    )
+    .await
+    .map_err(|e| {
+        shared::map_write_err(
+            e,
+            || "a path of this batch is already published".to_string(),
+            || format!("publication {publication_id}, or an artifact it publishes"),
+        )
+    })?;
     Ok(())
 }
 

@@ -318,28 +318,11 @@ impl DistributionStore for Backend {
         publication_id: Uuid,
         files: &[PublishedFile],
     ) -> DbResult<()> {
-        let mut tx = self.begin_write().await?;
-        for f in files {
-            sqlx::query(
-                "INSERT INTO published_files \
-                 (id, publication_id, relative_path, artifact_id, content_artifact_id) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(Id(Uuid::now_v7()))
-            .bind(Id(publication_id))
-            .bind(&f.relative_path)
-            .bind(f.artifact_id.map(Id))
-            .bind(f.content_artifact_id.map(Id))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                shared::map_write_err(
-                    e,
-                    || format!("{:?} is published twice", f.relative_path),
-                    || format!("publication {publication_id}"),
-                )
-            })?;
+        if files.is_empty() {
+            return Ok(());
         }
+        let mut tx = self.begin_write().await?;
+        super::batch::insert_published_files(&mut tx, publication_id, files).await?;
         tx.commit().await?;
         Ok(())
     }

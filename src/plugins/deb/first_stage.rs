@@ -34,8 +34,17 @@
 //! options select are exactly those of the latest version, no index is downloaded: the stage
 //! raises [`crate::plugins::SyncEnv::skip`] and stops, and the sync makes no new version
 //! (`mirror` or not). A change of policy alone is not seen by this check.
+//!
+//! **Optimize** (per component): otherwise, a component of a distribution whose package
+//! indices are exactly those of the latest version (same paths, each with the compressed and
+//! uncompressed SHA256 the Release lists now) is not read at all: its index units, its
+//! memberships and the packages they name are declared again as the latest version holds them
+//! (read a page at a time), so the version is what a full sync makes, `mirror` included. The
+//! unit is the component rather than each index because an `all` package may be listed by
+//! several of a component's indices: once one of them changed, which of its `all` packages the
+//! unchanged ones still list is known only by reading them.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -46,15 +55,17 @@ use super::compression::{self, Compression};
 use super::content::{
     artifact_set_sha256, PackageData, PackageIndexData, PackageReleaseComponentData,
     ReleaseArchitectureData, ReleaseComponentData, ReleaseData, ReleaseFileData,
-    FLAT_REPO_COMPONENT, PACKAGE_INDEX, RELEASE_FILE,
+    FLAT_REPO_COMPONENT, PACKAGE, PACKAGE_INDEX, PACKAGE_RELEASE_COMPONENT, RELEASE_FILE,
 };
 use super::deb822::{ReadError, StanzaReader};
 use super::release::{signed_body, ListedFile, Release};
 use super::verify::Keyring;
 use super::DebError;
-use crate::declarative::{ArtifactState, ContentFuture, DeclarativeArtifact, DeclarativeContent};
+use crate::declarative::{
+    ArtifactState, ContentFuture, ContentState, DeclarativeArtifact, DeclarativeContent,
+};
 use crate::downloader::{DownloadError, DownloadResult};
-use crate::models::{ContentQuery, Expected, Policy, UnsavedContent};
+use crate::models::{Content, ContentQuery, Expected, Policy, UnsavedContent};
 use crate::plugins::file::{artifact_url, check_relative_path};
 use crate::plugins::SyncEnv;
 use crate::stages::{Stage, StageError, StageIo};
@@ -223,12 +234,16 @@ impl Stage for DebFirstStage {
             resolved: HashMap::new(),
             memberships: HashSet::new(),
             nva: HashMap::new(),
+            previous: None,
         };
         let mut dists = Vec::new();
         for d in sync.options.distribution_list() {
             dists.push(sync.fetch_release(&d, &mut io).await?);
         }
-        if optimize && sync.unchanged(&dists).await? {
+        if optimize {
+            sync.previous = sync.load_previous().await?;
+        }
+        if sync.unchanged(&dists) {
             tracing::info!("release files and selected indices unchanged: skipping the sync");
             sync.env.skip.raise();
             return Ok(());
@@ -286,6 +301,40 @@ struct DebSync {
     memberships: HashSet<(Uuid, Uuid)>,
     /// Digest of name/version/architecture → sha256 of its `.deb` (duplicate check).
     nva: HashMap<[u8; 16], [u8; 32]>,
+    /// With `optimize`: the repository's latest version, to skip what it already holds.
+    previous: Option<Previous>,
+}
+
+/// What the latest version holds that an optimized sync compares with.
+struct Previous {
+    version_id: Uuid,
+    /// Its `deb.release_file` units.
+    release_files: Vec<Content>,
+    /// Its `deb.package_index` units.
+    indices: Vec<Content>,
+}
+
+/// Units of the latest version read per query when kept without reading their index.
+const KEEP_PAGE: u64 = 2_000;
+
+/// A text field of a unit's data (empty when missing).
+fn text<'a>(c: &'a Content, key: &str) -> &'a str {
+    c.data.get(key).and_then(|v| v.as_str()).unwrap_or_default()
+}
+
+/// Declares a unit the latest version holds, as it is saved (no artifact to fetch or record).
+async fn keep(unit: Content, io: &mut StageIo) -> Result<(), StageError> {
+    let mut dc = DeclarativeContent::new(
+        UnsavedContent {
+            pulp_type: String::new(),
+            natural_key: String::new(),
+            repo_key: String::new(),
+            data: serde_json::Value::Null,
+        },
+        vec![],
+    );
+    dc.content = ContentState::Saved(unit);
+    io.output.put(dc).await
 }
 
 fn digest16(parts: &[&str]) -> [u8; 16] {
@@ -484,9 +533,8 @@ impl DebSync {
         out
     }
 
-    /// Whether the latest version already holds exactly what these Release files and the
-    /// options select (see the module docs).
-    async fn unchanged(&self, dists: &[FetchedRelease]) -> Result<bool, DebError> {
+    /// The latest version's release files and package indices, when there is one.
+    async fn load_previous(&self) -> Result<Option<Previous>, DebError> {
         let store = &self.env.stages.store;
         let version_id = self.env.stages.version_id;
         let Some((_, repository_id)) = store
@@ -495,11 +543,11 @@ impl DebSync {
             .into_iter()
             .find(|(v, _)| *v == version_id)
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let latest = store.latest_version(repository_id).await?;
         if latest.number == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let of_type = |pulp_type: &str| ContentQuery {
             pulp_type: Some(pulp_type.to_string()),
@@ -508,31 +556,36 @@ impl DebSync {
             ..ContentQuery::default()
         };
         let (_, release_files) = store.list_content(&of_type(RELEASE_FILE)).await?;
-        let before: BTreeSet<(String, String)> = release_files
+        let (_, indices) = store.list_content(&of_type(PACKAGE_INDEX)).await?;
+        Ok(Some(Previous {
+            version_id: latest.id,
+            release_files,
+            indices,
+        }))
+    }
+
+    /// Whether the latest version already holds exactly what these Release files and the
+    /// options select (see the module docs).
+    fn unchanged(&self, dists: &[FetchedRelease]) -> bool {
+        let Some(previous) = &self.previous else {
+            return false;
+        };
+        let before: BTreeSet<(&str, &str)> = previous
+            .release_files
             .iter()
-            .map(|c| {
-                let text = |k: &str| {
-                    c.data
-                        .get(k)
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                (text("distribution"), text("artifact_set_sha256"))
-            })
+            .map(|c| (text(c, "distribution"), text(c, "artifact_set_sha256")))
             .collect();
-        let now: BTreeSet<(String, String)> = dists
+        let now: BTreeSet<(&str, &str)> = dists
             .iter()
-            .map(|d| (d.distribution.clone(), d.artifact_set_sha256.clone()))
+            .map(|d| (d.distribution.as_str(), d.artifact_set_sha256.as_str()))
             .collect();
         if before != now {
-            return Ok(false);
+            return false;
         }
-        let (_, indices) = store.list_content(&of_type(PACKAGE_INDEX)).await?;
-        let before: BTreeSet<String> = indices
+        let before: BTreeSet<&str> = previous
+            .indices
             .iter()
-            .filter_map(|c| c.data.get("relative_path").and_then(|v| v.as_str()))
-            .map(str::to_string)
+            .map(|c| text(c, "relative_path"))
             .collect();
         let mut wanted = BTreeSet::new();
         for d in dists {
@@ -542,7 +595,135 @@ impl DebSync {
                 }
             }
         }
-        Ok(before == wanted)
+        before == wanted.iter().map(String::as_str).collect()
+    }
+
+    /// The latest version's index units of each component of `plan` whose indices are all
+    /// unchanged (see the module docs): component -> its indices, to keep without reading.
+    fn unchanged_components(
+        &self,
+        dir: &str,
+        release: &Release,
+        plan: &[PlannedIndex],
+    ) -> HashMap<String, Vec<Content>> {
+        let mut out = HashMap::new();
+        let Some(previous) = &self.previous else {
+            return out;
+        };
+        let mut by_component: BTreeMap<&str, Vec<&PlannedIndex>> = BTreeMap::new();
+        for p in plan {
+            by_component.entry(&p.component).or_default().push(p);
+        }
+        'components: for (component, planned) in by_component {
+            // The latest version's indices of this distribution and component...
+            let before: Vec<&Content> = previous
+                .indices
+                .iter()
+                .filter(|c| {
+                    text(c, "component") == component && text(c, "relative_path").starts_with(dir)
+                })
+                .collect();
+            if before.len() != planned.len() {
+                continue;
+            }
+            // ...are exactly the planned ones, each with the digests the Release lists now.
+            let mut kept = Vec::new();
+            for p in planned {
+                let path = format!("{dir}{}", p.base);
+                let Some((listed_path, listed)) = release.best_index(&p.base) else {
+                    continue 'components;
+                };
+                let file = format!("{dir}{listed_path}");
+                let set = artifact_set_sha256([(file.as_str(), listed.sha256.as_str())]);
+                let sha256 = release
+                    .sha256
+                    .get(&p.base)
+                    .map_or(listed.sha256.as_str(), |l| l.sha256.as_str());
+                let Some(same) = before.iter().find(|c| {
+                    text(c, "relative_path") == path
+                        && text(c, "artifact_set_sha256") == set
+                        && text(c, "sha256") == sha256
+                }) else {
+                    continue 'components;
+                };
+                kept.push((*same).clone());
+            }
+            out.insert(component.to_string(), kept);
+        }
+        out
+    }
+
+    /// Keeps what the latest version holds of `components` (release component id -> its index
+    /// units) without reading their indices: the index units, every membership of those
+    /// components and the packages they name are declared again as they are saved.
+    async fn keep_components(
+        &mut self,
+        components: HashMap<Uuid, Vec<Content>>,
+        io: &mut StageIo,
+    ) -> Result<(), StageError> {
+        let Some(version_id) = self.previous.as_ref().map(|p| p.version_id) else {
+            return Ok(());
+        };
+        for indices in components.values() {
+            for index in indices {
+                tracing::info!(index = %text(index, "relative_path"), "package index unchanged: kept without reading it");
+                keep(index.clone(), io).await?;
+            }
+        }
+        let store = self.env.stages.store.clone();
+        let mut packages: HashSet<Uuid> = HashSet::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .version_units(version_id, PACKAGE_RELEASE_COMPONENT, after, KEEP_PAGE)
+                .await
+                .map_err(DebError::from)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.id);
+            for (unit, _) in page {
+                let Ok(prc) =
+                    serde_json::from_value::<PackageReleaseComponentData>(unit.data.clone())
+                else {
+                    continue;
+                };
+                if components.contains_key(&prc.release_component)
+                    && self
+                        .memberships
+                        .insert((prc.package, prc.release_component))
+                {
+                    packages.insert(prc.package);
+                    keep(unit, io).await?;
+                }
+            }
+        }
+        let mut after = None;
+        while !packages.is_empty() {
+            let page = store
+                .version_units(version_id, PACKAGE, after, KEEP_PAGE)
+                .await
+                .map_err(DebError::from)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.id);
+            for (unit, _) in page {
+                if !packages.remove(&unit.id) {
+                    continue;
+                }
+                let key = digest16(&[&unit.natural_key]);
+                if self.resolved.insert(key, unit.id).is_none() {
+                    let nva = digest16(&[
+                        text(&unit, "package"),
+                        text(&unit, "version"),
+                        text(&unit, "architecture"),
+                    ]);
+                    let mut sha = [0u8; 32];
+                    if hex::decode_to_slice(text(&unit, "sha256"), &mut sha).is_ok() {
+                        self.nva.entry(nva).or_insert(sha);
+                    }
+                    keep(unit, io).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Emits `unit` with a future and waits until it is saved.
@@ -652,10 +833,22 @@ impl DebSync {
             })?;
             component_ids.insert(component.clone(), resolved.content.id);
         }
+        let unchanged = self.unchanged_components(&dir, &release, &plan);
+        let mut kept = HashMap::new();
+        for (component, indices) in unchanged {
+            if let Some(id) = component_ids.get(&component) {
+                kept.insert(*id, indices);
+            }
+        }
+        let skip: HashSet<Uuid> = kept.keys().copied().collect();
+        self.keep_components(kept, io).await?;
         for planned in plan {
             let Some(component_id) = component_ids.get(&planned.component).copied() else {
                 continue;
             };
+            if skip.contains(&component_id) {
+                continue;
+            }
             self.index(&dir, &release, planned, component_id, io)
                 .await?;
         }

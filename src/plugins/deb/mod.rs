@@ -72,16 +72,34 @@ impl ContentType for DebContentType {
         self.0.filters.to_vec()
     }
 
-    /// The unit's data fields as stored (a package's `stanza` too, as `[field, value]` pairs).
+    /// The unit's data fields as stored (a package's `stanza` too, as `[field, value]` pairs);
+    /// a package release component's `package` and `release_component` as hrefs.
     fn fields(&self, content: &Content) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         for name in self.0.fields {
-            m.insert(
-                (*name).to_string(),
-                content.data.get(*name).cloned().unwrap_or_default(),
-            );
+            let mut value = content.data.get(*name).cloned().unwrap_or_default();
+            if let Some(kind) = self.related_kind(name) {
+                let id = value.as_str().and_then(|s| uuid::Uuid::parse_str(s).ok());
+                value = id.map_or(serde_json::Value::Null, |id| {
+                    serde_json::Value::String(crate::href::content(&related_names(kind), id))
+                });
+            }
+            m.insert((*name).to_string(), value);
         }
         m
+    }
+
+    /// `package=<href>` and `release_component=<href>` filter by the related unit's id.
+    fn filter_value(&self, param: &str, value: &str) -> Result<String, String> {
+        let Some(kind) = self.related_kind(param) else {
+            return Ok(value.to_string());
+        };
+        match crate::href::parse(value) {
+            Some(p) if p.collection == ["content", "deb", kind] && p.rest.is_empty() => {
+                Ok(p.id.to_string())
+            }
+            _ => Err("Invalid hyperlink - No URL match.".into()),
+        }
     }
 
     fn schema(&self) -> Vec<(&'static str, serde_json::Value)> {
@@ -93,10 +111,8 @@ impl ContentType for DebContentType {
                     "size" => serde_json::json!({"type": "integer", "readOnly": true}),
                     "stanza" => serde_json::json!({"type": "array", "readOnly": true,
                         "items": {"type": "array", "items": {"type": "string"}}}),
-                    "package" | "release_component"
-                        if self.0.pulp_type == content::PACKAGE_RELEASE_COMPONENT =>
-                    {
-                        serde_json::json!({"type": "string", "format": "uuid"})
+                    name if self.related_kind(name).is_some() => {
+                        serde_json::json!({"type": "string", "format": "uri"})
                     }
                     _ => serde_json::json!({"type": "string", "nullable": true}),
                 };
@@ -107,6 +123,29 @@ impl ContentType for DebContentType {
 
     fn multiple_artifacts(&self) -> bool {
         self.0.multiple_artifacts
+    }
+}
+
+impl DebContentType {
+    /// The content kind a field of this type refers to by id (a package release component's
+    /// `package` and `release_component`), shown and filtered as that unit's href.
+    fn related_kind(&self, field: &str) -> Option<&'static str> {
+        if self.0.pulp_type != content::PACKAGE_RELEASE_COMPONENT {
+            return None;
+        }
+        match field {
+            "package" => Some("packages"),
+            "release_component" => Some("release_components"),
+            _ => None,
+        }
+    }
+}
+
+/// The REST names of Debian content of `kind`.
+fn related_names(kind: &'static str) -> ApiNames {
+    ApiNames {
+        content_kind: kind,
+        ..DebPlugin.api_names()
     }
 }
 
