@@ -481,7 +481,74 @@ async fn distribution_delete(ctx: TaskCtx) -> Result<(), TaskError> {
 
 #[cfg(test)]
 mod tests {
-    use super::path_prefixes;
+    use super::*;
+
+    /// A publisher on a real SQLite file and artifact store; no publication row is needed
+    /// until a batch is flushed.
+    async fn env(dir: &std::path::Path) -> TaskEnv {
+        let url = format!("sqlite://{}", dir.join("pulp.db").display());
+        let store = crate::db::connect(&url).await.unwrap();
+        let storage = ArtifactStorage::open(dir.join("media")).unwrap();
+        TaskEnv {
+            store: store.clone(),
+            storage: storage.clone(),
+            plugins: Vec::new(),
+            sync: crate::sync::SyncContext::new(store, storage),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_publisher_refuses_paths_that_leave_the_publication() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env(dir.path()).await;
+        let mut publisher = TaskPublisher {
+            env: &env,
+            version_id: Uuid::nil(),
+            publication_id: Uuid::nil(),
+            pending: Vec::new(),
+            scratch: tempfile::tempdir().unwrap(),
+        };
+        for bad in [
+            "",
+            "../escape",
+            "dists/../../escape",
+            "/etc/passwd",
+            "dists\\..\\escape",
+            "dists/a\0b",
+            "%2e%2e/escape",
+            "dists/%2E%2e/escape",
+            "dists/%252e%252e/escape",
+            "dists//Release",
+            "./Release",
+        ] {
+            let e = publisher
+                .add_metadata(bad, b"metadata".to_vec())
+                .await
+                .unwrap_err();
+            assert!(matches!(e, PublishError::UnsafePath(_)), "{bad:?}: {e}");
+            let e = publisher
+                .add_content_file(bad, Uuid::nil())
+                .await
+                .unwrap_err();
+            assert!(matches!(e, PublishError::UnsafePath(_)), "{bad:?}: {e}");
+        }
+        assert!(publisher.pending.is_empty(), "nothing was recorded");
+        assert_eq!(
+            env.store
+                .find_artifacts_by_sha256(&[hex::encode(Sha256::digest(b"metadata"))])
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "nothing was stored"
+        );
+        assert_eq!(std::fs::read_dir(env.storage.tmp_dir()).unwrap().count(), 0);
+        publisher
+            .add_content_file("pool/main/h/hello/hello_2.0-1_amd64.deb", Uuid::nil())
+            .await
+            .unwrap();
+        assert_eq!(publisher.pending.len(), 1, "a safe path is recorded");
+    }
 
     #[test]
     fn prefixes_by_component() {
