@@ -114,6 +114,9 @@ pub fn api_builder(plugins: &[Arc<dyn Plugin>]) -> ApiBuilder {
     content_create::register(&mut b, plugins);
     publications::register(&mut b, plugins);
     distributions::register(&mut b, plugins);
+    for p in plugins {
+        p.register_routes(&mut b);
+    }
     openapi::register(&mut b);
     b
 }

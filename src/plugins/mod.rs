@@ -1,7 +1,8 @@
 //! Plugins. The core knows a plugin only through this contract and never names one:
 //! - [`Plugin`]: the plugin's remote, repository and distribution types (REST names, its own
 //!   fields of any JSON type, stored generically as plugin data), its sync options, the first
-//!   stage of its sync (and optionally a whole custom pipeline), its version in `status/`;
+//!   stage of its sync (and optionally a whole custom pipeline), its version in `status/`, and
+//!   any REST routes and task functions of its own, which the core registers beside its own;
 //! - [`ContentType`]: each of its content types (`pulp_type`, REST names, fields and schemas,
 //!   list filters, several artifacts per unit or one, the unit an uploaded file makes);
 //! - [`PublicationType`]: each of its publication types, whose async hook streams over a
@@ -402,6 +403,21 @@ pub trait Plugin: Send + Sync + 'static {
     ) -> Option<(&'static str, serde_json::Value)> {
         let _ = remote;
         None
+    }
+
+    /// The plugin's own REST endpoints, beyond the remotes, repositories, content,
+    /// publications and distributions the core makes from this contract (pulp_deb's
+    /// `deb/copy/`...): added to the API's one route table, so they are served, authenticated
+    /// unless documented public, and described in the OpenAPI document like the core's. A
+    /// handler that starts work dispatches one of [`Plugin::register_tasks`]' task functions.
+    fn register_routes(&self, api: &mut crate::api::ApiBuilder) {
+        let _ = api;
+    }
+
+    /// The plugin's own task functions, registered by name beside the core's (a name must not
+    /// be one of the core's; prefix it with the plugin's name). Every worker runs them.
+    fn register_tasks(&self, registry: &mut crate::tasking::Registry, env: &crate::tasks::TaskEnv) {
+        let _ = (registry, env);
     }
 
     /// Whether a repository with these plugin fields publishes each new version by itself,

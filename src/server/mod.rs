@@ -401,13 +401,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens everything and starts the parts; returns once they listen.
+    /// Opens everything and starts the parts with the compiled-in plugins; returns once they
+    /// listen.
     pub async fn start(settings: &Settings, parts: Parts) -> Result<Server, ServerError> {
+        Server::start_with_plugins(settings, parts, plugins::registry()).await
+    }
+
+    /// [`Server::start`] with these plugins instead of the compiled-in ones (a plugin built
+    /// outside the crate, a test's).
+    pub async fn start_with_plugins(
+        settings: &Settings,
+        parts: Parts,
+        plugins: Vec<Arc<dyn plugins::Plugin>>,
+    ) -> Result<Server, ServerError> {
         let (store, storage) = open(settings).await?;
         let download = settings.download_settings(storage.tmp_dir())?;
         let generated_admin_password =
             ensure_admin(&store, settings.admin_password.as_deref()).await?;
-        let plugins = plugins::registry();
         let env = TaskEnv {
             store: store.clone(),
             storage: storage.clone(),

@@ -39,7 +39,7 @@ pub struct TaskEnv {
     pub sync: SyncContext,
 }
 
-/// Every task function of the server.
+/// Every task function of the server: the core's, then each plugin's own.
 pub fn registry(env: &TaskEnv) -> Registry {
     let mut registry = Registry::new();
     let storage = env.storage.clone();
@@ -49,5 +49,8 @@ pub fn registry(env: &TaskEnv) -> Registry {
     repository::register(&mut registry, env);
     publish::register(&mut registry, env);
     upload::register(&mut registry, env);
+    for p in &env.plugins {
+        p.register_tasks(&mut registry, env);
+    }
     registry
 }
