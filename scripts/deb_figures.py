@@ -12,6 +12,7 @@
   publication of those packages (time).
 
 Usage: scripts/deb_figures.py [--runs 3] [--packages 4000] [--big 60000] [--only small,big]
+                              [--processes serve,split]
 Needs a release build (cargo build --release), nginx, aptly, debmirror (Debian packages
 `nginx-light`, `aptly`, `debmirror`). Signatures are not checked by any contender (pulp-rs
 without gpgkey, aptly -ignore-signatures, debmirror --no-check-gpg), so all do the same work.
@@ -145,7 +146,29 @@ def pulp_sync(pulp, upstream, name, policy, runs_mirror=False):
     return repo
 
 
+class Split:
+    """`pulp-rs api` and `pulp-rs worker` as two processes on one data directory: the worker
+    alone runs the sync, as aptly's one process does, so its peak RSS is the one to compare."""
+
+    def __init__(self, work):
+        self.api = Pulp(work, which="api")
+        self.data = self.api.data
+        self.proc = Pulp(work, data=self.data, which="worker").proc
+
+    def call(self, *a):
+        return self.api.call(*a)
+
+    def wait_task(self, href):
+        return self.api.wait_task(href)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+        self.api.stop()
+
+
 def pulp_sync_once(pulp, repo):
+    """(seconds, peak RSS MiB of the process that ran the sync: `serve`, or the worker)."""
     reset_peak(pulp.proc.pid)
     t0 = time.perf_counter()
     task = pulp.call("POST", repo["pulp_href"] + "sync/", {})["task"]
@@ -164,26 +187,30 @@ def small(args, work):
     up = os.path.join(work, "upstream")
     write_repo(up, args.packages, args.deb_kib)
     nginx = LoggingNginx(up, work)
-    res = {k: {"s": [], "rss": [], "req": []} for k in
-           ("pulp immediate", "pulp on_demand", "pulp re-sync", "aptly", "debmirror")}
+    modes = [m for m in args.processes.split(",") if m]
+    keys = []
+    for m in modes:
+        keys += ["%s immediate" % m, "%s on_demand" % m, "%s re-sync" % m]
+    res = {k: {"s": [], "rss": [], "req": []} for k in keys + ["aptly", "debmirror"]}
     try:
         for run in range(args.runs):
-            pulp = Pulp(work)
-            try:
-                for policy in ("immediate", "on_demand"):
-                    repo = pulp_sync(pulp, nginx.url(), "r%d-%s" % (run, policy), policy)
-                    n0 = nginx.requests()
-                    dt, rss = pulp_sync_once(pulp, repo)
-                    r = res["pulp " + policy]
-                    r["s"].append(dt); r["rss"].append(rss); r["req"].append(nginx.requests() - n0)
-                    if policy == "immediate":
+            for mode in modes:
+                pulp = Pulp(work) if mode == "serve" else Split(work)
+                try:
+                    for policy in ("immediate", "on_demand"):
+                        repo = pulp_sync(pulp, nginx.url(), "r%d-%s" % (run, policy), policy)
                         n0 = nginx.requests()
                         dt, rss = pulp_sync_once(pulp, repo)
-                        r = res["pulp re-sync"]
+                        r = res["%s %s" % (mode, policy)]
                         r["s"].append(dt); r["rss"].append(rss); r["req"].append(nginx.requests() - n0)
-            finally:
-                pulp.stop()
-                shutil.rmtree(pulp.data, ignore_errors=True)
+                        if policy == "immediate":
+                            n0 = nginx.requests()
+                            dt, rss = pulp_sync_once(pulp, repo)
+                            r = res["%s re-sync" % mode]
+                            r["s"].append(dt); r["rss"].append(rss); r["req"].append(nginx.requests() - n0)
+                finally:
+                    pulp.stop()
+                    shutil.rmtree(pulp.data, ignore_errors=True)
             aptly_root = os.path.join(work, "aptly-%d" % run)
             conf = os.path.join(work, "aptly-%d.conf" % run)
             with open(conf, "w") as f:
@@ -209,9 +236,12 @@ def small(args, work):
     base = med(res["aptly"]["s"])
     print("\n%d packages x %d KiB, medians of %d runs (ratio: time / aptly's)" %
           (args.packages, args.deb_kib, args.runs))
-    print("%-16s %9s %8s %10s %9s" % ("", "seconds", "ratio", "peak MiB", "requests"))
+    print("(serve: peak RSS of the whole `pulp-rs serve`; worker: of a `pulp-rs worker` process "
+          "beside `pulp-rs api`)")
+    print("%-20s %9s %8s %10s %9s" % ("", "seconds", "ratio", "peak MiB", "requests"))
     for k, r in res.items():
-        print("%-16s %9.3f %8.2f %10.1f %9d" % (k, med(r["s"]), med(r["s"]) / base, med(r["rss"]),
+        k = k.replace("split", "worker")
+        print("%-20s %9.3f %8.2f %10.1f %9d" % (k, med(r["s"]), med(r["s"]) / base, med(r["rss"]),
                                                int(med(r["req"]))))
     return res
 
@@ -220,12 +250,15 @@ def big(args, work):
     up = os.path.join(work, "upstream-big")
     write_repo(up, args.big, 64, real_files=False)
     nginx = LoggingNginx(up, work)
-    pulp = Pulp(work)
+    mode = args.processes.split(",")[-1]
+    pulp = Pulp(work) if mode == "serve" else Split(work)
     try:
         repo = pulp_sync(pulp, nginx.url(), "big", "on_demand")
         dt, rss = pulp_sync_once(pulp, repo)
-        print("\n%d stanzas on_demand: sync %.2f s, peak RSS %.1f MiB" % (args.big, dt, rss))
+        print("\n%d stanzas on_demand (%s process): sync %.2f s, peak RSS %.1f MiB"
+              % (args.big, mode.replace("split", "worker"), dt, rss))
         r = pulp.call("GET", repo["pulp_href"])
+        reset_peak(pulp.proc.pid)
         t0 = time.perf_counter()
         task = pulp.call("POST", "/pulp/api/v3/publications/deb/apt/",
                          {"repository": r["pulp_href"], "structured": True})["task"]
@@ -247,6 +280,9 @@ def main():
     ap.add_argument("--deb-kib", type=int, default=4)
     ap.add_argument("--big", type=int, default=60000)
     ap.add_argument("--only", default="small,big")
+    ap.add_argument("--processes", default="serve,split",
+                    help="serve: one `pulp-rs serve`; split: `pulp-rs api` + `pulp-rs worker`, "
+                         "RSS of the worker (big: the last one listed)")
     ap.add_argument("--work", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     args = ap.parse_args()
     if not os.path.exists(BIN):

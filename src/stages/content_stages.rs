@@ -102,9 +102,22 @@ impl Stage for ContentSaver {
     async fn run(self: Box<Self>, mut io: StageIo) -> Result<(), StageError> {
         while let Some(mut batch) = io.input.batch(io.ctx.batch_size).await? {
             let mut to_save = Vec::with_capacity(batch.len());
-            for dc in &batch {
-                let (existing_id, content) = match &dc.content {
-                    ContentState::Unsaved(c) => (None, c.clone()),
+            for dc in &mut batch {
+                let (existing_id, content) = match &mut dc.content {
+                    // Moved, not copied (a unit's data may be kilobytes): the saved unit below
+                    // takes it back from `to_save`.
+                    ContentState::Unsaved(c) => (
+                        None,
+                        std::mem::replace(
+                            c,
+                            crate::models::UnsavedContent {
+                                pulp_type: String::new(),
+                                natural_key: String::new(),
+                                repo_key: String::new(),
+                                data: serde_json::Value::Null,
+                            },
+                        ),
+                    ),
                     ContentState::Saved(c) => (
                         Some(c.id),
                         crate::models::UnsavedContent {

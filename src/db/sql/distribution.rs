@@ -623,13 +623,16 @@ impl DistributionStore for Backend {
              JOIN content c ON c.id = rc.content_id \
              WHERE v.id = $1 AND va.number <= v.number \
              AND (vr.id IS NULL OR vr.number > v.number) \
-             AND c.pulp_type = $2 AND (CAST($3 AS TEXT) IS NULL OR c.id > $3) \
-             ORDER BY c.id LIMIT $4"
+             AND c.pulp_type = $2 AND rc.content_id > $3 \
+             ORDER BY rc.content_id LIMIT $4"
         );
+        // A range on the repository's memberships in id order (`repository_content_repo_idx`),
+        // so a page reads about as many rows as it returns, not the whole repository: the nil
+        // id is below every other.
         let units: Vec<Content> = sqlx::query(AssertSqlSafe(sql))
             .bind(Id(version_id))
             .bind(pulp_type)
-            .bind(after.map(Id))
+            .bind(Id(after.unwrap_or(Uuid::nil())))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.reader())
             .await?
