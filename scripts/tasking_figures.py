@@ -24,7 +24,7 @@ Usage: scripts/tasking_figures.py [--backends postgres,sqlite] [--only latency,t
 Needs: a release build (`cargo build --release`, CARGO_TARGET_DIR honoured), psql and
 PULP_TEST_DATABASE_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres), nginx.
 """
-import argparse, base64, http.client, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, http.client, json, os, shutil, statistics, subprocess, sys, tempfile, time
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -99,12 +99,23 @@ def wait_workers(client, n):
     raise SystemExit("workers never came online")
 
 
-def latency(work, backend, n):
+@contextlib.contextmanager
+def running(work, backend, workers):
+    """A fresh database, the API and `workers` workers on it: a client, once they are online."""
     db = sf.Database(backend)
-    procs = start(work, db, 4, backend == "postgres")
+    procs = start(work, db, workers, backend == "postgres")
     try:
         c = Client(procs[0])
-        wait_workers(c, 4)
+        wait_workers(c, workers)
+        yield c
+    finally:
+        stop(procs)
+        shutil.rmtree(procs[0].data, ignore_errors=True)
+        db.drop()
+
+
+def latency(work, backend, n):
+    with running(work, backend, 4) as c:
         repo = repos(c, 1, "lat")[0]
         c.wait(noop(c, repo))  # a warm-up task, not counted
         out = []
@@ -114,17 +125,10 @@ def latency(work, backend, n):
             time.sleep(0.02)
         out.sort()
         return statistics.median(out), out[min(len(out) - 1, int(len(out) * 0.99))]
-    finally:
-        stop(procs)
-        db.drop()
 
 
 def throughput(work, backend, n):
-    db = sf.Database(backend)
-    procs = start(work, db, 4, backend == "postgres")
-    try:
-        c = Client(procs[0])
-        wait_workers(c, 4)
+    with running(work, backend, 4) as c:
         rs = repos(c, 16, "tp")
         t0 = time.perf_counter()
         hrefs = [noop(c, rs[i % len(rs)]) for i in range(n)]
@@ -136,9 +140,6 @@ def throughput(work, backend, n):
             first = created if first is None else min(first, created)
             last = finished if last is None else max(last, finished)
         return n / dispatch, n / (last - first)
-    finally:
-        stop(procs)
-        db.drop()
 
 
 def xacts(db):
@@ -176,11 +177,7 @@ def fixtures(work, count, files):
 
 
 def syncs(work, backend, nginx, workers, count):
-    db = sf.Database(backend)
-    procs = start(work, db, workers, backend == "postgres")
-    try:
-        c = Client(procs[0])
-        wait_workers(c, workers)
+    with running(work, backend, workers) as c:
         rs = []
         for i in range(count):
             remote = c.call("POST", "/pulp/api/v3/remotes/file/file/",
@@ -191,10 +188,6 @@ def syncs(work, backend, nginx, workers, count):
         hrefs = [c.call("POST", r["pulp_href"] + "sync/", {})["task"] for r in rs]
         last = max(ts(c.wait(h, poll=0.2)["finished_at"]) for h in hrefs)
         return last - t0
-    finally:
-        stop(procs)
-        shutil.rmtree(procs[0].data, ignore_errors=True)
-        db.drop()
 
 
 def main():

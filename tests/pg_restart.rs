@@ -236,6 +236,18 @@ async fn count(app: &TestApp, state: &str) -> u64 {
     body["count"].as_u64().unwrap()
 }
 
+/// Waits until the upstream serves a download (the sync is in its downloads).
+async fn downloading(upstream: &FixtureServer) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while upstream.in_flight() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sync never downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_online_workers(app: &TestApp, n: usize) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -342,14 +354,7 @@ async fn workers_recover_from_a_postgresql_restart() {
     // ends completed or failed with its reason, never stays running.
     upstream.set_delay_all(Some(Duration::from_secs(2)));
     let across = sync(&app, &repos[1]).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while upstream.in_flight() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sync never downloaded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    downloading(&upstream).await;
     let (_, running) = app.get(&across).await;
     assert_eq!(running["state"], "running", "{running}");
     tokio::task::block_in_place(|| cluster.restart());
@@ -372,14 +377,7 @@ async fn workers_recover_from_a_postgresql_restart() {
     // to record the end (it is alive and heartbeating, so nobody would reap the task), and the
     // task ends failed, with the reason, once the database is back.
     let long = sync(&app, &repos[2]).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while upstream.in_flight() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sync never downloaded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    downloading(&upstream).await;
     tokio::task::block_in_place(|| cluster.stop_for(Duration::from_secs(40)));
     let ended = app.wait_task(&long, WAIT).await;
     assert_eq!(ended["state"], "failed", "{ended}\n{}", worker_logs());

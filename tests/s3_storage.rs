@@ -520,6 +520,30 @@ async fn chunks_stored(app: &TestApp, s3: Option<&S3Config>) -> Vec<String> {
     }
 }
 
+/// POSTs `body` to `path`, which dispatches a task, and waits for it to complete; the task.
+async fn completed(
+    app: &TestApp,
+    path: &str,
+    body: serde_json::Value,
+    what: &str,
+) -> serde_json::Value {
+    let (s, answer) = app.post(path, body).await;
+    assert_eq!(s, 202, "{what}: {answer}");
+    let task = app
+        .wait_task(answer["task"].as_str().unwrap(), Duration::from_secs(120))
+        .await;
+    assert_eq!(task["state"], "completed", "{what}: {task}");
+    task
+}
+
+async fn no_chunks_left(app: &TestApp, s3: Option<&S3Config>, what: &str, after: &str) {
+    let stored = chunks_stored(app, s3).await;
+    assert!(
+        stored.is_empty(),
+        "{what}: chunks left after {after}: {stored:?}"
+    );
+}
+
 /// Chunks PUT to the API process, the commit run by a worker process elsewhere: on S3 the
 /// worker has a data directory of its own (nothing local is shared); on the filesystem it shares
 /// the API's storage directory (a share every machine mounts). The upload's chunks live in the
@@ -562,17 +586,13 @@ async fn chunked_upload_across_processes(backend: &'static str, s3: Option<&S3Co
             "{what}: chunks on the API's local disk"
         );
     }
-    let (s, answer) = app
-        .post(
-            &format!("{upload}commit/"),
-            json!({"sha256": sha256_hex(&whole)}),
-        )
-        .await;
-    assert_eq!(s, 202, "{what}: {answer}");
-    let task = app
-        .wait_task(answer["task"].as_str().unwrap(), Duration::from_secs(120))
-        .await;
-    assert_eq!(task["state"], "completed", "{what}: {task}");
+    let task = completed(
+        &app,
+        &format!("{upload}commit/"),
+        json!({"sha256": sha256_hex(&whole)}),
+        &what,
+    )
+    .await;
     let (_, ran) = app.get(task["worker"].as_str().unwrap()).await;
     assert!(
         ran["name"]
@@ -592,44 +612,23 @@ async fn chunked_upload_across_processes(backend: &'static str, s3: Option<&S3Co
     }
     assert!(bytes == whole, "{what}: the stored artifact's bytes");
     assert_eq!(app.get(&upload).await.0, 404, "{what}");
-    let stored = chunks_stored(&app, s3).await;
-    assert!(
-        stored.is_empty(),
-        "{what}: chunks left after the commit: {stored:?}"
-    );
+    no_chunks_left(&app, s3, &what, "the commit").await;
 
     // Deleted: its chunks go.
     let deleted = new_upload(&app, 10).await;
     put_chunk(&app, &deleted, 0, b"01234").await;
     assert_eq!(chunks_stored(&app, s3).await.len(), 1, "{what}");
     assert_eq!(app.delete(&deleted).await.0, 204, "{what}");
-    let stored = chunks_stored(&app, s3).await;
-    assert!(
-        stored.is_empty(),
-        "{what}: chunks left after a delete: {stored:?}"
-    );
+    no_chunks_left(&app, s3, &what, "a delete").await;
 
     // Abandoned: orphan cleanup (run by the worker process) takes its chunks.
     let abandoned = new_upload(&app, 10).await;
     put_chunk(&app, &abandoned, 5, b"56789").await;
     assert_eq!(chunks_stored(&app, s3).await.len(), 1, "{what}");
-    let (s, answer) = app
-        .post(
-            "/pulp/api/v3/orphans/cleanup/",
-            json!({"orphan_protection_time": 0}),
-        )
-        .await;
-    assert_eq!(s, 202, "{what}: {answer}");
-    let task = app
-        .wait_task(answer["task"].as_str().unwrap(), Duration::from_secs(120))
-        .await;
-    assert_eq!(task["state"], "completed", "{what}: {task}");
+    let cleanup = json!({"orphan_protection_time": 0});
+    completed(&app, "/pulp/api/v3/orphans/cleanup/", cleanup, &what).await;
     assert_eq!(app.get(&abandoned).await.0, 404, "{what}");
-    let stored = chunks_stored(&app, s3).await;
-    assert!(
-        stored.is_empty(),
-        "{what}: chunks left after orphan cleanup: {stored:?}"
-    );
+    no_chunks_left(&app, s3, &what, "orphan cleanup").await;
     drop(worker);
     let mut app = app;
     app.stop().await;

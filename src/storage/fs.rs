@@ -100,15 +100,8 @@ impl FileSystemBackend {
         before: SystemTime,
     ) -> Result<Vec<String>, StorageError> {
         let dir = self.root.join("artifact").join(format!("{prefix:02x}"));
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StorageError::Io {
-                    path: dir,
-                    source: e,
-                })
-            }
+        let Some(entries) = read_dir_if_any(&dir)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in entries {
@@ -334,15 +327,8 @@ impl FileSystemBackend {
     /// chunk is added).
     fn upload_dirs_before(&self, before: SystemTime) -> Result<Vec<Uuid>, StorageError> {
         let root = self.root.join(UPLOAD_PREFIX);
-        let entries = match std::fs::read_dir(&root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StorageError::Io {
-                    path: root,
-                    source: e,
-                })
-            }
+        let Some(entries) = read_dir_if_any(&root)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in entries {
@@ -360,6 +346,18 @@ impl FileSystemBackend {
             }
         }
         Ok(out)
+    }
+}
+
+/// The entries of directory `dir`; `None` when there is no such directory.
+fn read_dir_if_any(dir: &Path) -> Result<Option<std::fs::ReadDir>, StorageError> {
+    match std::fs::read_dir(dir) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
