@@ -31,6 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_figures as sf  # noqa: E402  (processes, databases, fixtures, nginx)
 
 UPLOAD_SIZE = 256 * 1024
+# --one-process: PostgreSQL figures with the workers in the API's process too (`serve`).
+ONE_PROCESS = False
 
 
 def ts(s):
@@ -103,7 +105,7 @@ def wait_workers(client, n):
 def running(work, backend, workers):
     """A fresh database, the API and `workers` workers on it: a client, once they are online."""
     db = sf.Database(backend)
-    procs = start(work, db, workers, backend == "postgres")
+    procs = start(work, db, workers, backend == "postgres" and not ONE_PROCESS)
     try:
         c = Client(procs[0])
         wait_workers(c, workers)
@@ -201,7 +203,11 @@ def main():
     ap.add_argument("--sync-count", type=int, default=8)
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir on disk)")
+    ap.add_argument("--one-process", action="store_true",
+                    help="on PostgreSQL too, run the workers in the API's process (`serve`)")
     args = ap.parse_args()
+    global ONE_PROCESS
+    ONE_PROCESS = args.one_process
     os.environ.setdefault("PULP_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
     if not os.path.exists(sf.BIN):
         raise SystemExit("no release build at %s (cargo build --release)" % sf.BIN)
@@ -220,7 +226,7 @@ def main():
                 print("throughput %-8s %d no-op tasks, 4 workers: dispatched %.0f/s, completed %.0f/s"
                       % (b, args.tasks, d, c), flush=True)
         if "idle" in only and "postgres" in backends:
-            for processes in (1, 50):
+            for processes in (1, 5):
                 q = idle(work, args.idle_seconds, processes)
                 print("idle postgres 50 workers in %d process(es): %.2f transactions/s (goal < 10)"
                       % (processes, q), flush=True)
