@@ -330,14 +330,25 @@ async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
                 .iter()
                 .map(|r| Ok(r.try_get::<Id, _>("task_id")?.0))
                 .collect::<DbResult<Vec<Uuid>>>()?;
-            let sql = format!(
-                "SELECT id FROM tasks WHERE id {} AND state = 'waiting' AND unblocked_at IS NULL",
-                in_list_param(1)
-            );
-            let blocked: Vec<Id> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(ids_param(&ids))
-                .fetch_all(&mut *conn)
-                .await?;
+            // Looked up by id only, the state tested here: with `state = 'waiting'` in the
+            // query, SQLite walks every waiting task through the state index instead.
+            let mut blocked: Vec<Id> = Vec::new();
+            if !ids.is_empty() {
+                let sql = format!(
+                    "SELECT id, state, unblocked_at FROM tasks WHERE id {}",
+                    in_list_param(1)
+                );
+                for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(ids_param(&ids))
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
+                    let waiting = row.try_get::<String, _>("state")? == "waiting";
+                    if waiting && row.try_get::<Option<Time>, _>("unblocked_at")?.is_none() {
+                        blocked.push(row.try_get("id")?);
+                    }
+                }
+            }
             for row in &page {
                 let task: Id = row.try_get("task_id")?;
                 after = Some((row.try_get("pulp_created")?, task));
