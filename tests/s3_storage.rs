@@ -41,8 +41,11 @@ fn skipped() -> bool {
     false
 }
 
-/// `moto_server` of the cached virtualenv, installing it on first use.
+/// `moto_server` of the cached virtualenv, installing it on first use (one test at a time: the
+/// tests of this binary run in parallel).
 fn moto_server() -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let home = std::env::var_os("HOME").expect("HOME");
     let venv = PathBuf::from(home).join(".cache/pulp-rs/moto-venv");
     let bin = venv.join("bin/moto_server");
@@ -427,5 +430,221 @@ async fn a_failed_upload_leaves_no_object() {
         assert!(!stored.contains(&key(&corrupted)), "{backend}: {stored:?}");
         assert_eq!(support::count_files(lib.storage.tmp_dir()), 0, "{backend}");
         drop(app);
+    }
+}
+
+/// A `pulp-rs worker` process (one worker) on the database `database_url`, with its own data
+/// directory `data_dir` and, with `s3`, artifact storage in that bucket: "another machine" as
+/// far as anything local goes. The encryption key is the API process's (one key everywhere).
+fn worker_process(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    key: &std::path::Path,
+    s3: Option<&S3Config>,
+) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulp-rs"));
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(["worker", "--workers", "1", "--database-url", database_url])
+        .env_remove("PULP_DATABASE_URL")
+        .env("PULP_DB_ENCRYPTION_KEY", key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(c) = s3 {
+        cmd.env("PULP_STORAGE_BACKEND", "s3")
+            .env("PULP_S3_BUCKET", &c.bucket)
+            .env("PULP_S3_ENDPOINT_URL", c.endpoint_url.as_deref().unwrap())
+            .env("PULP_S3_REGION", c.region.as_deref().unwrap())
+            .env("PULP_S3_ACCESS_KEY_ID", c.access_key_id.as_deref().unwrap())
+            .env(
+                "PULP_S3_SECRET_ACCESS_KEY",
+                c.secret_access_key.as_deref().unwrap(),
+            );
+    }
+    cmd.spawn().expect("start pulp-rs worker")
+}
+
+/// Kills a child process when dropped (also on panic).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn put_chunk(app: &TestApp, upload: &str, start: usize, bytes: &[u8]) {
+    let range = format!("bytes {start}-{}/*", start + bytes.len() - 1);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("chunk"),
+    );
+    let answer = app
+        .req(reqwest::Method::PUT, upload)
+        .header("Content-Range", range)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+}
+
+async fn new_upload(app: &TestApp, size: usize) -> String {
+    let (s, body) = app
+        .post("/pulp/api/v3/uploads/", json!({ "size": size }))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    body["pulp_href"].as_str().unwrap().to_string()
+}
+
+/// The stored chunks of every upload: files under `media/upload` of the API's data directory
+/// (the filesystem backend), or objects under `upload/` of the bucket.
+async fn chunks_stored(app: &TestApp, s3: Option<&S3Config>) -> Vec<String> {
+    match s3 {
+        Some(c) => keys(c)
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with("upload/"))
+            .collect(),
+        None => {
+            let dir = app.settings.data_dir.join("media/upload");
+            let mut out = Vec::new();
+            for upload in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                for chunk in std::fs::read_dir(upload.path()).unwrap().flatten() {
+                    out.push(chunk.path().display().to_string());
+                }
+            }
+            out
+        }
+    }
+}
+
+/// POSTs `body` to `path`, which dispatches a task, and waits for it to complete; the task.
+async fn completed(
+    app: &TestApp,
+    path: &str,
+    body: serde_json::Value,
+    what: &str,
+) -> serde_json::Value {
+    let (s, answer) = app.post(path, body).await;
+    assert_eq!(s, 202, "{what}: {answer}");
+    let task = app
+        .wait_task(answer["task"].as_str().unwrap(), Duration::from_secs(120))
+        .await;
+    assert_eq!(task["state"], "completed", "{what}: {task}");
+    task
+}
+
+async fn no_chunks_left(app: &TestApp, s3: Option<&S3Config>, what: &str, after: &str) {
+    let stored = chunks_stored(app, s3).await;
+    assert!(
+        stored.is_empty(),
+        "{what}: chunks left after {after}: {stored:?}"
+    );
+}
+
+/// Chunks PUT to the API process, the commit run by a worker process elsewhere: on S3 the
+/// worker has a data directory of its own (nothing local is shared); on the filesystem it shares
+/// the API's storage directory (a share every machine mounts). The upload's chunks live in the
+/// artifact storage until the commit, a delete, or orphan cleanup removes every one of them.
+async fn chunked_upload_across_processes(backend: &'static str, s3: Option<&S3Config>) {
+    let app = match s3 {
+        Some(c) => TestApp::start_configured(backend, 0, s3_settings(c, false)).await,
+        None => TestApp::start(backend, 0).await,
+    };
+    let elsewhere = tempfile::tempdir().unwrap();
+    let worker_dir = match s3 {
+        Some(_) => elsewhere.path().to_path_buf(),
+        None => app.settings.data_dir.clone(),
+    };
+    let worker = Killed(worker_process(
+        &worker_dir,
+        &app.settings.database_url(),
+        &app.settings.data_dir.join("db_encryption.key"),
+        s3,
+    ));
+    let what = format!("{backend}/{}", if s3.is_some() { "s3" } else { "fs" });
+
+    // Committed: three chunks of a 3 MiB file, PUT out of order.
+    let whole = data(3 * 1024 * 1024 + 77, 11);
+    let cuts = [
+        0,
+        1000,
+        1000 + pulp_rs::storage::s3::PART_SIZE / 4,
+        whole.len(),
+    ];
+    let upload = new_upload(&app, whole.len()).await;
+    for i in [2, 0, 1] {
+        put_chunk(&app, &upload, cuts[i], &whole[cuts[i]..cuts[i + 1]]).await;
+    }
+    let stored = chunks_stored(&app, s3).await;
+    assert_eq!(stored.len(), 3, "{what}: {stored:?}");
+    if s3.is_some() {
+        assert!(
+            !app.settings.data_dir.join("media/upload").exists(),
+            "{what}: chunks on the API's local disk"
+        );
+    }
+    let task = completed(
+        &app,
+        &format!("{upload}commit/"),
+        json!({"sha256": sha256_hex(&whole)}),
+        &what,
+    )
+    .await;
+    let (_, ran) = app.get(task["worker"].as_str().unwrap()).await;
+    assert!(
+        ran["name"]
+            .as_str()
+            .is_some_and(|w| w.starts_with(&format!("{}@", worker.0.id()))),
+        "{what}: the worker process ran the commit: {ran}"
+    );
+    let artifact = task["created_resources"][0].as_str().unwrap().to_string();
+    let (_, a) = app.get(&artifact).await;
+    assert_eq!(a["sha256"], sha256_hex(&whole), "{what}: {a}");
+    let lib = support::lib(&app).await;
+    let file = ArtifactStorage::relative_path(&sha256_hex(&whole)).unwrap();
+    let mut bytes = Vec::new();
+    let mut read = lib.storage.read(&file, None).await.unwrap();
+    while let Some(b) = futures::StreamExt::next(&mut read).await {
+        bytes.extend_from_slice(&b.unwrap());
+    }
+    assert!(bytes == whole, "{what}: the stored artifact's bytes");
+    assert_eq!(app.get(&upload).await.0, 404, "{what}");
+    no_chunks_left(&app, s3, &what, "the commit").await;
+
+    // Deleted: its chunks go.
+    let deleted = new_upload(&app, 10).await;
+    put_chunk(&app, &deleted, 0, b"01234").await;
+    assert_eq!(chunks_stored(&app, s3).await.len(), 1, "{what}");
+    assert_eq!(app.delete(&deleted).await.0, 204, "{what}");
+    no_chunks_left(&app, s3, &what, "a delete").await;
+
+    // Abandoned: orphan cleanup (run by the worker process) takes its chunks.
+    let abandoned = new_upload(&app, 10).await;
+    put_chunk(&app, &abandoned, 5, b"56789").await;
+    assert_eq!(chunks_stored(&app, s3).await.len(), 1, "{what}");
+    let cleanup = json!({"orphan_protection_time": 0});
+    completed(&app, "/pulp/api/v3/orphans/cleanup/", cleanup, &what).await;
+    assert_eq!(app.get(&abandoned).await.0, 404, "{what}");
+    no_chunks_left(&app, s3, &what, "orphan cleanup").await;
+    drop(worker);
+    let mut app = app;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_uploads_commit_in_another_process_on_filesystem_and_s3() {
+    for backend in backends().await {
+        chunked_upload_across_processes(backend, None).await;
+    }
+    if skipped() {
+        return;
+    }
+    let moto = start_moto().await;
+    for backend in backends().await {
+        let config = moto.bucket(&format!("pulp-uploads-{backend}")).await;
+        chunked_upload_across_processes(backend, Some(&config)).await;
     }
 }

@@ -218,10 +218,8 @@ async fn upload_delete(
         Err(DbError::NotFound(_)) => return Err(upload_not_found()),
         Err(e) => return Err(e.into()),
     }
-    let st = state.storage.clone();
-    let id = upload.id;
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || st.remove_upload(id)).await {
-        tracing::warn!(error = %e, upload = %id, "cannot remove a deleted upload's chunks");
+    if let Err(e) = state.storage.remove_upload(upload.id).await {
+        tracing::warn!(error = %e, upload = %upload.id, "cannot remove a deleted upload's chunks");
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -283,19 +281,18 @@ async fn upload_chunk(
         }
     }
     let chunk_id = Uuid::now_v7();
-    let st = state.storage.clone();
     let upload_id = upload.id;
-    tokio::task::spawn_blocking(move || st.adopt_chunk(upload_id, chunk_id, file.temp))
+    state
+        .storage
+        .adopt_chunk(upload_id, chunk_id, file.temp, file.size)
         .await
-        .map_err(|e| ApiError::Internal(format!("chunk storage stopped: {e}")))?
         .map_err(|e| ApiError::Internal(format!("cannot store a chunk: {e}")))?;
     if let Err(e) = state
         .store
         .add_upload_chunk(upload_id, chunk_id, start, end - start + 1)
         .await
     {
-        let st = state.storage.clone();
-        let _ = tokio::task::spawn_blocking(move || st.remove_chunk(upload_id, chunk_id)).await;
+        let _ = state.storage.remove_chunk(upload_id, chunk_id).await;
         return Err(match e {
             DbError::NotFound(_) => upload_not_found(),
             other => other.into(),

@@ -1,7 +1,7 @@
-//! The filesystem backend: artifacts are files under `<root>/artifact/<2>/<62>`, on the same
-//! filesystem as the tmp area, so a validated download goes into place with one `rename(2)` (no
-//! copy), and a batch is made durable with one `syncfs(2)`. A local disk, or a share mounted
-//! by every machine (NFS).
+//! The filesystem backend: artifacts are files under `<root>/artifact/<2>/<62>` (and upload
+//! chunks under `<root>/upload/<upload>/<chunk>`), on the same filesystem as the tmp area, so a
+//! validated download goes into place with one `rename(2)` (no copy), and a batch is made
+//! durable with one `syncfs(2)`. A local disk, or a share mounted by every machine (NFS).
 //!
 //! Everything here blocks; the [`ArtifactBackend`] methods run it on the blocking pool. The
 //! content app does not read through the trait: it memory-maps the file at
@@ -16,8 +16,12 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use tempfile::TempPath;
+use uuid::Uuid;
+
 use super::{
-    check_file, io_err, relative_path, ArtifactBackend, ByteStream, StorageError, TempFile,
+    check_file, chunk_key, io_err, relative_path, ArtifactBackend, ByteStream, StorageError,
+    TempFile, UPLOAD_PREFIX,
 };
 
 /// The artifact files under one root directory.
@@ -96,15 +100,8 @@ impl FileSystemBackend {
         before: SystemTime,
     ) -> Result<Vec<String>, StorageError> {
         let dir = self.root.join("artifact").join(format!("{prefix:02x}"));
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StorageError::Io {
-                    path: dir,
-                    source: e,
-                })
-            }
+        let Some(entries) = read_dir_if_any(&dir)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in entries {
@@ -231,25 +228,7 @@ impl ArtifactBackend for FileSystemBackend {
         range: Option<Range<u64>>,
     ) -> Result<ByteStream, StorageError> {
         check_file(file)?;
-        let path = self.root.join(file);
-        let mut f = tokio::fs::File::open(&path).await.map_err(io_err(&path))?;
-        let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
-            Some(r) => {
-                f.seek(io::SeekFrom::Start(r.start))
-                    .await
-                    .map_err(io_err(&path))?;
-                Box::new(f.take(r.end.saturating_sub(r.start)))
-            }
-            None => Box::new(f),
-        };
-        let stream =
-            tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map(move |r| {
-                r.map_err(|source| StorageError::Io {
-                    path: path.clone(),
-                    source,
-                })
-            });
-        Ok(stream.boxed())
+        read_range(self.root.join(file), range).await
     }
 
     async fn presigned_url(
@@ -261,6 +240,146 @@ impl ArtifactBackend for FileSystemBackend {
     ) -> Result<Option<url::Url>, StorageError> {
         Ok(None)
     }
+
+    async fn save_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        temp: TempPath,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.adopt_chunk(upload, chunk, temp, size))
+            .await
+            .map_err(blocking_stopped)?
+    }
+
+    async fn read_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        range: Range<u64>,
+    ) -> Result<ByteStream, StorageError> {
+        read_range(self.root.join(chunk_key(upload, chunk)), Some(range)).await
+    }
+
+    async fn remove_chunk(&self, upload: Uuid, chunk: Uuid) -> Result<(), StorageError> {
+        let path = self.root.join(chunk_key(upload, chunk));
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::Io { path, source: e }),
+        }
+    }
+
+    async fn remove_upload(&self, upload: Uuid) -> Result<(), StorageError> {
+        let dir = self.upload_dir(upload);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::Io {
+                path: dir,
+                source: e,
+            }),
+        }
+    }
+
+    async fn uploads_before(&self, before: SystemTime) -> Result<Vec<Uuid>, StorageError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.upload_dirs_before(before))
+            .await
+            .map_err(blocking_stopped)?
+    }
+}
+
+impl FileSystemBackend {
+    /// The directory of upload `id`'s chunks.
+    pub fn upload_dir(&self, id: Uuid) -> PathBuf {
+        self.root.join(UPLOAD_PREFIX).join(id.to_string())
+    }
+
+    /// Moves a received chunk (a temp file of the tmp area, on this filesystem) into place
+    /// with one `rename(2)`.
+    fn adopt_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        temp: TempPath,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let found = std::fs::metadata(&temp).map_err(io_err(&temp))?.len();
+        if found != size {
+            return Err(StorageError::SizeMismatch {
+                expected: size,
+                found,
+            });
+        }
+        let dir = self.upload_dir(upload);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let dest = dir.join(chunk.to_string());
+        temp.persist(&dest).map_err(|e| StorageError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })
+    }
+
+    /// The upload directories last modified before `before` (a directory's time moves when a
+    /// chunk is added).
+    fn upload_dirs_before(&self, before: SystemTime) -> Result<Vec<Uuid>, StorageError> {
+        let root = self.root.join(UPLOAD_PREFIX);
+        let Some(entries) = read_dir_if_any(&root)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err(&root))?;
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| Uuid::parse_str(n).ok())
+            else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() && meta.modified().is_ok_and(|m| m < before) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The entries of directory `dir`; `None` when there is no such directory.
+fn read_dir_if_any(dir: &Path) -> Result<Option<std::fs::ReadDir>, StorageError> {
+    match std::fs::read_dir(dir) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// The bytes of the file at `path` (a range of it), streamed 256 KiB at a time.
+async fn read_range(path: PathBuf, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+    let mut f = tokio::fs::File::open(&path).await.map_err(io_err(&path))?;
+    let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
+        Some(r) => {
+            f.seek(io::SeekFrom::Start(r.start))
+                .await
+                .map_err(io_err(&path))?;
+            Box::new(f.take(r.end.saturating_sub(r.start)))
+        }
+        None => Box::new(f),
+    };
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map(move |r| {
+        r.map_err(|source| StorageError::Io {
+            path: path.clone(),
+            source,
+        })
+    });
+    Ok(stream.boxed())
 }
 
 /// Sets the modification time of `path` to now.

@@ -4,8 +4,9 @@
 //!
 //! An artifact's key is `artifact/<first 2 hex of sha256>/<other 62 hex>`, the same in both.
 //! [`ArtifactStorage`] is the handle every part holds: a local working area (`tmp/` for
-//! downloads in progress, `upload/<id>/` for the chunks of uploads, see `upload`) plus the
-//! backend. Downloads are always validated into a local temp file first; saving a batch
+//! downloads in progress) plus the backend, which also keeps the chunks of chunked uploads
+//! (`upload/<id>/<chunk>`, see `upload`), so a chunk received by one machine's API process is
+//! there for a commit run by another machine's worker. Downloads are always validated into a local temp file first; saving a batch
 //! ([`ArtifactStorage::adopt_batch`]) then renames it into place and issues one `syncfs(2)`
 //! (filesystem: the tmp area is on the same filesystem, no copy) or uploads it to its final key
 //! (S3: nothing half-written is ever visible there). Either way the bytes are stored before the
@@ -35,6 +36,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tempfile::{NamedTempFile, TempPath};
 use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
 
 pub use fs::FileSystemBackend;
 pub use s3::{S3Backend, S3Config};
@@ -138,7 +140,43 @@ pub trait ArtifactBackend: Send + Sync + std::fmt::Debug {
         expires: Duration,
         download_name: &str,
     ) -> Result<Option<url::Url>, StorageError>;
+
+    // ---- the chunks of chunked uploads, under `upload/<upload id>/<chunk id>` (see `upload`):
+    // never an artifact's key, so nothing that handles artifacts ever sees them.
+
+    /// Stores a received chunk (a local temp file of `size` bytes, checked) as chunk `chunk`
+    /// of upload `upload`: whole or not at all.
+    async fn save_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        temp: TempPath,
+        size: u64,
+    ) -> Result<(), StorageError>;
+    /// Bytes `range` of a stored chunk, streamed.
+    async fn read_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        range: Range<u64>,
+    ) -> Result<ByteStream, StorageError>;
+    /// Removes one chunk; already gone is fine.
+    async fn remove_chunk(&self, upload: Uuid, chunk: Uuid) -> Result<(), StorageError>;
+    /// Removes every chunk of upload `upload`; already gone is fine.
+    async fn remove_upload(&self, upload: Uuid) -> Result<(), StorageError>;
+    /// The uploads that have chunks stored, none of them written since `before`: what an orphan
+    /// sweep may remove when no upload row names them.
+    async fn uploads_before(&self, before: SystemTime) -> Result<Vec<Uuid>, StorageError>;
 }
+
+/// `upload/<upload>/<chunk>`: where a chunk of a chunked upload is kept (a file under the
+/// filesystem backend's root, an object key on S3).
+pub fn chunk_key(upload: Uuid, chunk: Uuid) -> String {
+    format!("{UPLOAD_PREFIX}/{upload}/{chunk}")
+}
+
+/// The top-level directory (key prefix) of upload chunks, beside `artifact/`.
+pub const UPLOAD_PREFIX: &str = "upload";
 
 /// Which backend and how the content app serves from it (the storage part of the settings).
 #[derive(Debug, Clone, Default)]

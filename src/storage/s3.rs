@@ -13,6 +13,10 @@
 //! modification time; saving a digest whose object is older than [`RENEW_AFTER`] uploads it
 //! again, which renews it, so a sweep running at the same time never takes an object a sync is
 //! about to name.
+//!
+//! The chunks of chunked uploads are objects `upload/<upload>/<chunk>` of the same bucket (put
+//! like an artifact, read back by range when the upload is committed), so every API process and
+//! worker sees them.
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -28,7 +32,13 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use super::{check_file, relative_path, ArtifactBackend, ByteStream, StorageError, TempFile};
+use tempfile::TempPath;
+use uuid::Uuid;
+
+use super::{
+    check_file, chunk_key, relative_path, ArtifactBackend, ByteStream, StorageError, TempFile,
+    UPLOAD_PREFIX,
+};
 
 /// Files up to this size are one `PUT`; larger ones a multipart upload of parts this size.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -363,5 +373,88 @@ impl ArtifactBackend for S3Backend {
             Err(e) => return Err(backend_err(e)),
         };
         Ok(Some(url))
+    }
+
+    async fn save_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        temp: TempPath,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let key = ObjectPath::from(chunk_key(upload, chunk));
+        self::upload(&self.store, &key, &temp, size).await
+    }
+
+    async fn read_chunk(
+        &self,
+        upload: Uuid,
+        chunk: Uuid,
+        range: Range<u64>,
+    ) -> Result<ByteStream, StorageError> {
+        let key = chunk_key(upload, chunk);
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        match self
+            .store
+            .get_opts(&ObjectPath::from(key.as_str()), options)
+            .await
+        {
+            Ok(got) => Ok(got.into_stream().map_err(backend_err).boxed()),
+            Err(object_store::Error::NotFound { .. }) => Err(StorageError::Missing(key)),
+            Err(e) => Err(backend_err(e)),
+        }
+    }
+
+    async fn remove_chunk(&self, upload: Uuid, chunk: Uuid) -> Result<(), StorageError> {
+        match self
+            .store
+            .delete(&ObjectPath::from(chunk_key(upload, chunk)))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(backend_err(e)),
+        }
+    }
+
+    async fn remove_upload(&self, upload: Uuid) -> Result<(), StorageError> {
+        let dir = ObjectPath::from(format!("{UPLOAD_PREFIX}/{upload}"));
+        let keys = self.store.list(Some(&dir)).map_ok(|meta| meta.location);
+        let mut results = self.store.delete_stream(keys.boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(backend_err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn uploads_before(&self, before: SystemTime) -> Result<Vec<Uuid>, StorageError> {
+        // An upload's age is its newest chunk's, as a directory's time on the filesystem.
+        let mut newest: std::collections::HashMap<Uuid, SystemTime> = Default::default();
+        let mut listing = self.store.list(Some(&ObjectPath::from(UPLOAD_PREFIX)));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(backend_err)?;
+            let parts: Vec<_> = meta.location.parts().collect();
+            let [_, upload, _chunk] = parts.as_slice() else {
+                continue;
+            };
+            let Ok(upload) = Uuid::parse_str(upload.as_ref()) else {
+                continue;
+            };
+            let modified = SystemTime::from(meta.last_modified);
+            let entry = newest.entry(upload).or_insert(modified);
+            *entry = (*entry).max(modified);
+        }
+        let mut out: Vec<Uuid> = newest
+            .into_iter()
+            .filter(|(_, t)| *t < before)
+            .map(|(id, _)| id)
+            .collect();
+        out.sort();
+        Ok(out)
     }
 }

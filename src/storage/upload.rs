@@ -1,16 +1,20 @@
-//! Chunked uploads in the artifact store: each chunk received is a file
-//! `upload/<upload id>/<chunk id>` (moved there from the tmp area by one `rename(2)`, so a chunk
-//! is either whole or absent), its offset and size in the database. Committing an upload walks
-//! the chunks by offset ([`covering`]), copies the bytes that cover `0 .. size` once into a temp
-//! file while hashing them ([`ArtifactStorage::assemble_upload`]), and the caller adopts that
-//! file like any download. Everything here blocks: call it from `spawn_blocking`.
+//! Chunked uploads in the artifact store: each chunk received is kept by the backend as
+//! `upload/<upload id>/<chunk id>` (a file moved there from the tmp area by one `rename(2)`, or
+//! an object put whole, so a chunk is either whole or absent), its offset and size in the
+//! database. The backend is what every machine shares, so the API process that receives a chunk
+//! and the worker that commits the upload may run anywhere. Committing an upload walks the chunks
+//! by offset ([`covering`]), copies the bytes that cover `0 .. size` once into a local temp file
+//! while hashing them ([`ArtifactStorage::assemble_upload`]), and the caller adopts that file like
+//! any download; then the upload's chunks go ([`ArtifactStorage::remove_upload`]).
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{io_err, ArtifactStorage, StorageError};
@@ -64,137 +68,80 @@ pub struct Assembled {
 }
 
 impl ArtifactStorage {
-    /// The directory of upload `id`'s chunks.
-    pub fn upload_dir(&self, id: Uuid) -> PathBuf {
-        self.root.join("upload").join(id.to_string())
-    }
-
-    /// Moves a received chunk (a temp file of the tmp area) to `upload/<upload>/<chunk>`.
-    pub fn adopt_chunk(
+    /// Stores a received chunk (a temp file of the tmp area, `size` bytes) as chunk `chunk` of
+    /// upload `upload`, in the backend.
+    pub async fn adopt_chunk(
         &self,
         upload: Uuid,
         chunk: Uuid,
         temp: TempPath,
+        size: u64,
     ) -> Result<(), StorageError> {
-        let dir = self.upload_dir(upload);
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let dest = dir.join(chunk.to_string());
-        temp.persist(&dest).map_err(|e| StorageError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })
+        self.backend().save_chunk(upload, chunk, temp, size).await
     }
 
-    /// Removes one chunk file (a chunk whose row could not be written).
-    pub fn remove_chunk(&self, upload: Uuid, chunk: Uuid) -> Result<(), StorageError> {
-        let path = self.upload_dir(upload).join(chunk.to_string());
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::Io { path, source: e }),
-        }
+    /// Removes one chunk (a chunk whose row could not be written).
+    pub async fn remove_chunk(&self, upload: Uuid, chunk: Uuid) -> Result<(), StorageError> {
+        self.backend().remove_chunk(upload, chunk).await
     }
 
     /// Removes every chunk of upload `id`; already gone is fine.
-    pub fn remove_upload(&self, id: Uuid) -> Result<(), StorageError> {
-        let dir = self.upload_dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::Io {
-                path: dir,
-                source: e,
-            }),
-        }
+    pub async fn remove_upload(&self, id: Uuid) -> Result<(), StorageError> {
+        self.backend().remove_upload(id).await
     }
 
-    /// The upload directories last modified before `before` (a directory's time moves when a
-    /// chunk is added): what an orphan sweep may remove when no row names them.
-    pub fn upload_dirs_before(&self, before: SystemTime) -> Result<Vec<Uuid>, StorageError> {
-        let root = self.root.join("upload");
-        let entries = match std::fs::read_dir(&root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(StorageError::Io {
-                    path: root,
-                    source: e,
-                })
-            }
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&root))?;
-            let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Uuid::parse_str(n).ok())
-            else {
-                continue;
-            };
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() && meta.modified().is_ok_and(|m| m < before) {
-                out.push(id);
-            }
-        }
-        Ok(out)
+    /// The uploads with chunks stored, none written since `before`: what an orphan sweep may
+    /// remove when no row names them.
+    pub async fn uploads_before(&self, before: SystemTime) -> Result<Vec<Uuid>, StorageError> {
+        self.backend().uploads_before(before).await
     }
 
-    /// Copies `pieces` of upload `upload`'s chunks, in order, into a new temp file while
-    /// hashing them, 1 MiB at a time.
-    pub fn assemble_upload(
+    /// Copies `pieces` of upload `upload`'s chunks, in order, into a new temp file of the tmp
+    /// area while hashing them (each piece one ranged read of its chunk, streamed).
+    pub async fn assemble_upload(
         &self,
         upload: Uuid,
         pieces: &[Piece],
     ) -> Result<Assembled, StorageError> {
-        let dir = self.upload_dir(upload);
-        let mut out = tempfile::Builder::new()
+        let (file, temp) = tempfile::Builder::new()
             .prefix(".upload-")
             .tempfile_in(self.tmp_dir())
-            .map_err(io_err(self.tmp_dir()))?;
+            .map_err(io_err(self.tmp_dir()))?
+            .into_parts();
+        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;
         for piece in pieces {
-            let path = dir.join(piece.chunk.to_string());
-            copy_piece(&path, piece, &mut buf, &mut hasher, out.as_file_mut())
-                .map_err(io_err(&path))?;
-            size += piece.len;
+            let range = piece.skip..piece.skip + piece.len;
+            let mut bytes = self
+                .backend()
+                .read_chunk(upload, piece.chunk, range)
+                .await?;
+            let mut got = 0u64;
+            while let Some(b) = bytes.next().await {
+                let b = b?;
+                hasher.update(&b);
+                out.write_all(&b).await.map_err(io_err(&temp))?;
+                got += b.len() as u64;
+            }
+            if got != piece.len {
+                return Err(StorageError::Io {
+                    path: PathBuf::from(super::chunk_key(upload, piece.chunk)),
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("upload chunk gave {got} bytes of {}", piece.len),
+                    ),
+                });
+            }
+            size += got;
         }
-        out.as_file_mut().flush().map_err(io_err(out.path()))?;
+        out.flush().await.map_err(io_err(&temp))?;
         Ok(Assembled {
-            temp: out.into_temp_path(),
+            temp,
             size,
             sha256: hex::encode(hasher.finalize()),
         })
     }
-}
-
-/// Appends `piece.len` bytes of the file at `path`, from `piece.skip`, to `out` and `hasher`.
-fn copy_piece(
-    path: &Path,
-    piece: &Piece,
-    buf: &mut [u8],
-    hasher: &mut Sha256,
-    out: &mut std::fs::File,
-) -> io::Result<()> {
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(piece.skip))?;
-    let mut left = piece.len;
-    while left > 0 {
-        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        let n = file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "upload chunk shorter than recorded",
-            ));
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -240,22 +187,27 @@ mod tests {
         assert_eq!(covering(0, &[]), Ok(vec![]));
     }
 
-    #[test]
-    fn assemble_concatenates_and_hashes() {
+    #[tokio::test]
+    async fn assemble_concatenates_and_hashes() {
         let dir = tempfile::tempdir().unwrap();
         let st = ArtifactStorage::open(dir.path()).unwrap();
         let up = Uuid::new_v4();
         let (a, b) = (chunk(3, 3), chunk(0, 3));
         for (c, bytes) in [(&a, b"def"), (&b, b"abc")] {
             let mut t = st.temp_file().unwrap();
-            t.write_all(bytes).unwrap();
-            st.adopt_chunk(up, c.id, t.into_temp_path()).unwrap();
+            std::io::Write::write_all(&mut t, bytes).unwrap();
+            st.adopt_chunk(up, c.id, t.into_temp_path(), 3)
+                .await
+                .unwrap();
         }
+        let upload_dir = dir.path().join("upload").join(up.to_string());
+        assert_eq!(std::fs::read_dir(&upload_dir).unwrap().count(), 2);
         let plan = covering(6, &[a, b]).unwrap();
-        let out = st.assemble_upload(up, &plan).unwrap();
+        let out = st.assemble_upload(up, &plan).await.unwrap();
         assert_eq!(std::fs::read(&out.temp).unwrap(), b"abcdef");
         assert_eq!(out.sha256, hex::encode(Sha256::digest(b"abcdef")));
-        st.remove_upload(up).unwrap();
-        assert!(!st.upload_dir(up).exists());
+        st.remove_upload(up).await.unwrap();
+        assert!(!upload_dir.exists());
+        st.remove_upload(up).await.expect("already gone is fine");
     }
 }

@@ -8,7 +8,9 @@
 //! `cancel_poll_interval` it writes throttled progress and reads the task row, firing the task's
 //! token when the row became `canceling`. If the function ignores its token for
 //! `cancel_grace`, its future is aborted. A worker that cannot reach the database says so once,
-//! keeps trying, and says when it claims again.
+//! keeps trying, and says when it claims again; it records a task's end until the database
+//! takes it, and before claiming again fails any task the database says it runs (a claim that
+//! committed as the connection dropped), so no task stays `running` across an outage.
 //!
 //! Heartbeats and the reaping of dead workers are [`duties`] of the process, on their own timer
 //! (one statement for all its workers), so task work never delays them; they go on until the
@@ -34,6 +36,11 @@ use crate::models::{Task, TaskState};
 
 /// Error description of a task stopped by its worker's shutdown (pulpcore's wording).
 pub const SHUTDOWN_DESCRIPTION: &str = "Aborted during worker shutdown.";
+
+/// Error description of a task whose claim committed while the worker lost its database
+/// connection (the worker never got it, so never ran it).
+pub const LOST_CLAIM_DESCRIPTION: &str =
+    "The worker lost its database connection while claiming this task; it never ran.";
 
 /// Timing of a worker. The defaults follow pulpcore (30 s TTL, heartbeat every TTL/3).
 #[derive(Debug, Clone)]
@@ -134,6 +141,15 @@ impl Worker {
             let notified = self.wakeup.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if unreachable {
+                // Before claiming again: a claim whose answer the outage swallowed.
+                if self.fail_lost_claims().await.is_err() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(self.config.poll_interval) => continue,
+                    }
+                }
+            }
             let claimed = self.store.claim_next_task(&self.name).await;
             if unreachable && claimed.is_ok() {
                 tracing::info!(worker = %self.name, "the database answers again: claiming tasks");
@@ -295,20 +311,83 @@ impl Worker {
             let took = (chrono::Utc::now() - started).to_std().unwrap_or_default();
             crate::telemetry::global().record_task(&task.name, took);
         }
-        if let Err(e) = self
-            .store
-            .finish_task(task.id, &self.name, state, error)
-            .await
-        {
-            tracing::warn!(error = %e, "recording the task's end failed");
+        // Until the database takes it: a worker that is alive keeps heartbeating, so nobody
+        // else would ever end a task whose end it failed to record.
+        let mut warned = false;
+        loop {
+            match self
+                .store
+                .finish_task(task.id, &self.name, state, error.clone())
+                .await
+            {
+                Ok(_) => break,
+                // Reaped, or ended by a commit whose answer was lost: not ours to record.
+                Err(e @ (DbError::Conflict(_) | DbError::NotFound(_))) => {
+                    tracing::warn!(error = %e, "the task's end was recorded elsewhere");
+                    break;
+                }
+                Err(e) if self.hard_stop.is_cancelled() => {
+                    // Stopping now: the reaping by another process ends it after `ttl`.
+                    tracing::warn!(error = %e, "recording the task's end failed; stopping");
+                    return;
+                }
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(
+                            error = %e,
+                            "recording the task's end failed: retrying until the database answers"
+                        );
+                        warned = true;
+                    }
+                    tokio::select! {
+                        _ = self.hard_stop.cancelled() => {}
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    }
+                }
+            }
         }
+        if warned {
+            tracing::info!(state = %state, "the task's end is recorded");
+        }
+    }
+
+    /// Fails the tasks the database says this worker runs, when it runs none (called between
+    /// tasks, after the database was unreachable): a claim committed just before the connection
+    /// dropped, whose answer never came. Without this they would stay `running` under a live
+    /// worker that is never reaped.
+    async fn fail_lost_claims(&self) -> Result<(), DbError> {
+        let filter = crate::models::TaskFilter {
+            worker: Some(self.name.clone()),
+            states: Some(vec![TaskState::Running, TaskState::Canceling]),
+            ..Default::default()
+        };
+        for task in self.store.list_tasks(&filter).await? {
+            tracing::warn!(
+                task_id = %task.id,
+                task_name = %task.name,
+                "failing a task claimed while the database connection dropped"
+            );
+            let error = serde_json::json!({ "description": LOST_CLAIM_DESCRIPTION });
+            match self
+                .store
+                .finish_task(task.id, &self.name, TaskState::Failed, Some(error))
+                .await
+            {
+                Ok(_) | Err(DbError::Conflict(_) | DbError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
 /// The duties of a process for its workers `names`, until `done` fires (after the last of them
-/// stopped): heartbeats every `heartbeat_interval` in one statement, and every `reap_interval`
-/// declaring missing the workers silent past `ttl` (their running tasks fail, their
-/// reservations go), then running `on_reap` to clean up what they left. At the end it deletes
+/// stopped): heartbeats every `heartbeat_interval` in one statement, and, after a heartbeat that
+/// went through, at most every `reap_interval`, declaring missing the workers silent past `ttl`
+/// (their running tasks fail, their reservations go), then running `on_reap` to clean up what
+/// they left. A process whose own heartbeats lapsed past `ttl` (a database outage) reaps nobody
+/// for `ttl` after they resume, so the live workers of every process are back before anyone is
+/// declared missing. At the end it deletes
 /// the workers' rows (a clean shutdown).
 pub async fn duties(
     store: DynStore,
@@ -318,41 +397,58 @@ pub async fn duties(
     done: CancellationToken,
 ) {
     let mut beat = tokio::time::interval(config.heartbeat_interval);
-    let mut reap = tokio::time::interval(config.reap_interval);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut beating = true;
+    let mut last_beat = Instant::now();
+    // Reaping follows a heartbeat that went through, so it never runs on a database it could
+    // not reach a moment ago (a reaping stalled across an outage would find every process silent
+    // once it is back). And after this process's own heartbeats lapsed past `ttl` (an outage, or
+    // a stall), the others' probably did too: they get `ttl` to write theirs before any of them
+    // is declared missing.
+    let mut next_reap = Instant::now();
     loop {
         tokio::select! {
             _ = done.cancelled() => break,
-            _ = beat.tick() => match store.heartbeat(&names).await {
-                Ok(()) if !beating => {
+            _ = beat.tick() => {}
+        }
+        match store.heartbeat(&names).await {
+            Ok(()) => {
+                if last_beat.elapsed() > config.ttl {
+                    next_reap = next_reap.max(Instant::now() + config.ttl);
+                }
+                last_beat = Instant::now();
+                if !beating {
                     tracing::info!("heartbeats written again");
                     beating = true;
                 }
-                Ok(()) => {}
-                Err(e) if beating => {
+            }
+            Err(e) => {
+                if beating {
                     tracing::warn!(error = %e, "heartbeat failed: retrying every interval");
                     beating = false;
                 }
-                Err(_) => {}
-            },
-            _ = reap.tick() => match store.reap_dead_workers(config.ttl).await {
-                Ok(reaped) => {
-                    for t in &reaped {
-                        tracing::warn!(
-                            task_id = %t.id,
-                            task_name = %t.name,
-                            dead_worker = t.worker.as_deref().unwrap_or(""),
-                            "task failed: its worker has gone missing"
-                        );
-                    }
-                    if let (false, Some(hook)) = (reaped.is_empty(), &on_reap) {
-                        hook().await;
-                    }
+                continue;
+            }
+        }
+        if Instant::now() < next_reap {
+            continue;
+        }
+        next_reap = Instant::now() + config.reap_interval;
+        match store.reap_dead_workers(config.ttl).await {
+            Ok(reaped) => {
+                for t in &reaped {
+                    tracing::warn!(
+                        task_id = %t.id,
+                        task_name = %t.name,
+                        dead_worker = t.worker.as_deref().unwrap_or(""),
+                        "task failed: its worker has gone missing"
+                    );
                 }
-                Err(e) => tracing::debug!(error = %e, "reaping dead workers failed"),
-            },
+                if let (false, Some(hook)) = (reaped.is_empty(), &on_reap) {
+                    hook().await;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "reaping dead workers failed"),
         }
     }
     // Here, not in each worker: no heartbeat of this loop can bring a row back afterwards.

@@ -87,10 +87,6 @@ pub fn register(reg: &mut Registry, env: &TaskEnv) {
     });
 }
 
-fn blocking_failed(e: tokio::task::JoinError) -> TaskError {
-    TaskError::failed(format!("storage work stopped: {e}"))
-}
-
 /// Saves the file at `temp` (exactly the bytes of `sha256`, `size` long) as an artifact: the
 /// file is moved into place and made durable, then the row is inserted. An artifact with the
 /// same sha256 is returned as it is (its file kept, the temp file dropped).
@@ -143,10 +139,10 @@ async fn commit_upload(
             upload.size
         ))
     })?;
-    let st = env.storage.clone();
-    let assembled = tokio::task::spawn_blocking(move || st.assemble_upload(id, &plan))
+    let assembled = env
+        .storage
+        .assemble_upload(id, &plan)
         .await
-        .map_err(blocking_failed)?
         .map_err(TaskError::failed)?;
     if let Some(want) = sha256 {
         let want = want.trim().to_ascii_lowercase();
@@ -171,11 +167,7 @@ async fn commit_upload(
         Ok(()) | Err(DbError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    let st = env.storage.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || st.remove_upload(id))
-        .await
-        .map_err(blocking_failed)?
-    {
+    if let Err(e) = env.storage.remove_upload(id).await {
         tracing::warn!(error = %e, upload = %id, "cannot remove a committed upload's chunks");
     }
     Ok(artifact)
@@ -311,8 +303,8 @@ async fn run_content_create(env: TaskEnv, ctx: TaskCtx) -> Result<(), TaskError>
 }
 
 /// Orphan cleanup's share for uploads: deletes the uploads untouched since `cutoff` with their
-/// chunks, then the chunk directories no upload row names that are older than `protection` and
-/// `min_age` (what a crash between a row's deletion and its files' left). Returns how many
+/// chunks, then the stored chunks of uploads no row names whose newest chunk is older than
+/// `protection` and `min_age` (what a crash between a row's deletion and its chunks' left). Returns how many
 /// uploads went.
 pub async fn cleanup_uploads(
     store: &DynStore,
@@ -326,26 +318,21 @@ pub async fn cleanup_uploads(
         .checked_sub(protection.max(min_age))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let known: std::collections::HashSet<Uuid> = store.upload_ids().await?.into_iter().collect();
-    let st = storage.clone();
     let n = gone.len() as u64;
-    tokio::task::spawn_blocking(move || {
-        for id in &gone {
-            if let Err(e) = st.remove_upload(*id) {
-                tracing::warn!(error = %e, upload = %id, "cannot remove an orphan upload's chunks");
-            }
+    for id in &gone {
+        if let Err(e) = storage.remove_upload(*id).await {
+            tracing::warn!(error = %e, upload = %id, "cannot remove an orphan upload's chunks");
         }
-        match st.upload_dirs_before(before) {
-            Ok(stray) => {
-                for id in stray.iter().filter(|id| !known.contains(id)) {
-                    if let Err(e) = st.remove_upload(*id) {
-                        tracing::warn!(error = %e, upload = %id, "cannot remove stray upload chunks");
-                    }
+    }
+    match storage.uploads_before(before).await {
+        Ok(stray) => {
+            for id in stray.iter().filter(|id| !known.contains(id)) {
+                if let Err(e) = storage.remove_upload(*id).await {
+                    tracing::warn!(error = %e, upload = %id, "cannot remove stray upload chunks");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list upload directories"),
         }
-    })
-    .await
-    .map_err(blocking_failed)?;
+        Err(e) => tracing::warn!(error = %e, "cannot list the stored upload chunks"),
+    }
     Ok(n)
 }

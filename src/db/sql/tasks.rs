@@ -217,9 +217,15 @@ async fn reserve(
 }
 
 /// Whether an incomplete task other than `$4` that is queued before `($3, $4)` holds resource `$1`
-/// exclusively (`$2` true) or shared (`$2` false). Served by `task_resources_hold_idx`.
-const HELD_BEFORE: &str = "SELECT EXISTS (SELECT 1 FROM task_resources o \
-     WHERE o.resource = $1 AND o.exclusive = $2 AND (o.pulp_created, o.task_id) < ($3, $4))";
+/// exclusively (`$2` true) or shared (`$2` false): whether the first such holder in queue order
+/// is earlier. Written as "the first holder" (`ORDER BY` the index's columns, `LIMIT 1`) so that
+/// every plan reads one entry of `task_resources_hold_idx`: PostgreSQL's generic plan of a plain
+/// `EXISTS (... WHERE resource = $1 AND ...)` is a sequential scan when one resource holds most
+/// rows (10,000 tasks queued on one repository), which made every dispatch elsewhere read the
+/// whole queue.
+const HELD_BEFORE: &str = "SELECT EXISTS (SELECT 1 FROM (SELECT o.pulp_created, o.task_id \
+     FROM task_resources o WHERE o.resource = $1 AND o.exclusive = $2 \
+     ORDER BY o.pulp_created, o.task_id LIMIT 1) f WHERE (f.pulp_created, f.task_id) < ($3, $4))";
 
 /// Whether waiting task `id` may start now (see the module doc).
 async fn may_start(conn: &mut DbConn, id: Id) -> DbResult<bool> {
@@ -324,14 +330,25 @@ async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
                 .iter()
                 .map(|r| Ok(r.try_get::<Id, _>("task_id")?.0))
                 .collect::<DbResult<Vec<Uuid>>>()?;
-            let sql = format!(
-                "SELECT id FROM tasks WHERE id {} AND state = 'waiting' AND unblocked_at IS NULL",
-                in_list_param(1)
-            );
-            let blocked: Vec<Id> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(ids_param(&ids))
-                .fetch_all(&mut *conn)
-                .await?;
+            // Looked up by id only, the state tested here: with `state = 'waiting'` in the
+            // query, SQLite walks every waiting task through the state index instead.
+            let mut blocked: Vec<Id> = Vec::new();
+            if !ids.is_empty() {
+                let sql = format!(
+                    "SELECT id, state, unblocked_at FROM tasks WHERE id {}",
+                    in_list_param(1)
+                );
+                for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(ids_param(&ids))
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
+                    let waiting = row.try_get::<String, _>("state")? == "waiting";
+                    if waiting && row.try_get::<Option<Time>, _>("unblocked_at")?.is_none() {
+                        blocked.push(row.try_get("id")?);
+                    }
+                }
+            }
             for row in &page {
                 let task: Id = row.try_get("task_id")?;
                 after = Some((row.try_get("pulp_created")?, task));
