@@ -71,6 +71,8 @@ pub enum DebError {
         second: String,
     },
     /// A unit of an earlier level did not come back saved.
+    #[error("cannot keep the unchanged components of the latest version: {0}")]
+    Keep(String),
     #[error("{what} was not saved: {reason}")]
     Resolve { what: String, reason: String },
     #[error(transparent)]

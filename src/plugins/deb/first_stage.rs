@@ -681,11 +681,13 @@ impl DebSync {
             let Some((last, _)) = page.last() else { break };
             after = Some(last.id);
             for (unit, _) in page {
-                let Ok(prc) =
-                    serde_json::from_value::<PackageReleaseComponentData>(unit.data.clone())
-                else {
-                    continue;
-                };
+                let prc = serde_json::from_value::<PackageReleaseComponentData>(unit.data.clone())
+                    .map_err(|e| {
+                        DebError::Keep(format!(
+                            "the stored membership {} is malformed: {e}",
+                            unit.id
+                        ))
+                    })?;
                 if components.contains_key(&prc.release_component)
                     && self
                         .memberships
@@ -722,6 +724,15 @@ impl DebSync {
                     keep(unit, io).await?;
                 }
             }
+        }
+        if !packages.is_empty() {
+            // Memberships without their package: keeping them would make a version whose
+            // memberships name packages it does not hold.
+            return Err(DebError::Keep(format!(
+                "{} packages named by its memberships are not in it",
+                packages.len()
+            ))
+            .into());
         }
         Ok(())
     }
