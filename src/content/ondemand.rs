@@ -12,9 +12,10 @@
 //!   every third of it while the fetch runs): a process that cannot take it waits (polling
 //!   with backoff up to 200 ms) until the holder linked the artifact, then serves it from
 //!   storage, or until the lease is gone (freed at once when a fetch fails, or expired when its
-//!   holder died) and takes it. Should two fetches still happen (a lease lost to a stall
-//!   longer than its TTL), the artifact insert tolerates it (same sha256, one row) and the
-//!   link is idempotent.
+//!   holder died) and takes it, then looks for the link once more (a holder links before it
+//!   frees, so a lease freed between the two looks means the artifact is there). Should two
+//!   fetches still happen (a lease lost to a stall longer than its TTL), the artifact insert
+//!   tolerates it (same sha256, one row) and the link is idempotent.
 //! - `streamed`: every request downloads; nothing is saved; a client leaving aborts the
 //!   download (its temp file is deleted).
 //! - A failure before any byte reached the client (remote down, 404, a size announced wrong)
@@ -240,6 +241,24 @@ async fn lead(
                     holder: cs.holder.clone(),
                     held: true,
                 };
+                // The holder before us links the artifact and only then frees the lease: a
+                // lease freed between our look above and our taking it means the artifact is
+                // there now. Look again before fetching it a second time.
+                match store.linked_artifact(ca_id).await {
+                    Ok(Some(a)) => {
+                        lease.release().await;
+                        drop(entry);
+                        let _ = tx.send(Some(Ok(a.clone())));
+                        return from_storage(cs, &a, f, rel, headers, false).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        lease.release().await;
+                        drop(entry);
+                        let _ = tx.send(Some(Err(e.to_string())));
+                        return super::db_error(e);
+                    }
+                }
                 return stream(
                     cs.app.clone(),
                     ra,
