@@ -27,7 +27,8 @@ use super::{DbResult, DynStore};
 
 #[allow(clippy::zero_prefixed_literal)]
 const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("postgres": 0001 initial, 0002 tasks, 0003 server, 0006 distribution,
-        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract, 0018 secrets);
+        0007 parity, 0010 uploads, 0011 task_queue, 0012 app_status, 0016 content_cache, 0017 plugin_contract, 0018 secrets,
+        0019 path_prefix);
 
 /// Connections in the pool.
 const POOL_SIZE: u32 = 10;
@@ -41,6 +42,11 @@ pub struct PgStore {
     /// One connection of its own for heartbeats (opened on first use), so a busy pool never
     /// delays them.
     beat: PgPool,
+    /// Connections of their own for the content app's lookups (opened on first use), which
+    /// plan their statements once (`plan_cache_mode = force_generic_plan`): a lookup's custom
+    /// plan cost 5-8 ms of planning for 0.3 ms of execution. Their SQL is written so that one
+    /// plan fits every parameter (path first, by index).
+    lookups: PgPool,
     /// The key remote secrets are sealed with (`crate::secrets`).
     pub(super) secrets: std::sync::RwLock<Arc<crate::secrets::SecretBox>>,
 }
@@ -61,9 +67,20 @@ impl PgStore {
         let beat = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with((*pool.connect_options()).clone());
+        let lookups = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, "SET plan_cache_mode = force_generic_plan")
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect_lazy_with((*pool.connect_options()).clone());
         Ok(PgStore {
             pool,
             beat,
+            lookups,
             secrets: Default::default(),
         })
     }
@@ -94,6 +111,13 @@ impl PgStore {
     /// The pool for single writes outside a transaction (the one pool).
     pub(super) fn writer(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Dialect hook: the pool of the content app's hot lookups (resolution, the cache's
+    /// generation): connections of their own, so a busy pool (a sync in this process) never
+    /// queues a request or delays a cache check, with generic plans (see [`PgStore::lookups`]).
+    pub(super) fn lookups(&self) -> &PgPool {
+        &self.lookups
     }
 
     /// Dialect hook: the pool heartbeats are written through (a connection of their own).
@@ -239,6 +263,13 @@ pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Postgres>, column: &s
 /// (`FOR NO KEY UPDATE`: concurrent writers of one repository queue there; a reference to the row
 /// is not blocked).
 pub(super) const LOCK_REPOSITORY: &str = " FOR NO KEY UPDATE";
+
+/// Dialect hook: the comparison operators of a path-prefix range (`column >= low AND column <
+/// high`), byte order either way. PostgreSQL's plain operators follow the database's collation
+/// (not byte order outside "C"); the pattern operators compare bytes and use the
+/// `text_pattern_ops` path index (`0019_path_prefix.sql`), with prepared statements' generic
+/// plans too (a bound `LIKE` pattern does not).
+pub(super) const PATH_RANGE: (&str, &str) = ("~>=~", "~<~");
 
 /// Whether other processes' wakeups reach this process ([`TaskStore::hears_wakeups`]).
 pub(super) const HEARS_WAKEUPS: bool = true;

@@ -49,6 +49,20 @@ macro_rules! migrations {
 }
 pub(crate) use migrations;
 
+/// The least string above every string that starts with `prefix` (UTF-8 byte order is code point
+/// order): the prefix with its last character raised by one, dropping trailing characters that
+/// cannot be raised. `None` for an empty prefix, or one of only `char::MAX`.
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(c) = chars.pop() {
+        if let Some(next) = (u32::from(c) + 1..=u32::from(char::MAX)).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
 pub(crate) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -319,6 +333,29 @@ pub(crate) fn remote_artifact_rows<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_ends_bound_exactly_the_strings_with_the_prefix() {
+        assert_eq!(prefix_end("d1/").as_deref(), Some("d10"));
+        assert_eq!(
+            prefix_end("a\u{D7FF}").as_deref(),
+            Some("a\u{E000}"),
+            "past surrogates"
+        );
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        let end = prefix_end("pool/é/").unwrap();
+        for inside in ["pool/é/", "pool/é/x", "pool/é/\u{10FFFF}\u{10FFFF}"] {
+            assert!(inside >= "pool/é/" && inside < end.as_str(), "{inside}");
+        }
+        for outside in ["pool/é0", "pool/éa", "pool/é", "pool/f/"] {
+            assert!(
+                !(outside >= "pool/é/" && outside < end.as_str()),
+                "{outside}"
+            );
+        }
+    }
 
     fn unit(t: &str, k: &str) -> UnsavedContent {
         UnsavedContent {

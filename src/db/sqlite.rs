@@ -105,6 +105,12 @@ impl SqliteStore {
         &self.write
     }
 
+    /// Dialect hook: the pool of the content app's hot lookups (resolution, the cache's
+    /// generation): the readers.
+    pub(super) fn lookups(&self) -> &SqlitePool {
+        self.reader()
+    }
+
     /// Dialect hook: the pool heartbeats are written through: the one writer (SQLite has no
     /// other way to write).
     pub(super) fn beater(&self) -> &SqlitePool {
@@ -199,6 +205,11 @@ pub(super) fn push_json_member(qb: &mut sqlx::QueryBuilder<Sqlite>, column: &str
 /// Dialect hook: the clause that locks the repository row a version-changing transaction reads.
 /// None on SQLite: its write transaction (`BEGIN IMMEDIATE`) already holds the one write lock.
 pub(super) const LOCK_REPOSITORY: &str = "";
+
+/// Dialect hook: the comparison operators of a path-prefix range (`column >= low AND column <
+/// high`), byte order either way. SQLite's default `BINARY` collation compares bytes, so the
+/// plain operators use the path index.
+pub(super) const PATH_RANGE: (&str, &str) = (">=", "<");
 
 /// Whether other processes' wakeups reach this process ([`TaskStore::hears_wakeups`]).
 pub(super) const HEARS_WAKEUPS: bool = false;

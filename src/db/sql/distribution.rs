@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::super::{ids_param, in_list_param, push_contains, strs_param};
+use super::super::{ids_param, in_list_param, push_contains, strs_param, PATH_RANGE};
 use super::rows::{artifact_cols, artifact_from, content_from, CONTENT_COLS};
 use super::{delete_by_id, row_by_id, Backend, Db, DbRow};
 use crate::db::distribution::DistributionStore;
@@ -78,6 +78,31 @@ const VERSION_FILES_FROM: &str = "FROM repository_versions v \
      JOIN content c ON c.id = ca.content_id \
      LEFT JOIN artifacts a ON a.id = ca.artifact_id \
      WHERE v.id = $1 AND va.number <= v.number AND (vr.id IS NULL OR vr.number > v.number)";
+
+/// The membership joins of a path-first lookup: `ca` is a CTE of candidate content artifacts,
+/// `$2` the version.
+const PATH_FIRST_FROM: &str = "FROM ca JOIN repository_versions v ON v.id = $2 \
+     JOIN repository_content rc \
+       ON rc.repository_id = v.repository_id AND rc.content_id = ca.content_id \
+     JOIN repository_versions va ON va.id = rc.version_added_id \
+     LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
+     JOIN content c ON c.id = ca.content_id \
+     LEFT JOIN artifacts a ON a.id = ca.artifact_id \
+     WHERE va.number <= v.number AND (vr.id IS NULL OR vr.number > v.number)";
+
+/// The condition "`column` starts with `prefix`" as a byte range on the path index (the
+/// dialect's [`PATH_RANGE`] operators): `column >= $lo` (the prefix), and `column < $hi` with the
+/// returned end to bind as `$hi` (none when no string sorts above every extension of the prefix).
+fn path_range(column: &str, prefix: &str, lo: u8, hi: u8) -> (String, Option<String>) {
+    let (ge, lt) = PATH_RANGE;
+    match shared::prefix_end(prefix) {
+        Some(end) => (
+            format!("{column} {ge} ${lo} AND {column} {lt} ${hi}"),
+            Some(end),
+        ),
+        None => (format!("{column} {ge} ${lo}"), None),
+    }
+}
 
 /// A publication's own files (parameter `$1`: the publication id): metadata artifacts, and
 /// content artifacts published at the plugin's paths (downloaded or not).
@@ -418,7 +443,7 @@ impl DistributionStore for Backend {
         sqlx::query(AssertSqlSafe(sql))
             .bind(opt_id(repository_id))
             .bind(opt_id(version_id))
-            .fetch_optional(self.reader())
+            .fetch_optional(self.lookups())
             .await?
             .map(|r| pub_from(&r))
             .transpose()
@@ -561,7 +586,7 @@ impl DistributionStore for Backend {
         );
         sqlx::query(AssertSqlSafe(sql))
             .bind(strs_param(candidates))
-            .fetch_optional(self.reader())
+            .fetch_optional(self.lookups())
             .await?
             .map(|r| dist_from(&r))
             .transpose()
@@ -583,26 +608,19 @@ impl DistributionStore for Backend {
         version_id: Uuid,
         relative_path: &str,
     ) -> DbResult<Option<ServedFile>> {
-        // CROSS JOIN fixes SQLite's join order: start from the few content artifacts at this
-        // path (path index), then check membership, instead of walking the repository's
-        // content. PostgreSQL plans the same joins freely (fewer than join_collapse_limit).
+        // Path first: the few content artifacts at this path (path index), then their
+        // membership; never a walk of the repository's content, whatever the planner's
+        // statistics say (right after a large sync they say the repository is empty).
         let sql = format!(
-            "SELECT {} FROM content_artifacts ca \
-             CROSS JOIN repository_versions v \
-             JOIN repository_content rc \
-               ON rc.repository_id = v.repository_id AND rc.content_id = ca.content_id \
-             JOIN repository_versions va ON va.id = rc.version_added_id \
-             LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
-             JOIN content c ON c.id = ca.content_id \
-             LEFT JOIN artifacts a ON a.id = ca.artifact_id \
-             WHERE ca.relative_path = $1 AND v.id = $2 AND va.number <= v.number \
-             AND (vr.id IS NULL OR vr.number > v.number) ORDER BY ca.id LIMIT 1",
+            "WITH ca AS MATERIALIZED \
+               (SELECT * FROM content_artifacts WHERE relative_path = $1) \
+             SELECT {} {PATH_FIRST_FROM} ORDER BY ca.id LIMIT 1",
             *FILE_COLS
         );
         sqlx::query(AssertSqlSafe(sql))
             .bind(relative_path)
             .bind(Id(version_id))
-            .fetch_optional(self.reader())
+            .fetch_optional(self.lookups())
             .await?
             .map(|r| file_from(&r))
             .transpose()
@@ -668,15 +686,34 @@ impl DistributionStore for Backend {
     }
 
     async fn version_files(&self, version_id: Uuid, prefix: &str) -> DbResult<Vec<ServedFile>> {
+        if prefix.is_empty() {
+            let sql = format!(
+                "SELECT {} {VERSION_FILES_FROM} ORDER BY ca.relative_path",
+                *FILE_COLS
+            );
+            return sqlx::query(AssertSqlSafe(sql))
+                .bind(Id(version_id))
+                .fetch_all(self.lookups())
+                .await?
+                .iter()
+                .map(file_from)
+                .collect();
+        }
+        // Path first, as `version_file`: the content artifacts under the prefix (a byte range
+        // of the path index), then their membership. A missing directory costs nothing.
+        let (range, end) = path_range("relative_path", prefix, 1, 3);
         let sql = format!(
-            "SELECT {} {VERSION_FILES_FROM} AND ca.relative_path LIKE $2 ESCAPE '\\' \
-             ORDER BY ca.relative_path",
+            "WITH ca AS MATERIALIZED (SELECT * FROM content_artifacts WHERE {range}) \
+             SELECT {} {PATH_FIRST_FROM} ORDER BY ca.relative_path",
             *FILE_COLS
         );
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(Id(version_id))
-            .bind(format!("{}%", like_escape(prefix)))
-            .fetch_all(self.reader())
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(prefix)
+            .bind(Id(version_id));
+        if let Some(end) = end {
+            q = q.bind(end);
+        }
+        q.fetch_all(self.lookups())
             .await?
             .iter()
             .map(file_from)
@@ -692,7 +729,7 @@ impl DistributionStore for Backend {
         sqlx::query(AssertSqlSafe(sql))
             .bind(Id(publication_id))
             .bind(relative_path)
-            .fetch_optional(self.reader())
+            .fetch_optional(self.lookups())
             .await?
             .map(|r| published_from(&r))
             .transpose()
@@ -703,14 +740,18 @@ impl DistributionStore for Backend {
         publication_id: Uuid,
         prefix: &str,
     ) -> DbResult<Vec<ServedFile>> {
+        let (range, end) = path_range("pf.relative_path", prefix, 2, 3);
         let sql = format!(
-            "{} AND pf.relative_path LIKE $2 ESCAPE '\\' ORDER BY pf.relative_path",
+            "{} AND {range} ORDER BY pf.relative_path",
             *PUBLISHED_SELECT
         );
-        sqlx::query(AssertSqlSafe(sql))
+        let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(Id(publication_id))
-            .bind(format!("{}%", like_escape(prefix)))
-            .fetch_all(self.reader())
+            .bind(prefix);
+        if let Some(end) = end {
+            q = q.bind(end);
+        }
+        q.fetch_all(self.lookups())
             .await?
             .iter()
             .map(published_from)
@@ -744,7 +785,7 @@ impl DistributionStore for Backend {
 
     async fn content_generation(&self) -> DbResult<i64> {
         let n: i64 = sqlx::query_scalar("SELECT generation FROM content_generation WHERE id = 1")
-            .fetch_one(self.reader())
+            .fetch_one(self.lookups())
             .await?;
         Ok(n)
     }
