@@ -7,8 +7,11 @@
 //! - [`cache`]: what a request path resolved to (a stored file, a 404) is kept per process and
 //!   answered without SQL; a change made by any process is seen within the documented bound
 //!   (the database's content generation, bumped by triggers, checked every `ttl / 4`).
-//! - Lookup (on a cache miss): the distribution whose base path is the longest path-component prefix of the
-//!   request (one indexed query over every prefix), then what it serves:
+//! - Lookup (on a cache miss): the distribution whose base path is the longest path-component
+//!   prefix of the request (one indexed query over every prefix), then what it serves, its file
+//!   found path first (the content artifacts at that path, or under that directory, by the path
+//!   index, then their membership of the version), so a lookup costs the same in a repository
+//!   of 10 units or 1,000,000, and a missing file costs next to nothing:
 //!   - `publication`: its published (metadata) files, then, when pass-through, the content of
 //!     its version;
 //!   - `repository_version`: for plugins serving publications (file) the newest publication of

@@ -1,4 +1,5 @@
-//! The PostgreSQL backend of [`Store`]: a pool of [`POOL_SIZE`] connections, embedded
+//! The PostgreSQL backend of [`Store`]: a pool of [`POOL_SIZE`] connections (plus, opened on
+//! first use, one connection for heartbeats and a pool for the content app's lookups), embedded
 //! migrations (`migrations/postgres`), batch writes reading `UNNEST(...)` of one array parameter
 //! per column (no parameter limit), every batch sorted by its unique key so concurrent syncs
 //! lock rows in the same order.

@@ -29,6 +29,23 @@ const MIGRATIONS: &[(i64, &str, &str)] = shared::migrations!("sqlite": 0001 init
 /// Rows per multi-row statement (at most 9 columns: 4,500 parameters).
 const CHUNK: usize = 500;
 
+/// The row counts of the multi-row statements, largest first: a batch is cut greedily into
+/// statements of these sizes only, so each statement's text is one of a few, prepared once per
+/// connection and cached. (Any size would make most batches a new text: parsed and planned again,
+/// and evicting the cached ones.)
+const CHUNK_SIZES: [usize; 5] = [CHUNK, 100, 20, 5, 1];
+
+/// The row ranges of `rows` rows cut into statements of [`CHUNK_SIZES`] rows.
+fn chunks(rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = rows - start;
+        let size = CHUNK_SIZES.into_iter().find(|&n| n <= left)?;
+        start += size;
+        Some(start - size..start)
+    })
+}
+
 /// The SQLite [`Store`].
 pub struct SqliteStore {
     pub(super) write: SqlitePool,
@@ -221,8 +238,8 @@ pub(super) const BACKEND: &str = "sqlite";
 
 /// Dialect hook: runs `sql`, a statement that reads the rows of `cols` as the table
 /// `u(<names>)`, and returns the rows it affected (errors unmapped, for the caller to name).
-/// SQLite gets them as a `WITH u(...) AS (VALUES (...), ...)` prefix, [`CHUNK`] rows (one
-/// statement) at a time.
+/// SQLite gets them as a `WITH u(...) AS (VALUES (...), ...)` prefix, in statements of
+/// [`CHUNK_SIZES`] rows.
 pub(super) async fn with_rows(
     conn: &mut SqliteConnection,
     names: &str,
@@ -231,9 +248,9 @@ pub(super) async fn with_rows(
 ) -> Result<u64, sqlx::Error> {
     let rows = cols.first().map_or(0, Column::rows);
     let mut done = 0;
-    for start in (0..rows).step_by(CHUNK) {
+    for range in chunks(rows) {
         let mut qb = QueryBuilder::<Sqlite>::new(format!("WITH u({names}) AS ("));
-        qb.push_values(start..rows.min(start + CHUNK), |mut row, i| {
+        qb.push_values(range, |mut row, i| {
             for col in cols {
                 match col {
                     Column::Id(v) => row.push_bind(v[i]),
@@ -256,6 +273,25 @@ pub(super) async fn with_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_cut_into_statements_of_a_few_sizes() {
+        for rows in [0, 1, 4, 5, 99, 500, 501, 1234, 2000] {
+            let cut: Vec<_> = chunks(rows).collect();
+            let mut next = 0;
+            for r in &cut {
+                assert_eq!(r.start, next, "{rows}: contiguous");
+                assert!(CHUNK_SIZES.contains(&r.len()), "{rows}: size {}", r.len());
+                next = r.end;
+            }
+            assert_eq!(next, rows, "{rows}: every row once");
+        }
+        assert_eq!(
+            chunks(1234).count(),
+            2 + 2 + 1 + 2 + 4,
+            "500 500 100 100 20 5 5 1 1 1 1"
+        );
+    }
 
     #[tokio::test]
     async fn in_memory_database_works() {

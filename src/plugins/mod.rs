@@ -127,10 +127,6 @@ pub trait Publisher: Send {
         limit: u64,
     ) -> Result<Vec<PublishUnit>, PublishError>;
 
-    /// Every content artifact of the version whose path starts with `prefix`, by path.
-    async fn files(&mut self, prefix: &str)
-        -> Result<Vec<crate::models::ServedFile>, PublishError>;
-
     /// A new temp file in the artifact store's file system, to write a metadata file into.
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, PublishError>;
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::TaskEnv;
 use crate::href;
 use crate::models::DistributionFields;
-use crate::models::{NewArtifact, PublishedFile, ServedFile};
+use crate::models::{NewArtifact, PublishedFile};
 use crate::plugins::{Plugin, PublicationType, PublishError, PublishUnit, Publisher};
 use crate::storage::ArtifactStorage;
 use crate::tasking::{Registry, TaskArgs, TaskCtx, TaskError};
@@ -247,14 +247,6 @@ impl Publisher for TaskPublisher<'_> {
             .into_iter()
             .map(|(content, files)| PublishUnit { content, files })
             .collect())
-    }
-
-    async fn files(&mut self, prefix: &str) -> Result<Vec<ServedFile>, PublishError> {
-        Ok(self
-            .env
-            .store
-            .version_files(self.version_id, prefix)
-            .await?)
     }
 
     fn temp_file(&self) -> Result<tempfile::NamedTempFile, PublishError> {

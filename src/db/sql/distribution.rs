@@ -80,15 +80,16 @@ const VERSION_FILES_FROM: &str = "FROM repository_versions v \
      WHERE v.id = $1 AND va.number <= v.number AND (vr.id IS NULL OR vr.number > v.number)";
 
 /// The membership joins of a path-first lookup: `ca` is a CTE of candidate content artifacts,
-/// `$2` the version.
-const PATH_FIRST_FROM: &str = "FROM ca JOIN repository_versions v ON v.id = $2 \
+/// `$2` the version. `CROSS JOIN` keeps `ca` the outer loop on SQLite, which otherwise may walk
+/// the repository's content first; PostgreSQL reads the materialized `ca` first anyway.
+const PATH_FIRST_FROM: &str = "FROM ca CROSS JOIN repository_versions v \
      JOIN repository_content rc \
        ON rc.repository_id = v.repository_id AND rc.content_id = ca.content_id \
      JOIN repository_versions va ON va.id = rc.version_added_id \
      LEFT JOIN repository_versions vr ON vr.id = rc.version_removed_id \
      JOIN content c ON c.id = ca.content_id \
      LEFT JOIN artifacts a ON a.id = ca.artifact_id \
-     WHERE va.number <= v.number AND (vr.id IS NULL OR vr.number > v.number)";
+     WHERE v.id = $2 AND va.number <= v.number AND (vr.id IS NULL OR vr.number > v.number)";
 
 /// The condition "`column` starts with `prefix`" as a byte range on the path index (the
 /// dialect's [`PATH_RANGE`] operators): `column >= $lo` (the prefix), and `column < $hi` with the

@@ -27,6 +27,9 @@ pub use manifest::{check_relative_path, parse_line, ManifestEntry, ManifestError
 /// The `pulp_type` of a file unit, repository and remote.
 pub const FILE_TYPE: &str = "file.file";
 
+/// Units read per page when publishing.
+const PUBLISH_PAGE: u64 = 1000;
+
 /// The file plugin.
 pub struct FilePlugin;
 
@@ -156,10 +159,28 @@ impl PublicationType for FilePublicationType {
         publisher: &mut dyn Publisher,
         plugin_data: &serde_json::Value,
     ) -> Result<(), PublishError> {
-        let files = publisher.files("").await?;
-        for (path, bytes) in publish::metadata(plugin_data, &files).map_err(PublishError::Plugin)? {
-            publisher.add_metadata(&path, bytes).await?;
+        use std::io::Write;
+        let Some(name) = publish::manifest_name(plugin_data) else {
+            return Ok(());
+        };
+        // Page by page into a temp file: memory flat in the version's size.
+        let mut out = std::io::BufWriter::new(publisher.temp_file()?);
+        let mut after = None;
+        loop {
+            let page = publisher.units(FILE_TYPE, after, PUBLISH_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.content.id);
+            for file in page.iter().flat_map(|u| &u.files) {
+                let line = publish::manifest_line(name, file).map_err(PublishError::Plugin)?;
+                out.write_all(line.as_bytes())?;
+            }
         }
+        let tmp = out
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
+        publisher
+            .add_metadata_file(name, tmp.into_temp_path())
+            .await?;
         Ok(())
     }
 }

@@ -58,30 +58,25 @@ pub fn schema() -> Value {
     }})
 }
 
-/// The manifest of `files` at the publication's `manifest` path (none when it is null).
-pub fn metadata(
-    plugin_data: &Value,
-    files: &[ServedFile],
-) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let Some(name) = plugin_data.get("manifest").and_then(Value::as_str) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::with_capacity(files.len() * 100);
-    for f in files {
-        if f.relative_path == name {
-            return Err(format!(
-                "the manifest {name:?} would hide a file of the version at the same path"
-            ));
-        }
-        let sha256 = f
-            .sha256()
-            .ok_or_else(|| format!("{}: digest unknown", f.relative_path))?;
-        let size = f
-            .size()
-            .ok_or_else(|| format!("{}: size unknown", f.relative_path))?;
-        out.extend_from_slice(format!("{},{sha256},{size}\n", f.relative_path).as_bytes());
+/// The publication's manifest path (none when its `manifest` is null).
+pub fn manifest_name(plugin_data: &Value) -> Option<&str> {
+    plugin_data.get("manifest").and_then(Value::as_str)
+}
+
+/// The manifest line of `file`, or why it cannot have one.
+pub fn manifest_line(name: &str, file: &ServedFile) -> Result<String, String> {
+    if file.relative_path == name {
+        return Err(format!(
+            "the manifest {name:?} would hide a file of the version at the same path"
+        ));
     }
-    Ok(vec![(name.to_string(), out)])
+    let sha256 = file
+        .sha256()
+        .ok_or_else(|| format!("{}: digest unknown", file.relative_path))?;
+    let size = file
+        .size()
+        .ok_or_else(|| format!("{}: size unknown", file.relative_path))?;
+    Ok(format!("{},{sha256},{size}\n", file.relative_path))
 }
 
 #[cfg(test)]
