@@ -12,10 +12,10 @@
 //!   every third of it while the fetch runs): a process that cannot take it waits (polling
 //!   with backoff up to 200 ms) until the holder linked the artifact, then serves it from
 //!   storage, or until the lease is gone (freed at once when a fetch fails, or expired when its
-//!   holder died) and takes it, then looks for the link once more (a holder links before it
-//!   frees, so a lease freed between the two looks means the artifact is there). Should two
-//!   fetches still happen (a lease lost to a stall longer than its TTL), the artifact insert
-//!   tolerates it (same sha256, one row) and the link is idempotent.
+//!   holder died) and takes it. It takes the lease before it looks for the link: a holder
+//!   links before it frees, so a lease taken finds the artifact linked or is the one fetch.
+//!   Should two fetches still happen (a lease lost to a stall longer than its TTL), the
+//!   artifact insert tolerates it (same sha256, one row) and the link is idempotent.
 //! - `streamed`: every request downloads; nothing is saved; a client leaving aborts the
 //!   download (its temp file is deleted).
 //! - A failure before any byte reached the client (remote down, 404, a size announced wrong)
@@ -217,48 +217,29 @@ async fn lead(
     let store = &cs.app.store;
     let mut pause = Duration::from_millis(10);
     loop {
-        match store.linked_artifact(ca_id).await {
-            Ok(Some(a)) => {
+        // The lease first, then the link: a holder links the artifact before it frees the
+        // lease, so with the lease taken, either the artifact is linked (fetched by another
+        // process meanwhile) or this is the one fetch. (A lease dropped still held is freed.)
+        let taken = store
+            .acquire_fetch_lease(ca_id, &cs.holder, LEASE_TTL)
+            .await;
+        let lease = taken.as_ref().is_ok_and(|t| *t).then(|| Lease {
+            store: store.clone(),
+            ca: ca_id,
+            holder: cs.holder.clone(),
+            held: true,
+        });
+        let linked = match taken {
+            Ok(_) => store.linked_artifact(ca_id).await,
+            Err(e) => Err(e),
+        };
+        match (linked, lease) {
+            (Ok(Some(a)), _) => {
                 drop(entry);
                 let _ = tx.send(Some(Ok(a.clone())));
                 return from_storage(cs, &a, f, rel, headers, false).await;
             }
-            Ok(None) => {}
-            Err(e) => {
-                drop(entry);
-                let _ = tx.send(Some(Err(e.to_string())));
-                return super::db_error(e);
-            }
-        }
-        match store
-            .acquire_fetch_lease(ca_id, &cs.holder, LEASE_TTL)
-            .await
-        {
-            Ok(true) => {
-                let lease = Lease {
-                    store: store.clone(),
-                    ca: ca_id,
-                    holder: cs.holder.clone(),
-                    held: true,
-                };
-                // The holder before us links the artifact and only then frees the lease: a
-                // lease freed between our look above and our taking it means the artifact is
-                // there now. Look again before fetching it a second time.
-                match store.linked_artifact(ca_id).await {
-                    Ok(Some(a)) => {
-                        lease.release().await;
-                        drop(entry);
-                        let _ = tx.send(Some(Ok(a.clone())));
-                        return from_storage(cs, &a, f, rel, headers, false).await;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        lease.release().await;
-                        drop(entry);
-                        let _ = tx.send(Some(Err(e.to_string())));
-                        return super::db_error(e);
-                    }
-                }
+            (Ok(None), Some(lease)) => {
                 return stream(
                     cs.app.clone(),
                     ra,
@@ -269,8 +250,8 @@ async fn lead(
                 )
                 .await;
             }
-            Ok(false) => {}
-            Err(e) => {
+            (Ok(None), None) => {}
+            (Err(e), _) => {
                 drop(entry);
                 let _ = tx.send(Some(Err(e.to_string())));
                 return super::db_error(e);
