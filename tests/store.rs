@@ -56,6 +56,45 @@ store_tests!(
     timing_10k,
 );
 
+/// PostgreSQL plans the batch lookups by statistics that only `ANALYZE` gathers (autovacuum is
+/// off on the CI cluster, and a minute behind elsewhere): a store that has written more than
+/// 1,000 rows into the tables a sync grows analyzes them itself, in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_analyzes_the_tables_a_sync_grows() {
+    let Some(db) = crate::common::db::PgTestDb::create().await else {
+        return;
+    };
+    let analyzed = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, String>(
+            "SELECT relname::text FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL \
+             AND relname IN ('artifacts', 'content', 'content_artifacts') ORDER BY relname",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    // Below the first threshold: nothing is analyzed.
+    let few: Vec<NewArtifact> = (0..10).map(artifact).collect();
+    db.store.insert_artifacts(&few).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(analyzed(pool.clone()).await.is_empty());
+    // Past it: the three tables get statistics within seconds.
+    let many: Vec<NewArtifact> = (10..1_210).map(artifact).collect();
+    db.store.insert_artifacts(&many).await.unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let done = analyzed(pool.clone()).await;
+        if done == ["artifacts", "content", "content_artifacts"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "analyzed only {done:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    pool.close().await;
+    db.drop_database().await;
+}
+
 // ---- helpers -----------------------------------------------------------------------------------
 
 const T: &str = "file.file";

@@ -50,7 +50,25 @@ pub struct PgStore {
     lookups: PgPool,
     /// The key remote secrets are sealed with (`crate::secrets`).
     pub(super) secrets: std::sync::RwLock<Arc<crate::secrets::SecretBox>>,
+    /// Rows the pipeline's batch writes added since this process last analyzed (see
+    /// [`PgStore::grew`]).
+    growth: Arc<Growth>,
 }
+
+/// The tables a sync grows, analyzed together by [`PgStore::grew`].
+const GROWN_TABLES: &str =
+    "content, content_artifacts, artifacts, remote_artifacts, repository_content";
+
+/// When [`PgStore::grew`] analyzes next: after `next` more rows (at least [`FIRST_ANALYZE`],
+/// then half of what the tables held at the last analyze).
+struct Growth {
+    rows: std::sync::atomic::AtomicU64,
+    next: std::sync::atomic::AtomicU64,
+    running: std::sync::atomic::AtomicBool,
+}
+
+/// Rows written before the first `ANALYZE` of a process.
+const FIRST_ANALYZE: u64 = 1000;
 
 /// Connects to the database named by `url` and runs the migrations.
 pub async fn connect(url: &str) -> DbResult<DynStore> {
@@ -83,6 +101,11 @@ impl PgStore {
             beat,
             lookups,
             secrets: Default::default(),
+            growth: Arc::new(Growth {
+                rows: 0.into(),
+                next: FIRST_ANALYZE.into(),
+                running: false.into(),
+            }),
         })
     }
 
@@ -119,6 +142,49 @@ impl PgStore {
     /// queues a request or delays a cache check, with generic plans (see [`PgStore::lookups`]).
     pub(super) fn lookups(&self) -> &PgPool {
         &self.lookups
+    }
+
+    /// Dialect hook: the pipeline's batch writes added `rows` rows to [`GROWN_TABLES`].
+    ///
+    /// PostgreSQL plans by the statistics `ANALYZE` gathers, and until a table has them (its
+    /// first large sync; autovacuum off, or a minute behind) it guesses: a batch lookup's join
+    /// to `artifacts` becomes a hash join over the whole table, so every batch costs more the
+    /// more the tables hold (a 60,000-unit re-sync took 54 s, 10,000 units 1.4 s). So the
+    /// store analyzes the tables itself, in the background on one pooled connection, once the
+    /// rows written since the last time reach half of what they held then (at least
+    /// [`FIRST_ANALYZE`]): about twenty times over a sync of a million units. A failed analyze
+    /// (two processes at once) is only logged; the next threshold retries.
+    pub(super) fn grew(&self, rows: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let g = &self.growth;
+        let total = g.rows.fetch_add(rows as u64, SeqCst) + rows as u64;
+        if total < g.next.load(SeqCst) || g.running.swap(true, SeqCst) {
+            return;
+        }
+        let (pool, g) = (self.pool.clone(), self.growth.clone());
+        g.rows.store(0, SeqCst);
+        tokio::spawn(async move {
+            let analyzed = sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {GROWN_TABLES}")))
+                .execute(&pool)
+                .await;
+            let held: Result<i64, _> = sqlx::query_scalar(
+                "SELECT COALESCE(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class \
+                 WHERE relkind = 'r' AND relname = ANY(string_to_array($1, ', '))",
+            )
+            .bind(GROWN_TABLES)
+            .fetch_one(&pool)
+            .await;
+            match (analyzed, held) {
+                (Ok(_), Ok(held)) => {
+                    g.next.store((held as u64 / 2).max(FIRST_ANALYZE), SeqCst);
+                    tracing::debug!(rows = held, "analyzed the tables a sync grows");
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::debug!(error = %e, "ANALYZE of the tables a sync grows failed")
+                }
+            }
+            g.running.store(false, SeqCst);
+        });
     }
 
     /// Dialect hook: the pool heartbeats are written through (a connection of their own).
@@ -181,9 +247,15 @@ impl PgStore {
     }
 }
 
-/// Dialect hook: `<column> IN <a list bound as parameter $n>`: `= ANY($n)` over an array.
+/// Dialect hook: `<column> IN <a list bound as parameter $n>`: `= ANY` over an array.
+///
+/// The array goes through `ARRAY(SELECT unnest($n))`, an init plan the planner cannot look
+/// into, so it estimates a handful of keys and searches the column's index whatever the
+/// table's statistics say. A bare `= ANY($n)` is costed per element: on a table never
+/// analyzed (a first large sync, autovacuum off or behind) 500 keys "match" the whole table
+/// and every batch lookup becomes a sequential scan, slower the more the table holds.
 pub(super) fn in_list_param(n: usize) -> String {
-    format!("= ANY(${n})")
+    format!("= ANY(ARRAY(SELECT unnest(${n})))")
 }
 
 /// Dialect hook: ids bound as one list parameter (a `uuid[]`).

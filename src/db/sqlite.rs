@@ -128,6 +128,10 @@ impl SqliteStore {
         self.reader()
     }
 
+    /// Dialect hook: the pipeline's batch writes added `rows` rows. Nothing to do: SQLite's
+    /// planner takes an equality on an indexed column as selective without statistics.
+    pub(super) fn grew(&self, _rows: usize) {}
+
     /// Dialect hook: the pool heartbeats are written through: the one writer (SQLite has no
     /// other way to write).
     pub(super) fn beater(&self) -> &SqlitePool {

@@ -64,6 +64,14 @@ impl PgTestDb {
         })
     }
 
+    /// The database's URL (for a test that reads PostgreSQL's own views).
+    #[allow(dead_code)] // not every test binary reads it
+    pub fn url(&self) -> String {
+        let mut url = url::Url::parse(&self.admin_url).expect("PULP_TEST_DATABASE_URL is a URL");
+        url.set_path(&self.name);
+        url.to_string()
+    }
+
     /// Drops the database now (closing the store's connections); else it goes when the test
     /// binary exits.
     pub async fn drop_database(self) {

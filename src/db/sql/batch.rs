@@ -121,11 +121,11 @@ type RaValues = (
 );
 
 /// Writes the remote artifacts `(content artifact id, remote artifact)` that are new or whose
-/// URL, size or digests changed; the others are only read.
+/// URL, size or digests changed; the others are only read. Returns how many were written.
 pub(crate) async fn write_remote_artifacts(
     conn: &mut Conn,
     wanted: &[(Uuid, &NewRemoteArtifact)],
-) -> DbResult<()> {
+) -> DbResult<usize> {
     let cas = shared::dedupe_ids(&wanted.iter().map(|(ca, _)| *ca).collect::<Vec<_>>());
     let sql = format!(
         "SELECT content_artifact_id, remote_id, url, size, sha256, sha224, sha384, sha512 \
@@ -167,7 +167,7 @@ pub(crate) async fn write_remote_artifacts(
         }
     }
     if write.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let cols = [
         Column::new_ids(write.len()),
@@ -193,7 +193,7 @@ pub(crate) async fn write_remote_artifacts(
     )
     .await
     .map_err(shared::remote_artifact_write_err)?;
-    Ok(())
+    Ok(write.len())
 }
 
 /// Inserts the published files of publication `publication_id` in one statement (chunked on

@@ -646,6 +646,7 @@ impl Store for Backend {
             .map(|r| artifact_from(r, ""))
             .collect::<DbResult<Vec<_>>>()?;
         tx.commit().await?;
+        self.grew(rows.len());
         Ok(out)
     }
 
@@ -708,6 +709,7 @@ impl Store for Backend {
             batch::write_content_artifacts(&mut tx, &cas).await?;
         }
         tx.commit().await?;
+        self.grew(new.len() + cas.len());
         Ok(ids)
     }
 
@@ -737,10 +739,12 @@ impl Store for Backend {
             );
         }
         let wanted = shared::remote_artifact_rows(batch, &ca_ids)?;
-        if !wanted.is_empty() {
-            batch::write_remote_artifacts(&mut tx, &wanted).await?;
-        }
+        let written = match wanted.is_empty() {
+            true => 0,
+            false => batch::write_remote_artifacts(&mut tx, &wanted).await?,
+        };
         tx.commit().await?;
+        self.grew(written);
         Ok(())
     }
 
@@ -803,6 +807,7 @@ impl Store for Backend {
             false => batch::associate(&mut tx, head.repository_id, version_id, &ids).await?,
         };
         tx.commit().await?;
+        self.grew(added as usize);
         Ok(added)
     }
 
