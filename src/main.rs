@@ -18,7 +18,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[used]
 #[export_name = "_rjem_malloc_conf"]
 static JEMALLOC_CONF: ConfString =
-    ConfString(b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0".as_ptr() as *const _);
+    ConfString(c"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
 
 /// A C string pointer that can be a `static` (jemalloc reads it as `const char *malloc_conf`).
 #[repr(transparent)]
