@@ -7,7 +7,10 @@
 //! - `Backend::begin_write`: the write transaction (`BEGIN IMMEDIATE` on SQLite, a plain
 //!   transaction with row locks on PostgreSQL);
 //! - `in_list_param` / `ids_param` / `strs_param`: a list bound as one parameter (a JSON array
-//!   read with `json_each` on SQLite, an array with `= ANY` on PostgreSQL);
+//!   read with `json_each` on SQLite, an array with `= ANY(ARRAY(SELECT unnest(..)))` on
+//!   PostgreSQL, estimated small whatever the statistics);
+//! - `Backend::grew`: the pipeline's batch writes report the rows they added (PostgreSQL
+//!   analyzes the tables a sync grows in the background; nothing on SQLite);
 //! - `LOCK_REPOSITORY` / `FOR_UPDATE`: row locks of version-changing transactions (`FOR NO KEY
 //!   UPDATE` / `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transaction already
 //!   holds the one write lock);
