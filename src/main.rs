@@ -4,17 +4,17 @@ mod cli;
 
 /// jemalloc instead of glibc's malloc (capped at 2 arenas below, for memory): a sync makes and
 /// drops many small values per unit (JSON fields, keys, URLs) on several threads. Tuned by
-/// [`JEMALLOC_CONF`]. Measured on 2 cores against glibc (`bench`, medians of 3): a
-/// 10,000 x 4 KiB sync 0.90x the time, 2,000 x 256 KiB 0.83x (SQLite) and 0.85x (PostgreSQL);
-/// a Debian sync of 4,000 packages 0.87x. mimalloc was faster still but held 4-8x the memory
-/// (186 MiB against 42 for the same bench).
+/// [`JEMALLOC_CONF`]. Measured on 2 cores against glibc (`bench --resync`, medians of 3): a
+/// 10,000 x 4 KiB sync 0.84x the time on SQLite and 0.89x on PostgreSQL, 2,000 x 256 KiB 0.82x
+/// and 0.94x; a Debian sync of 4,000 packages 0.87x. mimalloc was faster still but held 4-8x
+/// the memory (186 MiB against 42 for the same bench).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read at its first allocation (`_RJEM_MALLOC_CONF` in the environment
 /// still overrides them): two arenas instead of four per core, dirty pages returned after a
-/// second instead of ten, and none kept "muzzy". With jemalloc's defaults a 2,000 x 256 KiB
-/// sync peaked at 60 MiB (glibc: 42); with these at 45, at 0.99x the time of the defaults.
+/// second instead of ten, and none kept "muzzy". Peak RSS of a 2,000 x 256 KiB bench: 43-45
+/// MiB with glibc, 60-65 with jemalloc's defaults, 49-54 with these.
 #[used]
 #[export_name = "_rjem_malloc_conf"]
 static JEMALLOC_CONF: ConfString =
