@@ -92,26 +92,71 @@ fn children<'a>(
     prefix: &str,
     paths: impl Iterator<Item = (&'a str, Option<DateTime<Utc>>, Option<u64>)>,
 ) -> Vec<Entry> {
-    let mut out: BTreeMap<String, (Option<DateTime<Utc>>, Option<u64>)> = BTreeMap::new();
+    let mut out = Children::new(prefix);
     for (p, date, size) in paths {
-        let Some(rest) = p.strip_prefix(prefix) else {
-            continue;
+        out.add(p, date, size);
+    }
+    out.entries()
+}
+
+/// The entries directly below a prefix, gathered one path at a time: it holds the entries,
+/// never the paths below them (a directory of a large repository is read as a stream).
+pub struct Children {
+    prefix: String,
+    /// Paths seen under the prefix, entries or not.
+    seen: u64,
+    out: BTreeMap<String, (Option<DateTime<Utc>>, Option<u64>)>,
+}
+
+impl Children {
+    pub fn new(prefix: &str) -> Children {
+        Children {
+            prefix: prefix.to_string(),
+            seen: 0,
+            out: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one path; a path outside the prefix is ignored.
+    pub fn add(&mut self, path: &str, date: Option<DateTime<Utc>>, size: Option<u64>) {
+        let Some(rest) = path.strip_prefix(self.prefix.as_str()) else {
+            return;
         };
+        self.seen += 1;
         match rest.split_once('/') {
             Some((dir, _)) if !dir.is_empty() => {
-                let slot = out.entry(format!("{dir}/")).or_insert((None, None));
-                slot.0 = slot.0.max(date);
+                // `rest` starts with the entry's name and its slash.
+                let name = &rest[..=dir.len()];
+                if let Some(slot) = self.out.get_mut(name) {
+                    slot.0 = slot.0.max(date);
+                } else {
+                    self.out.insert(name.to_string(), (date, None));
+                }
             }
             Some(_) => {}
             None if !rest.is_empty() => {
-                out.insert(rest.to_string(), (date, size));
+                self.out.insert(rest.to_string(), (date, size));
             }
             None => {}
         }
     }
-    out.into_iter()
-        .map(|(name, (date, size))| Entry { name, date, size })
-        .collect()
+
+    /// A served file: its path, the date it was created, its size when known.
+    pub fn add_file(&mut self, f: &ServedFile) {
+        self.add(&f.relative_path, Some(f.pulp_created), f.size());
+    }
+
+    /// Whether no path under the prefix was seen.
+    pub fn is_empty(&self) -> bool {
+        self.seen == 0
+    }
+
+    fn entries(self) -> Vec<Entry> {
+        self.out
+            .into_iter()
+            .map(|(name, (date, size))| Entry { name, date, size })
+            .collect()
+    }
 }
 
 /// Directory entries (names ending in `/`) with neither date nor size.
@@ -150,15 +195,9 @@ pub fn base_paths(raw: &str, joined: &str, under: &[String]) -> Response {
     page(raw, &entries, false)
 }
 
-/// A directory of a distribution: files whose path starts with `prefix`.
-pub fn files(raw: &str, prefix: &str, files: &[ServedFile], head: bool) -> Response {
-    let entries = children(
-        prefix,
-        files
-            .iter()
-            .map(|f| (f.relative_path.as_str(), Some(f.pulp_created), f.size())),
-    );
-    page(raw, &entries, head)
+/// A directory of a distribution: the entries gathered from the files below it.
+pub fn files(raw: &str, children: Children, head: bool) -> Response {
+    page(raw, &children.entries(), head)
 }
 
 #[cfg(test)]
@@ -187,6 +226,24 @@ mod tests {
         assert_eq!(got, vec![e("b/", t2, None), e("x", t1, Some(1))]);
         let root = children("", paths.into_iter());
         assert_eq!(root, vec![e("a/", t2, None), e("c", t1, Some(4))]);
+    }
+
+    #[test]
+    fn a_directory_is_empty_only_when_no_path_is_below_it() {
+        let mut c = Children::new("a/");
+        c.add("ab", None, Some(1));
+        c.add("b/a/x", None, Some(1));
+        assert!(c.is_empty(), "a sibling whose name starts alike is not below a/");
+        c.add("a/", None, None);
+        assert!(!c.is_empty());
+        assert_eq!(c.entries(), vec![]);
+        let t1 = DateTime::from_timestamp(1_000, 0);
+        let t2 = DateTime::from_timestamp(2_000, 0);
+        let mut c = Children::new("");
+        for (p, d) in [("d/x", t2), ("d/y/z", t1), ("f", t1)] {
+            c.add(p, d, Some(7));
+        }
+        assert_eq!(c.entries(), vec![e("d/", t2, None), e("f", t1, Some(7))]);
     }
 
     #[test]

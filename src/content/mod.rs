@@ -264,23 +264,28 @@ async fn find_file(
 }
 
 /// Files under `prefix` (ending with `/`, or empty for the root) of what is served.
+/// The entries directly below `prefix` in what the target serves, read as a stream.
 async fn files_under(
     cs: &ContentState,
     target: &Target,
     prefix: &str,
-) -> Result<Vec<ServedFile>, DbError> {
+) -> Result<listing::Children, DbError> {
     let store = &cs.app.store;
+    let mut children = listing::Children::new(prefix);
+    let mut visit = |f: ServedFile| children.add_file(&f);
     match target {
         Target::Publication(p) => {
-            let mut out = store.published_files(p.id, prefix).await?;
+            store.published_files(p.id, prefix, &mut visit).await?;
             if p.pass_through {
-                out.extend(store.version_files(p.version.id, prefix).await?);
+                store
+                    .version_files(p.version.id, prefix, &mut visit)
+                    .await?;
             }
-            Ok(out)
         }
-        Target::Version(v) => store.version_files(*v, prefix).await,
-        Target::Nothing => Ok(Vec::new()),
+        Target::Version(v) => store.version_files(*v, prefix, &mut visit).await?,
+        Target::Nothing => {}
     }
+    Ok(children)
 }
 
 async fn handle(State(cs): State<ContentState>, req: axum::extract::Request) -> Response {
@@ -370,18 +375,18 @@ async fn answer_request(cs: ContentState, req: axum::extract::Request) -> Respon
     } else {
         format!("{rel}/")
     };
-    let files = match files_under(&cs, &target, &prefix).await {
-        Ok(f) => f,
+    let children = match files_under(&cs, &target, &prefix).await {
+        Ok(c) => c,
         Err(e) => return db_error(e),
     };
-    if files.is_empty() && !rel.is_empty() {
+    if children.is_empty() && !rel.is_empty() {
         remember(cache::Cached::NotFound(NOT_FOUND));
         return not_found();
     }
     if !request.trailing_slash {
         return redirect(&format!("{raw}/"));
     }
-    listing::files(raw, &prefix, &files, head)
+    listing::files(raw, children, head)
 }
 
 /// Answers from a cache entry.

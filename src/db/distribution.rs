@@ -89,8 +89,15 @@ pub trait DistributionStore: Send + Sync + 'static {
         version_id: Uuid,
         relative_path: &str,
     ) -> DbResult<Option<ServedFile>>;
-    /// Files of the version whose path starts with `prefix` (all with an empty prefix), by path.
-    async fn version_files(&self, version_id: Uuid, prefix: &str) -> DbResult<Vec<ServedFile>>;
+    /// Calls `visit` with each file of the version whose path starts with `prefix` (all with an
+    /// empty prefix), by path, as the rows arrive: a listing of a large version holds one row
+    /// at a time, not the version.
+    async fn version_files(
+        &self,
+        version_id: Uuid,
+        prefix: &str,
+        visit: &mut (dyn FnMut(ServedFile) + Send),
+    ) -> DbResult<()>;
     /// Up to `limit` units of `pulp_type` in the version with ids after `after`, by id, each with
     /// its files: a page of a publication's walk over a version.
     async fn version_units(
@@ -106,12 +113,14 @@ pub trait DistributionStore: Send + Sync + 'static {
         publication_id: Uuid,
         relative_path: &str,
     ) -> DbResult<Option<ServedFile>>;
-    /// Metadata files of the publication whose path starts with `prefix`.
+    /// Calls `visit` with each file the publication itself places (metadata, and content at the
+    /// plugin's paths) whose path starts with `prefix`, by path, as the rows arrive.
     async fn published_files(
         &self,
         publication_id: Uuid,
         prefix: &str,
-    ) -> DbResult<Vec<ServedFile>>;
+        visit: &mut (dyn FnMut(ServedFile) + Send),
+    ) -> DbResult<()>;
     /// Links an artifact fetched on demand to its content artifact (if still unlinked).
     async fn link_artifact(&self, content_artifact_id: Uuid, artifact_id: Uuid) -> DbResult<()>;
     /// The artifact linked to a content artifact, if any (read from the writer: a process

@@ -3,6 +3,7 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use uuid::Uuid;
 
@@ -686,39 +687,42 @@ impl DistributionStore for Backend {
             .collect())
     }
 
-    async fn version_files(&self, version_id: Uuid, prefix: &str) -> DbResult<Vec<ServedFile>> {
-        if prefix.is_empty() {
-            let sql = format!(
+    async fn version_files(
+        &self,
+        version_id: Uuid,
+        prefix: &str,
+        visit: &mut (dyn FnMut(ServedFile) + Send),
+    ) -> DbResult<()> {
+        let mut end = None;
+        let sql = if prefix.is_empty() {
+            format!(
                 "SELECT {} {VERSION_FILES_FROM} ORDER BY ca.relative_path",
                 *FILE_COLS
-            );
-            return sqlx::query(AssertSqlSafe(sql))
-                .bind(Id(version_id))
-                .fetch_all(self.lookups())
-                .await?
-                .iter()
-                .map(file_from)
-                .collect();
+            )
+        } else {
+            // Path first, as `version_file`: the content artifacts under the prefix (a byte
+            // range of the path index), then their membership. A missing directory costs nothing.
+            let (range, e) = path_range("relative_path", prefix, 1, 3);
+            end = e;
+            format!(
+                "WITH ca AS MATERIALIZED (SELECT * FROM content_artifacts WHERE {range}) \
+                 SELECT {} {PATH_FIRST_FROM} ORDER BY ca.relative_path",
+                *FILE_COLS
+            )
+        };
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if !prefix.is_empty() {
+            q = q.bind(prefix);
         }
-        // Path first, as `version_file`: the content artifacts under the prefix (a byte range
-        // of the path index), then their membership. A missing directory costs nothing.
-        let (range, end) = path_range("relative_path", prefix, 1, 3);
-        let sql = format!(
-            "WITH ca AS MATERIALIZED (SELECT * FROM content_artifacts WHERE {range}) \
-             SELECT {} {PATH_FIRST_FROM} ORDER BY ca.relative_path",
-            *FILE_COLS
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
-            .bind(prefix)
-            .bind(Id(version_id));
+        q = q.bind(Id(version_id));
         if let Some(end) = end {
             q = q.bind(end);
         }
-        q.fetch_all(self.lookups())
-            .await?
-            .iter()
-            .map(file_from)
-            .collect()
+        let mut rows = q.fetch(self.lookups());
+        while let Some(row) = rows.try_next().await? {
+            visit(file_from(&row)?);
+        }
+        Ok(())
     }
 
     async fn published_file(
@@ -740,7 +744,8 @@ impl DistributionStore for Backend {
         &self,
         publication_id: Uuid,
         prefix: &str,
-    ) -> DbResult<Vec<ServedFile>> {
+        visit: &mut (dyn FnMut(ServedFile) + Send),
+    ) -> DbResult<()> {
         let (range, end) = path_range("pf.relative_path", prefix, 2, 3);
         let sql = format!(
             "{} AND {range} ORDER BY pf.relative_path",
@@ -752,11 +757,11 @@ impl DistributionStore for Backend {
         if let Some(end) = end {
             q = q.bind(end);
         }
-        q.fetch_all(self.lookups())
-            .await?
-            .iter()
-            .map(published_from)
-            .collect()
+        let mut rows = q.fetch(self.lookups());
+        while let Some(row) = rows.try_next().await? {
+            visit(published_from(&row)?);
+        }
+        Ok(())
     }
 
     async fn link_artifact(&self, content_artifact_id: Uuid, artifact_id: Uuid) -> DbResult<()> {
