@@ -233,7 +233,10 @@ mod tests {
         let mut c = Children::new("a/");
         c.add("ab", None, Some(1));
         c.add("b/a/x", None, Some(1));
-        assert!(c.is_empty(), "a sibling whose name starts alike is not below a/");
+        assert!(
+            c.is_empty(),
+            "a sibling whose name starts alike is not below a/"
+        );
         c.add("a/", None, None);
         assert!(!c.is_empty());
         assert_eq!(c.entries(), vec![]);

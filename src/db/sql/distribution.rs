@@ -65,7 +65,7 @@ static FILE_COLS: LazyLock<String> = LazyLock::new(|| {
          AS remote_size, \
          (SELECT ra.sha256 FROM remote_artifacts ra WHERE ra.content_artifact_id = ca.id LIMIT 1) \
          AS remote_sha256, \
-         c.pulp_created AS content_created",
+         c.pulp_created AS file_created",
         artifact_cols("a", "a_")
     )
 });
@@ -169,24 +169,9 @@ fn dist_from(row: &DbRow) -> DbResult<Distribution> {
     })
 }
 
-/// A served file selected with [`FILE_COLS`].
+/// A served file selected with [`FILE_COLS`] or [`PUBLISHED_SELECT`] (where a metadata file
+/// has no content artifact).
 fn file_from(row: &DbRow) -> DbResult<ServedFile> {
-    let artifact = match row.try_get::<Option<Id>, _>("a_id")? {
-        Some(_) => Some(artifact_from(row, "a_")?),
-        None => None,
-    };
-    Ok(ServedFile {
-        content_artifact_id: Some(row.try_get::<Id, _>("ca_id")?.0),
-        relative_path: row.try_get("relative_path")?,
-        artifact,
-        remote_size: shared::opt_to_u64(row.try_get("remote_size")?, "remote artifact size")?,
-        remote_sha256: row.try_get("remote_sha256")?,
-        pulp_created: row.try_get::<Time, _>("content_created")?.0,
-    })
-}
-
-/// A published file selected with [`PUBLISHED_SELECT`].
-fn published_from(row: &DbRow) -> DbResult<ServedFile> {
     let artifact = match row.try_get::<Option<Id>, _>("a_id")? {
         Some(_) => Some(artifact_from(row, "a_")?),
         None => None,
@@ -736,7 +721,7 @@ impl DistributionStore for Backend {
             .bind(relative_path)
             .fetch_optional(self.lookups())
             .await?
-            .map(|r| published_from(&r))
+            .map(|r| file_from(&r))
             .transpose()
     }
 
@@ -759,7 +744,7 @@ impl DistributionStore for Backend {
         }
         let mut rows = q.fetch(self.lookups());
         while let Some(row) = rows.try_next().await? {
-            visit(published_from(&row)?);
+            visit(file_from(&row)?);
         }
         Ok(())
     }
