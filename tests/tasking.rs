@@ -879,3 +879,87 @@ async fn shutdown_lets_the_running_task_finish_within_its_grace(store: DynStore)
     );
     assert!(store.list_workers().await.unwrap().is_empty());
 }
+
+/// Another process's dispatch wakes this process's workers: `forward_wakeups` of one store
+/// hears a task inserted through a second store on the same database (a second process), on
+/// SQLite (a datagram beside the database file) as on PostgreSQL (`NOTIFY`).
+async fn another_process_dispatch_wakes_this_one(listening: DynStore, other: DynStore) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let forward = tokio::spawn({
+        let (store, stop) = (listening.clone(), stop.clone());
+        async move {
+            let wake = Arc::new(move || {
+                let _ = tx.send(());
+            });
+            store.forward_wakeups(wake, stop).await
+        }
+    });
+    // The listener is up once it hears anything: PostgreSQL wakes once when it starts
+    // listening; dispatch until a wakeup comes (one is enough on both).
+    let mut heard = false;
+    for _ in 0..100 {
+        other
+            .insert_task(&NewTask {
+                name: "noop".into(),
+                args: json!({}),
+                logging_cid: String::new(),
+                exclusive_resources: vec![format!("r-{}", Uuid::new_v4())],
+                shared_resources: vec![],
+            })
+            .await
+            .unwrap();
+        if tokio::time::timeout(Duration::from_millis(100), rx.recv())
+            .await
+            .is_ok()
+        {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "no wakeup reached the listening store");
+    // Drain what the setup caused, then one dispatch is one wakeup, well before any poll.
+    while tokio::time::timeout(Duration::from_millis(300), rx.recv())
+        .await
+        .is_ok()
+    {}
+    other
+        .insert_task(&NewTask {
+            name: "noop".into(),
+            args: json!({}),
+            logging_cid: String::new(),
+            exclusive_resources: vec!["fresh".into()],
+            shared_resources: vec![],
+        })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the dispatch woke nobody")
+        .unwrap();
+    stop.cancel();
+    forward.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_another_process_dispatch_wakes_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let listening = common::db::sqlite_store(dir.path()).await;
+    let other = common::db::sqlite_store(dir.path()).await;
+    another_process_dispatch_wakes_this_one(listening.clone(), other).await;
+    // The listener's socket went with it.
+    let sockets = std::fs::read_dir(dir.path().join("pulp.db.wakeups"))
+        .unwrap()
+        .count();
+    assert_eq!(sockets, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_another_process_dispatch_wakes_this_one() {
+    let Some(db) = common::db::PgTestDb::create().await else {
+        return;
+    };
+    let other = pulp_rs::db::connect(&db.url()).await.unwrap();
+    another_process_dispatch_wakes_this_one(db.store.clone(), other).await;
+    db.drop_database().await;
+}

@@ -32,6 +32,7 @@ mod shared;
 pub mod sqlite;
 pub(crate) mod types;
 pub mod upload;
+mod wakeups;
 
 pub use admin::AdminStore;
 pub use catalog::CatalogStore;
@@ -283,13 +284,14 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Returns how many tasks it unblocked.
     async fn refresh_queue(&self) -> DbResult<u64>;
 
-    /// Whether [`TaskStore::forward_wakeups`] hears other processes (PostgreSQL `LISTEN`); when
-    /// not (SQLite), workers must poll often.
+    /// Whether workers may rely on [`TaskStore::forward_wakeups`] and poll rarely (PostgreSQL
+    /// `LISTEN`); when not (SQLite: best-effort datagrams between the processes of one machine,
+    /// see `db::wakeups`), workers must poll often.
     fn hears_wakeups(&self) -> bool;
 
     /// Calls `wake` whenever any process may have made a task runnable (a dispatch, a release),
     /// until `stop` fires; reconnects by itself when its connection drops. Returns at once where
-    /// the backend has no such channel (see [`TaskStore::hears_wakeups`]).
+    /// the backend cannot listen (an in-memory SQLite database).
     async fn forward_wakeups(&self, wake: Arc<dyn Fn() + Send + Sync>, stop: CancellationToken);
 
     /// Records that the `app_type` process (`api` or `content`) called `name` is alive now

@@ -7,6 +7,7 @@
 //! epoch, JSON TEXT, booleans 0/1. Batches are written with multi-row `VALUES` statements of at
 //! most [`CHUNK`] rows, far below SQLite's bound-parameter limit.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,9 @@ fn chunks(rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 pub struct SqliteStore {
     pub(super) write: SqlitePool,
     pub(super) read: SqlitePool,
+    /// Where the processes sharing this file hear each other's task wakeups (`db::wakeups`);
+    /// none for an in-memory database.
+    wakeups: Option<PathBuf>,
     /// The key remote secrets are sealed with (`crate::secrets`).
     pub(super) secrets: std::sync::RwLock<Arc<crate::secrets::SecretBox>>,
 }
@@ -87,9 +91,17 @@ impl SqliteStore {
                 .connect_with(opts)
                 .await?
         };
+        let wakeups = if in_memory {
+            None
+        } else {
+            Some(super::wakeups::dir_of(Path::new(
+                &database_file(&write).await?,
+            )))
+        };
         Ok(SqliteStore {
             write,
             read,
+            wakeups,
             secrets: Default::default(),
         })
     }
@@ -138,19 +150,47 @@ impl SqliteStore {
         &self.write
     }
 
-    /// Dialect hook: other processes' wakeups. SQLite has no channel: returns at once, and
-    /// workers rely on their own process's wakeups and on polling.
+    /// Dialect hook: other processes' wakeups, heard on this process's socket beside the
+    /// database file (`db::wakeups`). Workers still poll: a wakeup only comes sooner.
     pub(super) async fn forward_wakeups(
         &self,
-        _wake: &(dyn Fn() + Send + Sync),
-        _stop: &tokio_util::sync::CancellationToken,
+        wake: &(dyn Fn() + Send + Sync),
+        stop: &tokio_util::sync::CancellationToken,
     ) {
+        let Some(dir) = &self.wakeups else {
+            return;
+        };
+        match super::wakeups::Listener::bind(dir) {
+            Ok(listener) => listener.forward(wake, stop).await,
+            Err(e) => tracing::warn!(
+                error = %e,
+                dir = %dir.display(),
+                "cannot listen for other processes' task wakeups; polling only"
+            ),
+        }
     }
 }
 
-/// Dialect hook: tells other processes' workers that a task may start. Nothing on SQLite (see
-/// [`SqliteStore::forward_wakeups`]).
-pub(super) async fn notify_workers(_conn: &mut SqliteConnection) -> DbResult<()> {
+/// The path of the database file behind `conn` (as SQLite names it; empty in memory).
+async fn database_file<'e, E>(conn: E) -> DbResult<String>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    Ok(
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Dialect hook: tells other processes' workers that a task may start: a datagram to each
+/// process listening beside the database file (`db::wakeups`). Sent before the commit, the
+/// wakeup makes a worker claim, which waits for this transaction's write lock.
+pub(super) async fn notify_workers(conn: &mut SqliteConnection) -> DbResult<()> {
+    let file = database_file(&mut *conn).await?;
+    if !file.is_empty() {
+        super::wakeups::send(&super::wakeups::dir_of(Path::new(&file)));
+    }
     Ok(())
 }
 
@@ -232,7 +272,8 @@ pub(super) const LOCK_REPOSITORY: &str = "";
 /// plain operators use the path index.
 pub(super) const PATH_RANGE: (&str, &str) = (">=", "<");
 
-/// Whether other processes' wakeups reach this process ([`TaskStore::hears_wakeups`]).
+/// Whether workers may rely on other processes' wakeups ([`TaskStore::hears_wakeups`]): no,
+/// the datagrams of `db::wakeups` are best-effort, so workers keep polling often.
 pub(super) const HEARS_WAKEUPS: bool = false;
 
 /// What [`Store::backend`] answers.

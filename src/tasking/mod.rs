@@ -105,7 +105,7 @@ pub trait TaskArgs: serde::Serialize + serde::de::DeserializeOwned {
 }
 
 /// Inserts a `waiting` task and wakes a local worker listening on `wakeup`, if any. Workers
-/// elsewhere hear of it from the database (PostgreSQL) or find it by polling.
+/// in other processes hear of it through the store ([`crate::db::TaskStore::forward_wakeups`]).
 pub async fn dispatch(
     store: &DynStore,
     wakeup: Option<&Notify>,

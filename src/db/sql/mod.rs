@@ -24,8 +24,8 @@
 //!   operations (`instr` / `json_each` / `json_insert` on SQLite, `strpos` / `?|` / `||` on
 //!   PostgreSQL);
 //! - `notify_workers`, `Backend::forward_wakeups`, `HEARS_WAKEUPS`: telling other processes'
-//!   workers a task may start (`NOTIFY` / `LISTEN` on PostgreSQL; nothing on SQLite, whose
-//!   workers poll);
+//!   workers a task may start (`NOTIFY` / `LISTEN` on PostgreSQL; on SQLite best-effort Unix
+//!   datagrams between the processes of one machine, `db::wakeups`, and workers that poll);
 //! - `Backend::beater`: the pool heartbeats go through (a connection of their own on
 //!   PostgreSQL, the one writer on SQLite).
 //!
