@@ -21,6 +21,7 @@ dropped here) and on SQLite where it makes sense; every process listens on 127.0
 The claim cost against the queue length is `cargo bench --bench tasking` (criterion).
 
 Usage: scripts/tasking_figures.py [--backends postgres,sqlite] [--only latency,throughput,idle,syncs]
+                                  [--one-process | --split]
 Needs: a release build (`cargo build --release`, CARGO_TARGET_DIR honoured), psql and
 PULP_TEST_DATABASE_URL (an admin URL; default postgres://postgres@127.0.0.1:5432/postgres), nginx.
 """
@@ -33,6 +34,8 @@ import server_figures as sf  # noqa: E402  (processes, databases, fixtures, ngin
 UPLOAD_SIZE = 256 * 1024
 # --one-process: PostgreSQL figures with the workers in the API's process too (`serve`).
 ONE_PROCESS = False
+# --split: SQLite figures with the workers in a process of their own (`pulp-rs worker`) too.
+SPLIT = False
 
 
 def ts(s):
@@ -105,7 +108,7 @@ def wait_workers(client, n):
 def running(work, backend, workers):
     """A fresh database, the API and `workers` workers on it: a client, once they are online."""
     db = sf.Database(backend)
-    procs = start(work, db, workers, backend == "postgres" and not ONE_PROCESS)
+    procs = start(work, db, workers, (backend == "postgres" and not ONE_PROCESS) or SPLIT)
     try:
         c = Client(procs[0])
         wait_workers(c, workers)
@@ -205,9 +208,11 @@ def main():
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir on disk)")
     ap.add_argument("--one-process", action="store_true",
                     help="on PostgreSQL too, run the workers in the API's process (`serve`)")
+    ap.add_argument("--split", action="store_true",
+                    help="on SQLite too, run the workers in a process of their own (`worker`)")
     args = ap.parse_args()
-    global ONE_PROCESS
-    ONE_PROCESS = args.one_process
+    global ONE_PROCESS, SPLIT
+    ONE_PROCESS, SPLIT = args.one_process, args.split
     os.environ.setdefault("PULP_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
     if not os.path.exists(sf.BIN):
         raise SystemExit("no release build at %s (cargo build --release)" % sf.BIN)

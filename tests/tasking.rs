@@ -880,33 +880,41 @@ async fn shutdown_lets_the_running_task_finish_within_its_grace(store: DynStore)
     assert!(store.list_workers().await.unwrap().is_empty());
 }
 
-/// Another process's dispatch wakes this process's workers: `forward_wakeups` of one store
-/// hears a task inserted through a second store on the same database (a second process), on
-/// SQLite (a datagram beside the database file) as on PostgreSQL (`NOTIFY`).
+/// Another process's dispatch wakes this process's workers once the task can be claimed:
+/// `forward_wakeups` of one store hears a task inserted through a second store on the same
+/// database (a second process), on SQLite (a datagram beside the database file) as on
+/// PostgreSQL (`NOTIFY`), and the claim made on waking finds the task.
 async fn another_process_dispatch_wakes_this_one(listening: DynStore, other: DynStore) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stop = CancellationToken::new();
     let forward = tokio::spawn({
         let (store, stop) = (listening.clone(), stop.clone());
         async move {
+            let claimer = store.clone();
+            // As a worker does: claim at once on waking.
             let wake = Arc::new(move || {
-                let _ = tx.send(());
+                let (store, tx) = (claimer.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let got = store.claim_next_task("w").await.unwrap();
+                    let _ = tx.send(got.map(|t| t.id));
+                });
             });
             store.forward_wakeups(wake, stop).await
         }
     });
-    // The listener is up once it hears anything: PostgreSQL wakes once when it starts
-    // listening; dispatch until a wakeup comes (one is enough on both).
+    let noop = |resource: String| NewTask {
+        name: "noop".into(),
+        args: json!({}),
+        logging_cid: String::new(),
+        exclusive_resources: vec![resource],
+        shared_resources: vec![],
+    };
+    // The listener is up once it hears anything (PostgreSQL also wakes once when it starts
+    // listening): dispatch until a wakeup comes.
     let mut heard = false;
-    for _ in 0..100 {
+    for i in 0..100 {
         other
-            .insert_task(&NewTask {
-                name: "noop".into(),
-                args: json!({}),
-                logging_cid: String::new(),
-                exclusive_resources: vec![format!("r-{}", Uuid::new_v4())],
-                shared_resources: vec![],
-            })
+            .insert_task(&noop(format!("setup-{i}")))
             .await
             .unwrap();
         if tokio::time::timeout(Duration::from_millis(100), rx.recv())
@@ -918,25 +926,24 @@ async fn another_process_dispatch_wakes_this_one(listening: DynStore, other: Dyn
         }
     }
     assert!(heard, "no wakeup reached the listening store");
-    // Drain what the setup caused, then one dispatch is one wakeup, well before any poll.
+    // Drain what the setup caused: wakeups, and the tasks.
     while tokio::time::timeout(Duration::from_millis(300), rx.recv())
         .await
         .is_ok()
     {}
-    other
-        .insert_task(&NewTask {
-            name: "noop".into(),
-            args: json!({}),
-            logging_cid: String::new(),
-            exclusive_resources: vec!["fresh".into()],
-            shared_resources: vec![],
-        })
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("the dispatch woke nobody")
-        .unwrap();
+    while listening.claim_next_task("w").await.unwrap().is_some() {}
+    for i in 0..5 {
+        let task = other.insert_task(&noop(format!("r-{i}"))).await.unwrap();
+        let claimed = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the dispatch woke nobody")
+            .unwrap();
+        assert_eq!(
+            claimed,
+            Some(task.id),
+            "woken before the task could be claimed"
+        );
+    }
     stop.cancel();
     forward.await.unwrap();
 }

@@ -313,13 +313,19 @@ impl PgStore {
     }
 }
 
-/// Dialect hook: tells every process's workers, when the transaction commits, that a task may
-/// start (`NOTIFY`; delivered at commit, dropped on rollback).
-pub(super) async fn notify_workers(conn: &mut PgConnection) -> DbResult<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {WAKEUP_CHANNEL}")))
-        .execute(conn)
-        .await?;
-    Ok(())
+impl PgStore {
+    /// Dialect hook: tells every process's workers, when the transaction commits, that a task
+    /// may start (`NOTIFY`; delivered at commit, dropped on rollback).
+    pub(super) async fn notify_workers(&self, conn: &mut PgConnection) -> DbResult<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {WAKEUP_CHANNEL}")))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Dialect hook: after the commit of a transaction that may have notified the workers.
+    /// Nothing here: `NOTIFY` is delivered by the commit itself.
+    pub(super) fn committed(&self) {}
 }
 
 /// Dialect hook: the clause that locks the rows a `SELECT` reads until the write transaction

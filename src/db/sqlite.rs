@@ -7,7 +7,7 @@
 //! epoch, JSON TEXT, booleans 0/1. Batches are written with multi-row `VALUES` statements of at
 //! most [`CHUNK`] rows, far below SQLite's bound-parameter limit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +53,7 @@ pub struct SqliteStore {
     pub(super) read: SqlitePool,
     /// Where the processes sharing this file hear each other's task wakeups (`db::wakeups`);
     /// none for an in-memory database.
-    wakeups: Option<PathBuf>,
+    wakeups: Option<super::wakeups::Wakeups>,
     /// The key remote secrets are sealed with (`crate::secrets`).
     pub(super) secrets: std::sync::RwLock<Arc<crate::secrets::SecretBox>>,
 }
@@ -94,7 +94,7 @@ impl SqliteStore {
         let wakeups = if in_memory {
             None
         } else {
-            Some(super::wakeups::dir_of(Path::new(
+            Some(super::wakeups::Wakeups::new(Path::new(
                 &database_file(&write).await?,
             )))
         };
@@ -150,23 +150,45 @@ impl SqliteStore {
         &self.write
     }
 
-    /// Dialect hook: other processes' wakeups, heard on this process's socket beside the
+    /// Dialect hook: other processes' wakeups, heard on this store's socket beside the
     /// database file (`db::wakeups`). Workers still poll: a wakeup only comes sooner.
     pub(super) async fn forward_wakeups(
         &self,
         wake: &(dyn Fn() + Send + Sync),
         stop: &tokio_util::sync::CancellationToken,
     ) {
-        let Some(dir) = &self.wakeups else {
+        let Some(wakeups) = &self.wakeups else {
             return;
         };
-        match super::wakeups::Listener::bind(dir) {
+        match wakeups.listen() {
             Ok(listener) => listener.forward(wake, stop).await,
             Err(e) => tracing::warn!(
                 error = %e,
-                dir = %dir.display(),
+                dir = %wakeups.dir().display(),
                 "cannot listen for other processes' task wakeups; polling only"
             ),
+        }
+    }
+
+    /// Dialect hook: tells other processes' workers that a task may start once this transaction
+    /// commits ([`SqliteStore::committed`] sends it): a datagram to each store listening beside
+    /// the database file but this one, whose own dispatches wake its workers in the process
+    /// (`db::wakeups`). Not before the commit: an idle worker looks for runnable tasks without
+    /// the write lock, and would find none.
+    pub(super) async fn notify_workers(&self, _conn: &mut SqliteConnection) -> DbResult<()> {
+        if let Some(wakeups) = &self.wakeups {
+            wakeups.ask();
+        }
+        Ok(())
+    }
+
+    /// Dialect hook: after the commit of a transaction that may have notified the workers:
+    /// sends the wakeups it asked for. (Transactions that write run one at a time here; a
+    /// wakeup asked for by one that then rolled back is sent by the next: a claim that finds
+    /// nothing, no harm.)
+    pub(super) fn committed(&self) {
+        if let Some(wakeups) = &self.wakeups {
+            wakeups.flush();
         }
     }
 }
@@ -181,17 +203,6 @@ where
             .fetch_one(conn)
             .await?,
     )
-}
-
-/// Dialect hook: tells other processes' workers that a task may start: a datagram to each
-/// process listening beside the database file (`db::wakeups`). Sent before the commit, the
-/// wakeup makes a worker claim, which waits for this transaction's write lock.
-pub(super) async fn notify_workers(conn: &mut SqliteConnection) -> DbResult<()> {
-    let file = database_file(&mut *conn).await?;
-    if !file.is_empty() {
-        super::wakeups::send(&super::wakeups::dir_of(Path::new(&file)));
-    }
-    Ok(())
 }
 
 /// Dialect hook: `<column> IN <a list bound as parameter $n>`. SQLite binds the list as one JSON

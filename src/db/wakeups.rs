@@ -1,18 +1,21 @@
 //! Task wakeups between processes that share one SQLite file (`pulp-rs api` and `pulp-rs
 //! worker` on one machine), where PostgreSQL would use `NOTIFY` / `LISTEN`.
 //!
-//! Every process that runs workers binds a Unix datagram socket in `<database file>.wakeups/`
-//! (a directory only its user may enter). A dispatch or release that makes a task runnable
-//! sends one byte to every socket there: their workers claim at once instead of at their next
-//! poll (250 ms), which stays as the safety net. A socket nobody listens on any more (a killed
-//! process) refuses the datagram and is removed. Nothing here is ever needed for correctness:
-//! a lost datagram only delays a claim to the next poll.
+//! Every store that runs workers (one per process, in production) binds a Unix datagram socket
+//! in `<database file>.wakeups/` (a directory only its user may enter). A dispatch or release
+//! that makes a task runnable sends, once committed, one byte to every socket there but the
+//! sending store's own
+//! (its own dispatches wake its workers in the process): their workers claim at once instead
+//! of at their next poll (250 ms), which stays as the safety net. A socket nobody listens on
+//! any more (a killed process) refuses the datagram and is removed. Nothing here is ever needed
+//! for correctness: a lost datagram only delays a claim to the next poll.
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +26,64 @@ pub fn dir_of(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Sends a wakeup to every process listening in `dir`, removing the sockets of processes gone.
-/// Never blocks: a socket whose queue is full already has a wakeup waiting.
-pub fn send(dir: &Path) {
+/// A store's side of the wakeups of one database file.
+pub struct Wakeups {
+    dir: PathBuf,
+    /// The sockets this store listens on: its sends skip them.
+    own: Mutex<Vec<PathBuf>>,
+    /// A transaction asked for a wakeup that its commit has not sent yet.
+    asked: AtomicBool,
+}
+
+impl Wakeups {
+    pub fn new(database: &Path) -> Wakeups {
+        Wakeups {
+            dir: dir_of(database),
+            own: Mutex::new(Vec::new()),
+            asked: AtomicBool::new(false),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Binds a socket for this store; its sends skip it from now on.
+    pub fn listen(&self) -> io::Result<Listener> {
+        let listener = Listener::bind(&self.dir)?;
+        self.own
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener.path.clone());
+        Ok(listener)
+    }
+
+    /// Asks for a wakeup, sent by the next [`Wakeups::flush`] (after the commit).
+    pub fn ask(&self) {
+        self.asked.store(true, Ordering::Release);
+    }
+
+    /// Sends the wakeup asked for, if any.
+    pub fn flush(&self) {
+        if self.asked.swap(false, Ordering::AcqRel) {
+            self.send();
+        }
+    }
+
+    /// Wakes every other store listening beside the database.
+    pub fn send(&self) {
+        let own = self
+            .own
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        send(&self.dir, &own);
+    }
+}
+
+/// Sends a wakeup to every socket in `dir` but those of `skip`, removing the sockets of
+/// processes gone. Never blocks: a socket whose queue is full already has a wakeup waiting.
+fn send(dir: &Path, skip: &[PathBuf]) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -37,7 +95,7 @@ pub fn send(dir: &Path) {
     }
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != "sock") {
+        if path.extension().is_none_or(|e| e != "sock") || skip.contains(&path) {
             continue;
         }
         if let Err(e) = sock.send_to(b"w", &path) {
@@ -56,7 +114,7 @@ pub struct Listener {
 
 impl Listener {
     /// Binds a new socket in `dir` (created if missing).
-    pub fn bind(dir: &Path) -> io::Result<Listener> {
+    fn bind(dir: &Path) -> io::Result<Listener> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -104,7 +162,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = dir_of(&tmp.path().join("pulp.db"));
         assert_eq!(dir, tmp.path().join("pulp.db.wakeups"));
-        send(&dir); // no directory yet: nothing to do, no error
+        send(&dir, &[]); // no directory yet: nothing to do, no error
 
         // A killed process leaves its socket file behind, bound to nothing.
         std::fs::create_dir_all(&dir).unwrap();
@@ -125,7 +183,7 @@ mod tests {
                 l.path.clone()
             }));
         }
-        send(&dir);
+        send(&dir, &[]);
         let mut heard = Vec::new();
         for _ in 0..2 {
             let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
@@ -140,5 +198,26 @@ mod tests {
             let path = t.await.unwrap();
             assert!(!path.exists(), "a listener's file goes with it");
         }
+    }
+
+    #[tokio::test]
+    async fn a_store_does_not_wake_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("pulp.db");
+        let (mine, other) = (Wakeups::new(&db), Wakeups::new(&db));
+        let listener = mine.listen().unwrap();
+        let mut buf = [0u8; 8];
+        mine.send();
+        let quiet = tokio::time::timeout(Duration::from_millis(200), listener.sock.recv(&mut buf));
+        assert!(quiet.await.is_err(), "a store's own send reached it");
+        other.send();
+        let heard = tokio::time::timeout(Duration::from_secs(10), listener.sock.recv(&mut buf));
+        assert_eq!(
+            heard
+                .await
+                .expect("the other store's send was lost")
+                .unwrap(),
+            1
+        );
     }
 }

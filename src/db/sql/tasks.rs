@@ -18,7 +18,8 @@
 //! PostgreSQL, so a release never misses a task dispatched meanwhile. Inside it a new task's
 //! `pulp_created` is made later than every other task's, so queue order holds across machines
 //! whose clocks differ. A dispatch or release that unblocks a task notifies the workers
-//! (`notify_workers`: `NOTIFY` on PostgreSQL).
+//! (`notify_workers` inside the transaction: `NOTIFY` on PostgreSQL; `committed` after it: the
+//! datagrams of `db::wakeups` on SQLite, whose idle workers look before they lock).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::super::{
-    for_update_skip_locked, ids_param, in_list_param, json_array_append, notify_workers,
-    push_contains, push_json_has_any,
+    for_update_skip_locked, ids_param, in_list_param, json_array_append, push_contains,
+    push_json_has_any,
 };
 use super::{row_by_id, Backend, Db, DbRow};
 use crate::db::reservations::{self, Reservation};
@@ -294,7 +295,7 @@ async fn queue_runnable(conn: &mut DbConn, id: Id) -> DbResult<()> {
 /// Frees the reservations of task `id` (it ended, or never started) and unblocks the tasks
 /// queued on them that may start now; notifies the workers when there are any. Returns how
 /// many were unblocked.
-async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
+async fn release(backend: &Backend, conn: &mut DbConn, id: Id) -> DbResult<u64> {
     sqlx::query("DELETE FROM runnable_tasks WHERE task_id = $1")
         .bind(id)
         .execute(&mut *conn)
@@ -368,7 +369,7 @@ async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
         }
     }
     if unblocked > 0 {
-        notify_workers(conn).await?;
+        backend.notify_workers(conn).await?;
     }
     Ok(unblocked)
 }
@@ -410,10 +411,11 @@ impl TaskStore for Backend {
         )
         .await?;
         if unblock_if_free(&mut tx, id).await? {
-            notify_workers(&mut tx).await?;
+            self.notify_workers(&mut tx).await?;
         }
         let saved = get_task_in(&mut *tx, id.0).await?;
         tx.commit().await?;
+        self.committed();
         Ok(saved)
     }
 
@@ -559,8 +561,9 @@ impl TaskStore for Backend {
                 )));
             }
         };
-        release(&mut tx, Id(id)).await?;
+        release(self, &mut tx, Id(id)).await?;
         tx.commit().await?;
+        self.committed();
         Ok(out)
     }
 
@@ -584,9 +587,10 @@ impl TaskStore for Backend {
         };
         if out.state == TaskState::Canceled {
             // It never started: its place in the queue goes.
-            release(&mut tx, Id(id)).await?;
+            release(self, &mut tx, Id(id)).await?;
         }
         tx.commit().await?;
+        self.committed();
         match out.state {
             TaskState::Canceled | TaskState::Canceling => Ok(out),
             other => Err(DbError::Conflict(format!(
@@ -670,9 +674,10 @@ impl TaskStore for Backend {
             .await?;
         let reaped = tasks_from(&rows)?;
         for task in &reaped {
-            release(&mut tx, Id(task.id)).await?;
+            release(self, &mut tx, Id(task.id)).await?;
         }
         tx.commit().await?;
+        self.committed();
         Ok(reaped)
     }
 
@@ -748,9 +753,10 @@ impl TaskStore for Backend {
             queue_runnable(&mut tx, Id(id)).await?;
         }
         if unblocked > 0 {
-            notify_workers(&mut tx).await?;
+            self.notify_workers(&mut tx).await?;
         }
         tx.commit().await?;
+        self.committed();
         Ok(unblocked)
     }
 
