@@ -263,8 +263,8 @@ async fn find_file(
     }
 }
 
-/// Files under `prefix` (ending with `/`, or empty for the root) of what is served.
-/// The entries directly below `prefix` in what the target serves, read as a stream.
+/// The entries directly below `prefix` (ending with `/`, or empty for the root) in what the
+/// target serves, read as a stream.
 async fn files_under(
     cs: &ContentState,
     target: &Target,

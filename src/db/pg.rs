@@ -323,9 +323,9 @@ impl PgStore {
         Ok(())
     }
 
-    /// Dialect hook: after the commit of a transaction that may have notified the workers.
-    /// Nothing here: `NOTIFY` is delivered by the commit itself.
-    pub(super) fn committed(&self) {}
+    /// Dialect hook: after the commit of a transaction that notified the workers. Nothing
+    /// here: the commit itself delivers `NOTIFY`.
+    pub(super) fn notified(&self) {}
 }
 
 /// Dialect hook: the clause that locks the rows a `SELECT` reads until the write transaction

@@ -170,25 +170,19 @@ impl SqliteStore {
         }
     }
 
-    /// Dialect hook: tells other processes' workers that a task may start once this transaction
-    /// commits ([`SqliteStore::committed`] sends it): a datagram to each store listening beside
-    /// the database file but this one, whose own dispatches wake its workers in the process
-    /// (`db::wakeups`). Not before the commit: an idle worker looks for runnable tasks without
-    /// the write lock, and would find none.
+    /// Dialect hook: inside a transaction that makes a task runnable. Nothing here: the
+    /// wakeups go after the commit ([`SqliteStore::notified`]).
     pub(super) async fn notify_workers(&self, _conn: &mut SqliteConnection) -> DbResult<()> {
-        if let Some(wakeups) = &self.wakeups {
-            wakeups.ask();
-        }
         Ok(())
     }
 
-    /// Dialect hook: after the commit of a transaction that may have notified the workers:
-    /// sends the wakeups it asked for. (Transactions that write run one at a time here; a
-    /// wakeup asked for by one that then rolled back is sent by the next: a claim that finds
-    /// nothing, no harm.)
-    pub(super) fn committed(&self) {
+    /// Dialect hook: after the commit of a transaction that made a task runnable: a datagram
+    /// to each store listening beside the database file but this one, whose own dispatches
+    /// wake its workers in the process (`db::wakeups`). Not before the commit: an idle worker
+    /// looks for runnable tasks without the write lock, and would find none.
+    pub(super) fn notified(&self) {
         if let Some(wakeups) = &self.wakeups {
-            wakeups.flush();
+            wakeups.send();
         }
     }
 }

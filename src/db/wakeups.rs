@@ -2,19 +2,19 @@
 //! worker` on one machine), where PostgreSQL would use `NOTIFY` / `LISTEN`.
 //!
 //! Every store that runs workers (one per process, in production) binds a Unix datagram socket
-//! in `<database file>.wakeups/` (a directory only its user may enter). A dispatch or release
-//! that makes a task runnable sends, once committed, one byte to every socket there but the
-//! sending store's own
-//! (its own dispatches wake its workers in the process): their workers claim at once instead
-//! of at their next poll (250 ms), which stays as the safety net. A socket nobody listens on
-//! any more (a killed process) refuses the datagram and is removed. Nothing here is ever needed
-//! for correctness: a lost datagram only delays a claim to the next poll.
+//! in `<database file>.wakeups/` (a directory only its user may enter). Once a dispatch or
+//! release that makes a task runnable has committed, it sends one byte to every socket there
+//! but the sending store's own (its own dispatches wake its workers in the process): their
+//! workers claim at once instead of at their next poll (250 ms), which stays as the safety net.
+//! A socket nobody listens on any more (a killed process) refuses the datagram and is removed.
+//! Nothing here is ever needed for correctness: a lost datagram only delays a claim to the
+//! next poll.
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use tokio_util::sync::CancellationToken;
@@ -31,8 +31,6 @@ pub struct Wakeups {
     dir: PathBuf,
     /// The sockets this store listens on: its sends skip them.
     own: Mutex<Vec<PathBuf>>,
-    /// A transaction asked for a wakeup that its commit has not sent yet.
-    asked: AtomicBool,
 }
 
 impl Wakeups {
@@ -40,7 +38,6 @@ impl Wakeups {
         Wakeups {
             dir: dir_of(database),
             own: Mutex::new(Vec::new()),
-            asked: AtomicBool::new(false),
         }
     }
 
@@ -56,18 +53,6 @@ impl Wakeups {
             .unwrap_or_else(PoisonError::into_inner)
             .push(listener.path.clone());
         Ok(listener)
-    }
-
-    /// Asks for a wakeup, sent by the next [`Wakeups::flush`] (after the commit).
-    pub fn ask(&self) {
-        self.asked.store(true, Ordering::Release);
-    }
-
-    /// Sends the wakeup asked for, if any.
-    pub fn flush(&self) {
-        if self.asked.swap(false, Ordering::AcqRel) {
-            self.send();
-        }
     }
 
     /// Wakes every other store listening beside the database.

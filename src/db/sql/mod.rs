@@ -23,7 +23,8 @@
 //! - `push_contains`, `push_json_has_any`, `json_array_append`: substring and JSON-array
 //!   operations (`instr` / `json_each` / `json_insert` on SQLite, `strpos` / `?|` / `||` on
 //!   PostgreSQL);
-//! - `notify_workers`, `Backend::forward_wakeups`, `HEARS_WAKEUPS`: telling other processes'
+//! - `Backend::notify_workers` / `Backend::notified` (inside the transaction / after its commit),
+//!   `Backend::forward_wakeups`, `HEARS_WAKEUPS`: telling other processes'
 //!   workers a task may start (`NOTIFY` / `LISTEN` on PostgreSQL; on SQLite best-effort Unix
 //!   datagrams between the processes of one machine, `db::wakeups`, and workers that poll);
 //! - `Backend::beater`: the pool heartbeats go through (a connection of their own on

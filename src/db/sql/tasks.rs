@@ -18,8 +18,8 @@
 //! PostgreSQL, so a release never misses a task dispatched meanwhile. Inside it a new task's
 //! `pulp_created` is made later than every other task's, so queue order holds across machines
 //! whose clocks differ. A dispatch or release that unblocks a task notifies the workers
-//! (`notify_workers` inside the transaction: `NOTIFY` on PostgreSQL; `committed` after it: the
-//! datagrams of `db::wakeups` on SQLite, whose idle workers look before they lock).
+//! (`notify_workers` inside the transaction: `NOTIFY` on PostgreSQL; `notified` after its commit:
+//! the datagrams of `db::wakeups` on SQLite, whose idle workers look before they lock).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -292,10 +292,30 @@ async fn queue_runnable(conn: &mut DbConn, id: Id) -> DbResult<()> {
     Ok(())
 }
 
+impl Backend {
+    /// Commits a transaction that made `unblocked` tasks runnable (a dispatch, a release), and
+    /// tells the workers of every process when there are any.
+    async fn commit_unblocking(
+        &self,
+        mut tx: sqlx::Transaction<'static, Db>,
+        unblocked: u64,
+    ) -> DbResult<()> {
+        if unblocked > 0 {
+            self.notify_workers(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if unblocked > 0 {
+            self.notified();
+        }
+        Ok(())
+    }
+}
+
 /// Frees the reservations of task `id` (it ended, or never started) and unblocks the tasks
-/// queued on them that may start now; notifies the workers when there are any. Returns how
-/// many were unblocked.
-async fn release(backend: &Backend, conn: &mut DbConn, id: Id) -> DbResult<u64> {
+/// queued on them that may start now. Returns how many were unblocked: the caller notifies the
+/// workers when there are any ([`Backend::notify_workers`], then [`Backend::notified`] after
+/// its commit).
+async fn release(conn: &mut DbConn, id: Id) -> DbResult<u64> {
     sqlx::query("DELETE FROM runnable_tasks WHERE task_id = $1")
         .bind(id)
         .execute(&mut *conn)
@@ -368,9 +388,6 @@ async fn release(backend: &Backend, conn: &mut DbConn, id: Id) -> DbResult<u64> 
             }
         }
     }
-    if unblocked > 0 {
-        backend.notify_workers(conn).await?;
-    }
     Ok(unblocked)
 }
 
@@ -410,12 +427,9 @@ impl TaskStore for Backend {
             &task.shared_resources,
         )
         .await?;
-        if unblock_if_free(&mut tx, id).await? {
-            self.notify_workers(&mut tx).await?;
-        }
+        let runnable = unblock_if_free(&mut tx, id).await?;
         let saved = get_task_in(&mut *tx, id.0).await?;
-        tx.commit().await?;
-        self.committed();
+        self.commit_unblocking(tx, u64::from(runnable)).await?;
         Ok(saved)
     }
 
@@ -561,9 +575,8 @@ impl TaskStore for Backend {
                 )));
             }
         };
-        release(self, &mut tx, Id(id)).await?;
-        tx.commit().await?;
-        self.committed();
+        let unblocked = release(&mut tx, Id(id)).await?;
+        self.commit_unblocking(tx, unblocked).await?;
         Ok(out)
     }
 
@@ -585,12 +598,12 @@ impl TaskStore for Backend {
             Some(row) => task_from(&row)?,
             None => get_task_in(&mut *tx, id).await?,
         };
+        let mut unblocked = 0;
         if out.state == TaskState::Canceled {
             // It never started: its place in the queue goes.
-            release(self, &mut tx, Id(id)).await?;
+            unblocked = release(&mut tx, Id(id)).await?;
         }
-        tx.commit().await?;
-        self.committed();
+        self.commit_unblocking(tx, unblocked).await?;
         match out.state {
             TaskState::Canceled | TaskState::Canceling => Ok(out),
             other => Err(DbError::Conflict(format!(
@@ -673,11 +686,11 @@ impl TaskStore for Backend {
             .fetch_all(&mut *tx)
             .await?;
         let reaped = tasks_from(&rows)?;
+        let mut unblocked = 0;
         for task in &reaped {
-            release(self, &mut tx, Id(task.id)).await?;
+            unblocked += release(&mut tx, Id(task.id)).await?;
         }
-        tx.commit().await?;
-        self.committed();
+        self.commit_unblocking(tx, unblocked).await?;
         Ok(reaped)
     }
 
@@ -752,11 +765,7 @@ impl TaskStore for Backend {
             .rows_affected();
             queue_runnable(&mut tx, Id(id)).await?;
         }
-        if unblocked > 0 {
-            self.notify_workers(&mut tx).await?;
-        }
-        tx.commit().await?;
-        self.committed();
+        self.commit_unblocking(tx, unblocked).await?;
         Ok(unblocked)
     }
 
