@@ -31,10 +31,11 @@ fn main() -> std::process::ExitCode {
     cli::main()
 }
 
-/// glibc's malloc (still behind SQLite's and other C libraries' allocations) gives each thread that contends for it an arena of its own (up to eight per
-/// core), and memory freed into an arena stays there: with the runtime's worker and blocking
-/// threads and one thread per SQLite connection, a server's RSS grew by a third for nothing
-/// (`pulp-rs serve` syncing 4,000 Debian packages: 84 MiB, 60 MiB with two arenas, no slower).
+/// glibc's malloc (still behind SQLite's and other C libraries' allocations) gives each thread
+/// that contends for it an arena of its own (up to eight per core), and memory freed into an
+/// arena stays there: with the runtime's worker and blocking threads and one thread per SQLite
+/// connection, a server's RSS grew by a third for nothing (`pulp-rs serve` syncing 4,000
+/// Debian packages: 84 MiB, 60 MiB with two arenas, no slower).
 /// Two arenas, unless `MALLOC_ARENA_MAX` says otherwise. Called before any thread starts.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
